@@ -1,0 +1,23 @@
+"""Redaction of audit details: secrets and anything that looks like card data never
+reach the log."""
+
+from typing import Any
+
+from flowpay.carddata import contains_card_number
+
+SECRET_KEY_FRAGMENTS = ("password", "secret", "token", "api_key", "apikey", "cvc", "cvv", "card_number", "pan")
+REDACTED = "[redacted]"
+
+
+def redact(value: Any, *, key: str | None = None) -> Any:
+    if key is not None and any(fragment in key.lower() for fragment in SECRET_KEY_FRAGMENTS):
+        return REDACTED
+    if isinstance(value, dict):
+        return {str(k): redact(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str) and contains_card_number(value):
+        return REDACTED
+    if isinstance(value, int) and not isinstance(value, bool) and contains_card_number(str(value)):
+        return REDACTED
+    return value

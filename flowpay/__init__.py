@@ -1,0 +1,3 @@
+from flowpay.celery import app as celery_app
+
+__all__ = ["celery_app"]

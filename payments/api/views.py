@@ -1,0 +1,179 @@
+"""Merchant payments API: thin views that parse input, call one service or selector, and
+render. Merchants see only their own objects; staff tokens may read across merchants."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from flowpay import roles
+from flowpay.api.views import ApiView, idempotent, role_permission
+from flowpay.errors import CardDeclined
+from payments.api.serializers import (
+    CustomerCreateInput,
+    CustomerDetailOutput,
+    CustomerListFilters,
+    CustomerOutput,
+    EmptyInput,
+    PaymentMethodAttachInput,
+    PaymentMethodOutput,
+    TransactionCaptureInput,
+    TransactionCreateInput,
+    TransactionListFilters,
+    TransactionOutput,
+)
+from payments.gateways.registry import gateway_for_new_payment
+from payments.models import Merchant, TransactionStatus
+from payments.selectors import (
+    customer_get,
+    customers_list,
+    payment_methods_for_customer,
+    transaction_get,
+    transactions_list,
+)
+from payments.services.customers import customer_create, payment_method_attach
+from payments.services.transactions import PaymentInput, transaction_cancel, transaction_capture, transaction_create
+
+MerchantOnly = role_permission(merchant=True)
+MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
+MerchantOrSupport = role_permission(merchant=True, roles=(roles.SUPPORT, roles.ADMIN))
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Makes the request safe to retry: the first result is replayed for 24 hours.",
+)
+
+
+def _merchant_filter(request, merchant_public_id: str | None):
+    """The merchant whose rows a caller may see: its own for API keys; for staff, every
+    merchant unless they narrow it."""
+    if request.merchant is not None:
+        return request.merchant
+    if merchant_public_id:
+        return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
+    return None
+
+
+class TransactionListCreateApi(ApiView):
+    def get_permissions(self):
+        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+
+    @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Create a payment")
+    @idempotent
+    def post(self, request):
+        data = self.validated(TransactionCreateInput)
+        txn = transaction_create(
+            merchant=request.merchant,
+            payment=PaymentInput(
+                amount=data["amount"], currency=data["currency"], payment_method=data["payment_method"],
+                capture_method=data["capture_method"], customer=data.get("customer"),
+                description=data["description"], metadata=data["metadata"],
+            ),
+            actor=request.actor,
+            livemode=request.auth.environment == "live",
+            idempotency_record_id=getattr(getattr(request, "idempotency_record", None), "pk", None),
+        )
+        body = TransactionOutput(txn).data
+        if txn.status == TransactionStatus.FAILED and txn.failure_code:
+            raise CardDeclined(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code, transaction_payload=body)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[TransactionListFilters], responses={200: TransactionOutput(many=True)}, summary="List payments")
+    def get(self, request):
+        filters = self.validated_query(TransactionListFilters)
+        query = transactions_list(
+            merchant=_merchant_filter(request, filters.get("merchant")),
+            statuses=filters.get("status"),
+            gateway=filters.get("gateway"),
+            customer_public_id=filters.get("customer"),
+            created_gte=filters.get("created_gte"),
+            created_lte=filters.get("created_lte"),
+        )
+        return self.paginate(query.select_related("merchant"), TransactionOutput)
+
+
+class TransactionDetailApi(ApiView):
+    permission_classes = [MerchantOrAnyStaff]
+
+    @extend_schema(responses={200: TransactionOutput}, summary="Retrieve a payment")
+    def get(self, request, transaction_id: str):
+        return Response(TransactionOutput(transaction_get(public_id=transaction_id, merchant=request.merchant)).data)
+
+
+class TransactionCaptureApi(ApiView):
+    permission_classes = [MerchantOrSupport]
+
+    @extend_schema(request=TransactionCaptureInput, responses={200: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Capture an authorized payment (optionally partially)")
+    @idempotent
+    def post(self, request, transaction_id: str):
+        data = self.validated(TransactionCaptureInput)
+        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_capture(transaction_id=txn.pk, amount=data.get("amount"), actor=request.actor)
+        return Response(TransactionOutput(txn).data)
+
+
+class TransactionCancelApi(ApiView):
+    permission_classes = [MerchantOrSupport]
+
+    @extend_schema(request=EmptyInput, responses={200: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Cancel (void) an authorized payment")
+    @idempotent
+    def post(self, request, transaction_id: str):
+        self.validated(EmptyInput)
+        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_cancel(transaction_id=txn.pk, actor=request.actor)
+        return Response(TransactionOutput(txn).data)
+
+
+class CustomerListCreateApi(ApiView):
+    def get_permissions(self):
+        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+
+    @extend_schema(request=CustomerCreateInput, responses={201: CustomerOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Create a customer")
+    @idempotent
+    def post(self, request):
+        data = self.validated(CustomerCreateInput)
+        customer = customer_create(merchant=request.merchant, actor=request.actor, **data)
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[CustomerListFilters], responses={200: CustomerOutput(many=True)}, summary="List customers")
+    def get(self, request):
+        filters = self.validated_query(CustomerListFilters)
+        query = customers_list(merchant=request.merchant, email=filters.get("email"))
+        if filters.get("created_gte"):
+            query = query.filter(created_at__gte=filters["created_gte"])
+        if filters.get("created_lte"):
+            query = query.filter(created_at__lte=filters["created_lte"])
+        return self.paginate(query, CustomerOutput)
+
+
+class CustomerDetailApi(ApiView):
+    permission_classes = [MerchantOrAnyStaff]
+
+    @extend_schema(responses={200: CustomerDetailOutput}, summary="Retrieve a customer with its saved payment methods")
+    def get(self, request, customer_id: str):
+        return Response(CustomerDetailOutput(customer_get(public_id=customer_id, merchant=request.merchant)).data)
+
+
+class CustomerPaymentMethodsApi(ApiView):
+    def get_permissions(self):
+        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+
+    @extend_schema(request=PaymentMethodAttachInput, responses={201: PaymentMethodOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Save a gateway token for a customer")
+    @idempotent
+    def post(self, request, customer_id: str):
+        data = self.validated(PaymentMethodAttachInput)
+        customer = customer_get(public_id=customer_id, merchant=request.merchant)
+        method = payment_method_attach(
+            customer=customer, gateway=data.get("gateway") or gateway_for_new_payment().name,
+            gateway_token=data["token"], brand=data["brand"], last4=data["last4"], actor=request.actor,
+        )
+        return Response(PaymentMethodOutput(method).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: PaymentMethodOutput(many=True)}, summary="List a customer's saved payment methods")
+    def get(self, request, customer_id: str):
+        customer = customer_get(public_id=customer_id, merchant=request.merchant)
+        return self.paginate(payment_methods_for_customer(customer=customer), PaymentMethodOutput)

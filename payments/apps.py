@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+    verbose_name = "Payments"
+
+    def ready(self) -> None:
+        from payments import auditlog_registry  # noqa: F401
+        from payments.gateways import registry  # noqa: F401  (registers the gateway system check)

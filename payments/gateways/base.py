@@ -1,0 +1,134 @@
+"""The gateway protocol: dataclasses in, dataclasses out.
+
+Nothing outside `payments/gateways/` imports a gateway SDK or knows a gateway's payload.
+Errors are split by what they say about the money:
+- `GatewayDeclined` is never raised: a decline is a normal ChargeResult (final, never
+  failed over);
+- `GatewayUnavailableError`: nothing happened at the gateway, safe to retry or fail over;
+- `GatewayTimeout`: the outcome is unknown; the caller must ask the same gateway later
+  (by idempotency key) and must never send the payment elsewhere;
+- `GatewayRequestError`: the gateway refused the request as invalid (bad token, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    REQUIRES_ACTION = "requires_action"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    amount: int
+    currency: str
+    payment_method: str  # gateway token only
+    capture: bool  # True: authorize and capture at once
+    flowpay_reference: str  # the transaction's public id, sent as gateway metadata
+    description: str = ""
+    customer_reference: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    outcome: Outcome
+    reference: str | None  # the gateway's id, when it answered
+    amount: int
+    amount_captured: int = 0
+    decline_code: str | None = None
+    message: str = ""
+    next_action: dict | None = None
+    retryable: bool = False  # safe to retry or fail over (never for UNKNOWN)
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """Result of capture, void and refund."""
+
+    succeeded: bool
+    reference: str | None
+    amount: int = 0
+    error_code: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayPayment:
+    """What the gateway says about a payment (for stuck-transaction resolution)."""
+
+    reference: str
+    status: str  # succeeded | requires_capture | requires_action | canceled | failed
+    amount: int
+    amount_captured: int
+    currency: str
+    flowpay_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    reference: str
+    flowpay_reference: str | None
+    amount: int
+    currency: str
+    type: str  # charge | refund
+    created: dt.datetime
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    healthy: bool
+    latency_ms: float | None = None
+    detail: str = ""
+
+
+class GatewayError(Exception):
+    code = "gateway_error"
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class GatewayUnavailableError(GatewayError):
+    code = "gateway_unavailable"
+    retryable = True
+
+
+class GatewayTimeout(GatewayError):
+    code = "gateway_timeout"
+    retryable = False  # the charge may have happened: never retry elsewhere
+
+
+class GatewayRequestError(GatewayError):
+    code = "gateway_invalid_request"
+
+
+@runtime_checkable
+class Gateway(Protocol):
+    name: str
+
+    def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult: ...
+
+    def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult: ...
+
+    def void(self, *, reference: str, idempotency_key: str) -> OperationResult: ...
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult: ...
+
+    def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None: ...
+
+    def list_settlements(self, *, date: dt.date) -> list[Settlement]: ...
+
+    def verify_credentials(self) -> bool: ...
+
+    def health_check(self) -> HealthStatus: ...

@@ -1,0 +1,214 @@
+"""The simulator gateway: deterministic, in-process, with its records in the database so
+every web and worker process sees one gateway.
+
+It accepts Stripe's test payment-method ids:
+- pm_card_visa (and the other plain pm_card_<brand> / tok_<brand> ids) succeed;
+- pm_card_visa_chargeDeclined, pm_card_chargeCustomerFail → card_declined;
+  pm_card_chargeDeclinedInsufficientFunds → insufficient_funds; other chargeDeclined* ids
+  → their Stripe decline codes;
+- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action.
+Like a real PSP it honours idempotency keys: a repeated key returns the first result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from flowpay.models import new_public_id
+from payments.gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayPayment,
+    GatewayRequestError,
+    HealthStatus,
+    OperationResult,
+    Outcome,
+    Settlement,
+)
+from payments.models import SimulatorCharge
+
+SUCCEEDING_TOKENS = {
+    "pm_card_visa",
+    "pm_card_visa_debit",
+    "pm_card_mastercard",
+    "pm_card_mastercard_debit",
+    "pm_card_amex",
+    "pm_card_discover",
+    "pm_card_diners",
+    "pm_card_jcb",
+    "pm_card_unionpay",
+    "pm_card_us",
+    "pm_card_gb",
+    "pm_card_de",
+    "pm_card_fr",
+    "pm_card_jp",
+    "tok_visa",
+    "tok_mastercard",
+    "tok_amex",
+}
+DECLINING_TOKENS = {
+    "pm_card_visa_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_chargeCustomerFail": ("card_declined", "Your card was declined."),
+    "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
+    "pm_card_chargeDeclinedFraudulent": ("fraudulent", "Your card was declined."),
+    "pm_card_chargeDeclinedIncorrectCvc": ("incorrect_cvc", "Your card's security code is incorrect."),
+    "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
+    "pm_card_chargeDeclinedLostCard": ("lost_card", "Your card was declined."),
+    "pm_card_chargeDeclinedStolenCard": ("stolen_card", "Your card was declined."),
+    "pm_card_chargeDeclinedProcessingError": ("processing_error", "An error occurred while processing your card."),
+}
+ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
+
+
+class ChargeStatus:
+    AUTHORIZED = "requires_capture"
+    SUCCEEDED = "succeeded"
+    DECLINED = "failed"
+    REQUIRES_ACTION = "requires_action"
+    CANCELED = "canceled"
+
+
+class SimulatorGateway:
+    name = "simulator"
+
+    def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult:
+        token = payment.payment_method
+        if token not in SUCCEEDING_TOKENS and token not in DECLINING_TOKENS and token not in ACTION_TOKENS:
+            raise GatewayRequestError(f"No such payment method: '{token[:60]}'", code="resource_missing")
+        decline_code, message = DECLINING_TOKENS.get(token, ("", ""))
+        if decline_code:
+            status = ChargeStatus.DECLINED
+        elif token in ACTION_TOKENS:
+            status = ChargeStatus.REQUIRES_ACTION
+        elif payment.capture:
+            status = ChargeStatus.SUCCEEDED
+        else:
+            status = ChargeStatus.AUTHORIZED
+        charge = self._create_once(
+            idempotency_key=idempotency_key,
+            defaults={
+                "reference": new_public_id("sim_ch"),
+                "flowpay_reference": payment.flowpay_reference,
+                "payment_method": token,
+                "amount": payment.amount,
+                "amount_captured": payment.amount if status == ChargeStatus.SUCCEEDED else 0,
+                "currency": payment.currency,
+                "status": status,
+                "decline_code": decline_code,
+            },
+        )
+        return self._charge_result(charge, message)
+
+    def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            if charge.status == ChargeStatus.SUCCEEDED:
+                return OperationResult(succeeded=True, reference=reference, amount=charge.amount_captured)
+            if charge.status != ChargeStatus.AUTHORIZED:
+                return OperationResult(
+                    succeeded=False, reference=reference, error_code="charge_not_capturable",
+                    message=f"This charge is {charge.status} and cannot be captured.",
+                )
+            if amount > charge.amount:
+                raise GatewayRequestError("Capture amount exceeds the authorized amount.", code="amount_too_large")
+            charge.status = ChargeStatus.SUCCEEDED
+            charge.amount_captured = amount
+            charge.save(update_fields=["status", "amount_captured"])
+            return OperationResult(succeeded=True, reference=reference, amount=amount)
+
+    def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            if charge.status == ChargeStatus.CANCELED:
+                return OperationResult(succeeded=True, reference=reference)
+            if charge.status not in (ChargeStatus.AUTHORIZED, ChargeStatus.REQUIRES_ACTION):
+                return OperationResult(
+                    succeeded=False, reference=reference, error_code="charge_not_voidable",
+                    message=f"This charge is {charge.status} and cannot be voided.",
+                )
+            charge.status = ChargeStatus.CANCELED
+            charge.save(update_fields=["status"])
+            return OperationResult(succeeded=True, reference=reference)
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            if charge.amount_refunded + amount > charge.amount_captured:
+                raise GatewayRequestError("Refund exceeds the captured amount.", code="amount_too_large")
+            charge.amount_refunded = F("amount_refunded") + amount
+            charge.save(update_fields=["amount_refunded"])
+            return OperationResult(succeeded=True, reference=f"{reference}_re_{idempotency_key[-12:]}", amount=amount)
+
+    def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None:
+        query = SimulatorCharge.objects.all()
+        if reference:
+            query = query.filter(reference=reference)
+        elif idempotency_key:
+            query = query.filter(idempotency_key=idempotency_key)
+        else:
+            return None
+        charge = query.first()
+        if charge is None:
+            return None
+        return GatewayPayment(
+            reference=charge.reference, status=charge.status, amount=charge.amount,
+            amount_captured=charge.amount_captured, currency=charge.currency,
+            flowpay_reference=charge.flowpay_reference,
+        )
+
+    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
+        charges = SimulatorCharge.objects.filter(created_at__date=date, status=ChargeStatus.SUCCEEDED)
+        return [
+            Settlement(
+                reference=c.reference, flowpay_reference=c.flowpay_reference, amount=c.amount_captured,
+                currency=c.currency, type="charge", created=c.created_at,
+            )
+            for c in charges.order_by("id")
+        ]
+
+    def verify_credentials(self) -> bool:
+        return True
+
+    def health_check(self) -> HealthStatus:
+        started = time.perf_counter()
+        SimulatorCharge.objects.exists()
+        return HealthStatus(healthy=True, latency_ms=(time.perf_counter() - started) * 1000)
+
+    # --- internals ----------------------------------------------------------------
+    @staticmethod
+    def _create_once(*, idempotency_key: str, defaults: dict) -> SimulatorCharge:
+        """Create the charge, or return the one already made under this key (and count the call)."""
+        try:
+            with transaction.atomic():
+                return SimulatorCharge.objects.create(idempotency_key=idempotency_key, **defaults)
+        except IntegrityError:
+            SimulatorCharge.objects.filter(idempotency_key=idempotency_key).update(call_count=F("call_count") + 1)
+            return SimulatorCharge.objects.get(idempotency_key=idempotency_key)
+
+    @staticmethod
+    def _charge_result(charge: SimulatorCharge, message: str) -> ChargeResult:
+        if charge.status == ChargeStatus.DECLINED:
+            return ChargeResult(
+                outcome=Outcome.DECLINED, reference=charge.reference, amount=charge.amount,
+                decline_code=charge.decline_code, message=message or "Your card was declined.",
+            )
+        if charge.status == ChargeStatus.REQUIRES_ACTION:
+            return ChargeResult(
+                outcome=Outcome.REQUIRES_ACTION, reference=charge.reference, amount=charge.amount,
+                next_action={"type": "redirect_to_url", "url": f"https://simulator.invalid/3ds/{charge.reference}"},
+            )
+        return ChargeResult(
+            outcome=Outcome.SUCCEEDED, reference=charge.reference, amount=charge.amount,
+            amount_captured=charge.amount_captured,
+        )

@@ -1,0 +1,37 @@
+from django.db import models
+
+
+class IdempotencyRecord(models.Model):
+    """One Idempotency-Key use (Stripe semantics).
+
+    Rule: at most one record per (scope, key); its creator runs the request, everyone else
+    gets the stored response (same parameters), 422 (other parameters) or 409 (still running).
+    """
+
+    class Status(models.TextChoices):
+        IN_FLIGHT = "in_flight"
+        COMPLETED = "completed"
+
+    scope = models.CharField(max_length=64)  # "merchant:<id>" or "staff:<user id>"
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    locked_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_unique_key_per_scope"),
+            models.CheckConstraint(
+                condition=models.Q(status="in_flight") | models.Q(response_status__isnull=False),
+                name="idempotency_completed_has_response",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.key}"

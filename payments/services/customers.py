@@ -1,0 +1,32 @@
+from django.db import IntegrityError, transaction
+
+from audit.actors import Actor
+from audit.services import audit_record
+from flowpay.errors import InvalidRequest
+from payments.models import Customer, Merchant, PaymentMethod
+
+
+@transaction.atomic
+def customer_create(*, merchant: Merchant, email: str = "", name: str = "", metadata: dict | None = None, actor: Actor) -> Customer:
+    customer = Customer.objects.create(merchant=merchant, email=email, name=name, metadata=metadata or {})
+    audit_record(actor=actor, action="customer.create", target=customer)
+    return customer
+
+
+def payment_method_attach(
+    *, customer: Customer, gateway: str, gateway_token: str, brand: str = "", last4: str = "", actor: Actor
+) -> PaymentMethod:
+    """Save a gateway token for a customer. The same token twice is the same method."""
+    try:
+        with transaction.atomic():
+            method = PaymentMethod.objects.create(
+                merchant_id=customer.merchant_id, customer=customer, gateway=gateway,
+                gateway_token=gateway_token, brand=brand, last4=last4,
+            )
+            audit_record(actor=actor, action="payment_method.attach", target=method, details={"gateway": gateway, "customer": customer.public_id})
+            return method
+    except IntegrityError:
+        existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway, gateway_token=gateway_token).first()
+        if existing is None:
+            raise InvalidRequest("This payment method could not be saved.", param="token") from None
+        return existing

@@ -1,0 +1,307 @@
+"""Payment services: create (authorize, with or without capture), capture, cancel.
+
+Creation is request-then-confirm: the transaction and its attempt are committed as
+`processing` before the gateway is called, and the outcome is recorded in a second short
+transaction. No row lock or database transaction is held during the gateway call, and a
+crash in between leaves a `processing` transaction with a `started` attempt, which the
+stuck-transaction checker resolves by asking the same gateway by idempotency key.
+
+Capture and cancel hold the transaction's row lock across their (short) gateway call: they
+act on an existing authorization, and the lock is what makes two concurrent captures of
+one payment impossible.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from audit.actors import Actor
+from audit.services import audit_record
+from flowpay.errors import AmountTooLarge, GatewayUnavailable, InvalidRequest, InvalidState, NotFound
+from flowpay.observability.metrics import payment_processing_latency, payments_processed
+from payments.gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayError,
+    GatewayRequestError,
+    GatewayTimeout,
+    GatewayUnavailableError,
+    Outcome,
+)
+from payments.gateways.registry import gateway_for_new_payment, gateway_named
+from payments.models import CaptureMethod, Merchant, PaymentAttempt, Transaction, TransactionStatus
+from payments.selectors import customer_get, payment_method_get_saved
+
+logger = logging.getLogger(__name__)
+
+S = TransactionStatus
+
+
+@dataclass(frozen=True)
+class PaymentInput:
+    amount: int
+    currency: str
+    payment_method: str
+    capture_method: str = CaptureMethod.AUTOMATIC
+    customer: str | None = None  # public id
+    description: str = ""
+    metadata: dict | None = None
+
+
+def transaction_create(
+    *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool = False,
+    idempotency_record_id: int | None = None,
+) -> Transaction:
+    """Create a payment and take it through the gateway. Returns the transaction in its
+    resulting state (completed, authorized, requires_action, failed, or processing when
+    the gateway's answer was lost)."""
+    if idempotency_record_id is not None:
+        # A request re-run under the same Idempotency-Key after a crash: never charge again.
+        existing = Transaction.objects.filter(idempotency_record_id=idempotency_record_id).first()
+        if existing is not None:
+            return existing
+
+    started = time.perf_counter()
+    txn, attempt = _transaction_open(
+        merchant=merchant, payment=payment, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id
+    )
+    gateway = gateway_named(txn.gateway)
+    request = ChargeRequest(
+        amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
+        capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
+        description=txn.description, customer_reference=txn.customer.public_id if txn.customer else None,
+        metadata={"flowpay_transaction": txn.public_id},
+    )
+    try:
+        result: ChargeResult | GatewayError = gateway.authorize(payment=request, idempotency_key=attempt.idempotency_key)
+    except GatewayError as exc:
+        result = exc
+    txn = _transaction_record_authorization(transaction_id=txn.pk, attempt_id=attempt.pk, result=result, actor=actor)
+
+    payment_processing_latency.labels(gateway=txn.gateway, outcome=txn.status).observe(time.perf_counter() - started)
+    payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
+    if isinstance(result, GatewayRequestError):
+        raise InvalidRequest(str(result), code=result.code, param="payment_method")
+    if isinstance(result, GatewayUnavailableError):
+        raise GatewayUnavailable(
+            f"The payment gateway is unavailable; transaction {txn.public_id} was not charged. Retry later."
+        )
+    return txn
+
+
+@transaction.atomic
+def _transaction_open(
+    *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool, idempotency_record_id: int | None
+) -> tuple[Transaction, PaymentAttempt]:
+    customer = None
+    if payment.customer:
+        try:
+            customer = customer_get(public_id=payment.customer, merchant=merchant, param="customer")
+        except NotFound as exc:  # a bad reference in the body is a 400, as at Stripe
+            raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
+    token, saved = payment.payment_method, None
+    if payment.payment_method.startswith("pm_"):
+        saved = payment_method_get_saved(public_id=payment.payment_method, merchant=merchant)
+    if saved is not None:
+        if customer is not None and saved.customer_id != customer.pk:
+            raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
+        token, customer = saved.gateway_token, customer or saved.customer
+
+    now = timezone.now()
+    gateway = gateway_for_new_payment()
+    if saved is not None and saved.gateway != gateway.name:
+        gateway = gateway_named(saved.gateway)  # a saved token only works at its own gateway
+    txn = Transaction(
+        merchant=merchant, customer=customer, livemode=livemode, amount=payment.amount,
+        currency=payment.currency, capture_method=payment.capture_method,
+        payment_method=payment.payment_method, payment_method_token=token, saved_payment_method=saved,
+        description=payment.description, metadata=payment.metadata or {},
+        idempotency_record_id=idempotency_record_id,
+    )
+    txn.save()
+    audit_record(
+        actor=actor, action="transaction.create", target=txn,
+        details={"amount": txn.amount, "currency": txn.currency, "capture_method": txn.capture_method},
+    )
+    txn.start_processing(gateway=gateway.name, now=now)
+    txn.save()
+    attempt = PaymentAttempt.objects.create(
+        transaction=txn, number=1, operation=PaymentAttempt.Operation.AUTHORIZE, gateway=gateway.name,
+        idempotency_key=f"flowpay:{txn.public_id}:authorize:1", amount=txn.amount, started_at=now,
+    )
+    audit_record(actor=actor, action="transaction.processing", target=txn, details={"gateway": gateway.name, "attempt": 1})
+    return txn, attempt
+
+
+@transaction.atomic
+def _transaction_record_authorization(
+    *, transaction_id: int, attempt_id: int, result: "ChargeResult | GatewayError", actor: Actor
+) -> Transaction:
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+    now = timezone.now()
+    attempt.finished_at = now
+    attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
+    if txn.status != S.PROCESSING:
+        # Someone (the stuck-transaction checker, a webhook) settled it meanwhile.
+        attempt.save()
+        return txn
+
+    if isinstance(result, GatewayTimeout):
+        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
+        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
+        attempt.save()
+        logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
+        audit_record(actor=actor, action="transaction.outcome_unknown", target=txn, result="failure", details={"error": result.code})
+        return txn
+    if isinstance(result, GatewayError):
+        attempt.outcome = PaymentAttempt.Outcome.ERROR
+        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
+        attempt.save()
+        txn.mark_failed(code=result.code, message=str(result), reference=None, now=now)
+        txn.save()
+        audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": result.code})
+        return txn
+
+    attempt.gateway_reference = result.reference or ""
+    if result.outcome == Outcome.SUCCEEDED:
+        attempt.outcome = PaymentAttempt.Outcome.SUCCEEDED
+        if result.amount_captured:
+            txn.mark_completed(reference=result.reference, amount_captured=result.amount_captured, now=now)
+            action = "transaction.completed"
+        else:
+            txn.mark_authorized(reference=result.reference, now=now)
+            action = "transaction.authorized"
+    elif result.outcome == Outcome.DECLINED:
+        attempt.outcome = PaymentAttempt.Outcome.DECLINED
+        attempt.error_code, attempt.error_message = result.decline_code or "card_declined", result.message[:500]
+        txn.mark_failed(code=result.decline_code or "card_declined", message=result.message, reference=result.reference, now=now)
+        action = "transaction.failed"
+    elif result.outcome == Outcome.REQUIRES_ACTION:
+        attempt.outcome = PaymentAttempt.Outcome.REQUIRES_ACTION
+        txn.mark_requires_action(reference=result.reference, next_action=result.next_action or {})
+        action = "transaction.requires_action"
+    else:
+        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
+        attempt.save()
+        audit_record(actor=actor, action="transaction.outcome_unknown", target=txn, result="failure")
+        return txn
+    attempt.save()
+    txn.save()
+    audit_record(
+        actor=actor, action=action, target=txn,
+        result="failure" if txn.status == S.FAILED else "success",
+        details={"gateway": txn.gateway, "reference": txn.gateway_reference, "decline_code": result.decline_code},
+    )
+    return txn
+
+
+def transaction_capture(*, transaction_id: int, amount: int | None, actor: Actor) -> Transaction:
+    txn, error = _transaction_capture_locked(transaction_id=transaction_id, amount=amount, actor=actor)
+    if error is not None:
+        raise error
+    return txn
+
+
+@transaction.atomic
+def _transaction_capture_locked(*, transaction_id: int, amount: int | None, actor: Actor):
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    if not can_proceed(txn.capture):
+        raise InvalidState(
+            f"Cannot capture a {txn.status} transaction: only authorized transactions can be captured."
+        )
+    amount = txn.amount if amount is None else amount
+    if amount > txn.amount:
+        raise AmountTooLarge(
+            f"Capture amount {amount} exceeds the authorized amount {txn.amount}.", param="amount"
+        )
+    attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.CAPTURE, amount=amount)
+    try:
+        result = gateway_named(txn.gateway).capture(
+            reference=txn.gateway_reference, amount=amount, idempotency_key=attempt.idempotency_key
+        )
+    except GatewayError as exc:
+        _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
+        audit_record(actor=actor, action="transaction.capture", target=txn, result="failure", details={"amount": amount, "error": exc.code})
+        return txn, _api_error_for(exc, txn)
+    if not result.succeeded:
+        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
+        audit_record(actor=actor, action="transaction.capture", target=txn, result="failure", details={"amount": amount, "error": result.error_code})
+        return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=result.error_code or "invalid_state")
+    _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
+    txn.capture(amount=result.amount or amount, now=timezone.now())
+    txn.save()
+    audit_record(actor=actor, action="transaction.capture", target=txn, details={"amount": txn.amount_captured})
+    payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
+    return txn, None
+
+
+def transaction_cancel(*, transaction_id: int, actor: Actor) -> Transaction:
+    txn, error = _transaction_cancel_locked(transaction_id=transaction_id, actor=actor)
+    if error is not None:
+        raise error
+    return txn
+
+
+@transaction.atomic
+def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    if not can_proceed(txn.cancel):
+        raise InvalidState(
+            f"Cannot cancel a {txn.status} transaction: only authorized or requires_action transactions can be "
+            "canceled (refund a completed one instead)."
+        )
+    attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.VOID, amount=txn.amount)
+    try:
+        result = gateway_named(txn.gateway).void(reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key)
+    except GatewayError as exc:
+        _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
+        audit_record(actor=actor, action="transaction.cancel", target=txn, result="failure", details={"error": exc.code})
+        return txn, _api_error_for(exc, txn)
+    if not result.succeeded:
+        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
+        audit_record(actor=actor, action="transaction.cancel", target=txn, result="failure", details={"error": result.error_code})
+        return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=result.error_code or "invalid_state")
+    _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
+    txn.cancel(now=timezone.now())
+    txn.save()
+    audit_record(actor=actor, action="transaction.cancel", target=txn)
+    payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
+    return txn, None
+
+
+# --- helpers -----------------------------------------------------------------------
+def _attempt_start(*, txn: Transaction, operation: str, amount: int) -> PaymentAttempt:
+    # Called under the transaction's row lock, so the next number cannot race.
+    number = (txn.attempts.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    return PaymentAttempt.objects.create(
+        transaction=txn, number=number, operation=operation, gateway=txn.gateway,
+        idempotency_key=f"flowpay:{txn.public_id}:{operation}:{number}", amount=amount, started_at=timezone.now(),
+    )
+
+
+def _attempt_finish(attempt: PaymentAttempt, *, outcome: str, reference: str | None = None, error_code: str = "", message: str = "") -> None:
+    now = timezone.now()
+    attempt.outcome = outcome
+    attempt.gateway_reference = reference or ""
+    attempt.error_code = error_code[:64]
+    attempt.error_message = message[:500]
+    attempt.finished_at = now
+    attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
+    attempt.save()
+
+
+def _error_outcome(exc: GatewayError) -> str:
+    return PaymentAttempt.Outcome.UNKNOWN if isinstance(exc, GatewayTimeout) else PaymentAttempt.Outcome.ERROR
+
+
+def _api_error_for(exc: GatewayError, txn: Transaction):
+    if isinstance(exc, GatewayRequestError):
+        return InvalidRequest(str(exc), code=exc.code)
+    if isinstance(exc, GatewayTimeout):
+        logger.warning("gateway timeout", extra={"transaction": txn.public_id, "gateway": txn.gateway})
+    return GatewayUnavailable(f"The payment gateway did not complete the operation on {txn.public_id}; retry later.")

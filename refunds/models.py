@@ -1,0 +1,1 @@
+# Refunds and chargebacks arrive with the refunds issue (#4).

@@ -1,0 +1,1 @@
+# Plans, subscriptions, invoices and rebill jobs arrive with the subscriptions issue (#5).
