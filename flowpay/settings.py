@@ -138,6 +138,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
@@ -192,12 +193,15 @@ STORAGES = {
     },
 }
 
+# Without collectstatic (tests, a fresh checkout) fall back to unhashed names.
+WHITENOISE_MANIFEST_STRICT = False
+
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["flowpay.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["djangorestframework_camel_case.render.CamelCaseJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["djangorestframework_camel_case.parser.CamelCaseJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["flowpay.api.parsers.StrictCamelCaseJSONParser"],
     "EXCEPTION_HANDLER": "flowpay.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -264,3 +268,9 @@ LOGGING = {
 
 # Prometheus: with several gunicorn workers set PROMETHEUS_MULTIPROC_DIR (see README).
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- Admin theme (django-unfold) --------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "FlowPay",
+    "SITE_HEADER": "FlowPay back-office",
+}

@@ -34,6 +34,8 @@ def _first_validation_error(detail, path: str = "") -> tuple[str, str, str]:
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
                 param, message, code = _first_validation_error(value, path)
+            elif isinstance(key, int):  # an item of a list parameter: name the parameter
+                param, message, code = _first_validation_error(value, path)
             else:
                 param, message, code = _first_validation_error(value, f"{path}.{key}" if path else str(key))
             return param, message, code

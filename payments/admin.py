@@ -1,0 +1,251 @@
+"""Back-office admin for payments (django-unfold).
+
+Rule: money is read-only here. Rows are created and moved through their state machines
+only by services (which lock, call the gateway, audit and queue); the admin shows them and
+offers the allowed transitions as actions that call those same services, as a staff actor.
+"""
+
+from collections.abc import Callable, Iterable
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+
+from audit.actors import Actor
+from audit.admin import ReadOnlyModelAdmin
+from flowpay.errors import FlowPayError
+from flowpay.money import format_minor_units
+from payments.models import (
+    ApiKey,
+    Customer,
+    IdempotencyRecord,
+    Merchant,
+    PaymentAttempt,
+    PaymentMethod,
+    SimulatorCharge,
+    StaffToken,
+    Transaction,
+)
+from payments.services.credentials import api_key_revoke, staff_token_revoke
+from payments.services.transactions import transaction_cancel, transaction_capture
+
+
+def _staff_actor(request) -> Actor:
+    return Actor.staff(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+
+
+def _run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Callable[[int], object], done: str) -> None:
+    """Call a service once per selected row, each in its own database transaction, so one
+    failure (wrong state, gateway down) neither hides nor undoes the others."""
+    for pk, label in rows:
+        try:
+            call(pk)
+        except FlowPayError as exc:
+            model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+class ReadOnlyTabularInline(TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- merchants and credentials ---------------------------------------------------------
+class ApiKeyInline(ReadOnlyTabularInline):
+    model = ApiKey
+    fields = ["prefix", "environment", "label", "created_at", "last_used_at", "revoked_at"]
+
+
+@admin.register(Merchant)
+class MerchantAdmin(ModelAdmin):
+    """Only the name and the active flag are edited here (django-auditlog keeps the field
+    history). Merchants and their keys are created by `create_merchant` / the services,
+    which show the key's secret once; nothing is deleted (payments and audit refer to it)."""
+
+    list_display = ["name", "public_id", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "public_id"]
+    fields = ["public_id", "name", "is_active", "created_at", "updated_at"]
+    readonly_fields = ["public_id", "created_at", "updated_at"]
+    inlines = [ApiKeyInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CredentialAdmin(ReadOnlyModelAdmin):
+    # The digest cannot reveal the secret, but no one needs to see it either.
+    hidden_fields = ("key_hash",)
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("created_at", RangeDateTimeFilter)]
+    list_filter_submit = True
+    actions = ["revoke_selected"]
+
+    def has_revoke_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.display(boolean=True, description="active")
+    def active(self, obj):
+        return obj.is_active
+
+    def revoke(self, *, pk: int, actor: Actor) -> None:
+        raise NotImplementedError
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        actor = _staff_actor(request)
+        rows = queryset.filter(revoked_at__isnull=True).values_list("pk", "prefix")
+        _run_per_row(self, request, rows, lambda pk: self.revoke(pk=pk, actor=actor), "revoked")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(CredentialAdmin):
+    list_display = ["prefix", "merchant", "environment", "label", "active", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["environment", *CredentialAdmin.list_filter]
+    search_fields = ["prefix", "label", "merchant__name", "merchant__public_id"]
+    list_select_related = ["merchant"]
+
+    def revoke(self, *, pk: int, actor: Actor) -> None:
+        api_key_revoke(api_key_id=pk, actor=actor)
+
+
+@admin.register(StaffToken)
+class StaffTokenAdmin(CredentialAdmin):
+    list_display = ["prefix", "user", "label", "active", "created_at", "last_used_at", "revoked_at"]
+    search_fields = ["prefix", "label", "user__username"]
+    list_select_related = ["user"]
+
+    def revoke(self, *, pk: int, actor: Actor) -> None:
+        staff_token_revoke(staff_token_id=pk, actor=actor)
+
+
+# --- customers ---------------------------------------------------------------------------
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyModelAdmin):
+    list_display = ["public_id", "merchant", "name", "email", "created_at"]
+    list_filter = [("created_at", RangeDateTimeFilter)]
+    list_filter_submit = True
+    search_fields = ["public_id", "email", "name"]
+    list_select_related = ["merchant"]
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(ReadOnlyModelAdmin):
+    list_display = ["public_id", "customer", "merchant", "gateway", "brand", "last4", "created_at"]
+    list_filter = ["gateway", "brand"]
+    search_fields = ["public_id", "customer__public_id", "gateway_token"]
+    list_select_related = ["customer", "merchant"]
+
+
+# --- transactions ------------------------------------------------------------------------
+class PaymentAttemptInline(ReadOnlyTabularInline):
+    model = PaymentAttempt
+    fields = [
+        "number", "operation", "gateway", "outcome", "amount", "gateway_reference",
+        "error_code", "started_at", "finished_at", "latency_ms",
+    ]
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyModelAdmin):
+    """Fully read-only. Capture and void are offered as actions that call the services, so
+    they go through the row lock, the gateway and the audit log like an API call."""
+
+    list_display = ["public_id", "merchant", "amount_display", "status", "gateway", "created_at"]
+    list_filter = ["status", "gateway", "capture_method", ("created_at", RangeDateTimeFilter)]
+    list_filter_submit = True
+    search_fields = ["public_id", "gateway_reference"]
+    list_select_related = ["merchant"]
+    show_full_result_count = False  # a large table: skip the extra COUNT(*)
+    inlines = [PaymentAttemptInline]
+    actions = ["capture_selected", "cancel_selected"]
+    fieldsets = [
+        (None, {"fields": ["public_id", "merchant", "customer", "status", "livemode"]}),
+        ("Money (minor units)", {"fields": [
+            "amount_display", "amount", "amount_captured", "amount_refunded", "currency", "capture_method",
+        ]}),
+        ("Gateway", {"fields": [
+            "gateway", "gateway_reference", "payment_method", "payment_method_token", "saved_payment_method",
+            "failure_code", "failure_message", "next_action",
+        ]}),
+        ("Details", {"fields": [
+            "description", "metadata", "idempotency_record", "processing_started_at", "finalized_at",
+            "created_at", "updated_at",
+        ]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return flatten_fieldsets(self.fieldsets)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: Transaction) -> str:
+        return format_minor_units(obj.amount, obj.currency)
+
+    def has_transition_permission(self, request):
+        # The admin never edits a transaction's fields; the model's change permission is
+        # what allows staff to move it through its state machine.
+        return request.user.has_perm("payments.change_transaction")
+
+    @admin.action(description="Capture selected authorized transactions", permissions=["transition"])
+    def capture_selected(self, request, queryset):
+        actor = _staff_actor(request)
+        _run_per_row(
+            self, request, queryset.values_list("pk", "public_id"),
+            lambda pk: transaction_capture(transaction_id=pk, amount=None, actor=actor), "captured",
+        )
+
+    @admin.action(description="Cancel (void) selected transactions", permissions=["transition"])
+    def cancel_selected(self, request, queryset):
+        actor = _staff_actor(request)
+        _run_per_row(
+            self, request, queryset.values_list("pk", "public_id"),
+            lambda pk: transaction_cancel(transaction_id=pk, actor=actor), "canceled",
+        )
+
+
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyModelAdmin):
+    list_display = ["transaction", "number", "operation", "gateway", "outcome", "amount_display", "started_at", "latency_ms"]
+    list_filter = ["operation", "outcome", "gateway"]
+    search_fields = ["transaction__public_id", "idempotency_key", "gateway_reference"]
+    list_select_related = ["transaction"]
+    show_full_result_count = False
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: PaymentAttempt) -> str:
+        return format_minor_units(obj.amount, obj.transaction.currency)
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
+    list_display = ["key", "scope", "method", "path", "status", "response_status", "created_at"]
+    list_filter = ["status", "method"]
+    search_fields = ["key", "scope", "path"]
+    show_full_result_count = False
+
+
+@admin.register(SimulatorCharge)
+class SimulatorChargeAdmin(ReadOnlyModelAdmin):
+    """The simulator gateway's own records (what the "PSP" believes), for demos and tests."""
+
+    list_display = ["reference", "flowpay_reference", "status", "amount", "currency", "call_count", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["reference", "flowpay_reference", "idempotency_key"]
