@@ -7,6 +7,8 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     scope = "api_key"
 
     def get_cache_key(self, request, view):
-        if request.auth is None or not hasattr(request.auth, "pk"):
+        credential = request.auth
+        if credential is None or not hasattr(credential, "key_hash"):
             return None
-        return self.cache_format % {"scope": self.scope, "ident": f"{type(request.auth).__name__}:{request.auth.pk}"}
+        # The digest identifies the credential across every process and database alias.
+        return self.cache_format % {"scope": self.scope, "ident": credential.key_hash[:32]}
