@@ -1,0 +1,52 @@
+"""gunicorn settings for FlowPay, from the environment.
+
+PORT                  port to bind on 0.0.0.0 (3000, the runbook's localhost:3000)
+WEB_CONCURRENCY       worker processes (2)
+GUNICORN_THREADS      threads per worker (1)
+GUNICORN_TIMEOUT      seconds before a silent worker is killed and restarted (30)
+FORWARDED_ALLOW_IPS   addresses of the load balancers whose X-Forwarded-* headers are
+                      trusted, comma-separated or "*" (127.0.0.1). TLS ends at the load
+                      balancer; Django reads X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
+PROMETHEUS_MULTIPROC_DIR  set it (to an empty, writable directory) whenever there is more
+                      than one worker, so that /metrics adds up every worker's counters.
+"""
+
+import glob
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Worker heartbeat files in memory, not on a possibly slow container filesystem.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# No gunicornc control socket: the orchestrator manages the processes, and the default
+# path ($HOME/.gunicorn) is not writable for the image's non-root user.
+control_socket_disable = True
+
+# Access log on stdout. The request line is logged as method + path only (%(U)s), never
+# with the query string (%(r)s or %(q)s): query strings are untrusted input and may carry
+# personal or card data. The X-Request-ID response header joins it to the JSON app logs.
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Start from an empty metrics directory: files left by an earlier run would be summed in."""
+    if _MULTIPROC_DIR:
+        os.makedirs(_MULTIPROC_DIR, exist_ok=True)
+        for path in glob.glob(os.path.join(_MULTIPROC_DIR, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    """Let prometheus_client drop a dead worker's live gauges (its counters are kept)."""
+    if _MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,82 @@
+"""seed_demo: idempotent demo data whose printed credentials really work."""
+
+import io
+import json
+import stat
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from payments.models import ApiKey, Merchant, Transaction, TransactionStatus
+
+
+def _seed(**kwargs) -> dict:
+    out = io.StringIO()
+    call_command("seed_demo", "--json", stdout=out, **kwargs)
+    return json.loads(out.getvalue())
+
+
+def _client(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def run_dir(settings, tmp_path):
+    settings.RUN_DIR = tmp_path
+    return tmp_path
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_and_its_api_key_works(run_dir):
+    first = _seed()
+    second = _seed()
+
+    assert first == second
+    assert Merchant.objects.filter(name="FlowMart Demo").count() == 1
+    assert ApiKey.objects.filter(merchant__name="FlowMart Demo", revoked_at__isnull=True).count() == 1
+    merchant = Merchant.objects.get(name="FlowMart Demo")
+    assert first["merchant"]["id"] == merchant.public_id
+    statuses = set(Transaction.objects.filter(merchant=merchant).values_list("status", flat=True))
+    assert {TransactionStatus.COMPLETED, TransactionStatus.AUTHORIZED, TransactionStatus.FAILED,
+            TransactionStatus.REQUIRES_ACTION} <= statuses
+    seeded = Transaction.objects.filter(merchant=merchant).count()
+    assert seeded >= 8
+
+    path = run_dir / "demo-credentials.json"
+    assert json.loads(path.read_text()) == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    response = _client(first["apiKey"]).get("/payment/transactions", {"limit": 100})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert len(body["data"]) == seeded
+    assert {t["id"] for t in body["data"]} == set(Transaction.objects.filter(merchant=merchant).values_list("public_id", flat=True))
+
+    admin = get_user_model().objects.get(username=first["admin"]["username"])
+    assert admin.is_superuser and admin.check_password(first["admin"]["password"])
+    assert admin.groups.filter(name="admin").exists()
+    for role, staff in first["staffTokens"].items():
+        response = _client(staff["token"]).get("/payment/transactions")
+        assert response.status_code == 200, (role, response.content)
+
+
+@pytest.mark.django_db
+def test_seed_demo_without_the_file_reissues_credentials_and_revokes_the_old(run_dir):
+    first = _seed()
+    (run_dir / "demo-credentials.json").unlink()
+
+    second = _seed()
+
+    assert second["apiKey"] != first["apiKey"]
+    assert second["admin"]["password"] != first["admin"]["password"]
+    assert _client(first["apiKey"]).get("/payment/transactions").status_code == 401
+    assert _client(first["staffTokens"]["operator"]["token"]).get("/payment/transactions").status_code == 401
+    assert _client(second["apiKey"]).get("/payment/transactions").status_code == 200
+    assert get_user_model().objects.get(username="admin").check_password(second["admin"]["password"])
+    assert Merchant.objects.filter(name="FlowMart Demo").count() == 1
+    assert Transaction.objects.filter(merchant__name="FlowMart Demo").count() == 8  # not seeded twice
+    assert json.loads((run_dir / "demo-credentials.json").read_text()) == second
