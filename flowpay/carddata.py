@@ -24,6 +24,32 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card_spans(text: str):
+    """(start, end) of every 13-19 digit group sequence in `text` that passes Luhn."""
+    for match in _DIGIT_RUN.finditer(text):
+        groups = re.split(r"[ \-]", match.group())
+        offsets, position = [], match.start()
+        for group in groups:
+            offsets.append(position)
+            position += len(group) + 1
+        for first in range(len(groups)):
+            digits = ""
+            for last in range(first, len(groups)):
+                digits += groups[last]
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and luhn_valid(digits):
+                    yield offsets[first], offsets[last] + len(groups[last])
+                    break
+
+
+def mask_card_numbers(text: str, replacement: str = "[card number removed]") -> str:
+    spans = list(_card_spans(text))
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
 def contains_card_number(text: str) -> bool:
     # Any contiguous sequence of groups holding 13-19 digits is a candidate, so a PAN
     # followed by an expiry ("4242 4242 4242 4242 12/25") is still caught, while one

@@ -96,3 +96,28 @@ def test_tokens_and_ordinary_numbers_are_accepted(merchant_a):
         URL, {**VALID, "metadata": {"order": "12345", "phone": "+1 555 123 4567", "ref": "1234567890123456789012"}}, format="json"
     )
     assert response.status_code == 201
+
+
+def test_log_lines_mask_card_numbers_that_reach_a_logger():
+    import io
+
+    configured = logging.getLogger().handlers[0]
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(configured.formatter)
+    for log_filter in configured.filters:
+        handler.addFilter(log_filter)
+    server_logger = logging.getLogger("django.server")
+    server_logger.addHandler(handler)
+    try:
+        server_logger.warning('"%s" %s', f"GET /payment/transactions?customer={PAN[:8]}-{PAN[8:]} HTTP/1.1", 400)
+    finally:
+        server_logger.removeHandler(handler)
+    line = buffer.getvalue()
+    assert "[card number removed]" in line and PAN[:8] not in line and "HTTP/1.1" in line
+
+
+def test_mask_card_numbers_keeps_other_text():
+    from flowpay.carddata import mask_card_numbers
+
+    assert mask_card_numbers("a 4242 4242 4242 4242 b 12345") == "a [card number removed] b 12345"

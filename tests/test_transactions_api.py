@@ -188,3 +188,14 @@ def test_customer_with_saved_payment_method_pays(merchant_a):
     listed = merchant_a.client.get("/payment/customers", {"email": "ann@example.com"}).json()["data"]
     assert [c["id"] for c in listed] == [customer["id"]]
     assert merchant_a.client.get(f"/payment/transactions", {"customer": customer["id"]}).json()["data"][0]["id"] == payment.json()["id"]
+
+
+def test_unknown_routes_and_methods_answer_in_the_error_shape(merchant_a):
+    missing = merchant_a.client.get("/payment/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "resource_missing"
+    not_allowed = merchant_a.client.delete(URL)
+    assert not_allowed.status_code == 405
+    assert not_allowed.json()["error"]["code"] == "method_not_allowed"
+    unknown_txn = merchant_a.client.get(f"{URL}/txn_doesnotexist")
+    assert unknown_txn.status_code == 404 and unknown_txn.json()["error"]["param"] == "id"

@@ -1,5 +1,6 @@
 import logging
 
+from flowpay.carddata import contains_card_number, mask_card_numbers
 from flowpay.observability.context import get_correlation_id
 
 
@@ -16,4 +17,9 @@ class CorrelationIdFilter(logging.Filter):
             record.request = f"{request.method} {request.path}"
         if not getattr(record, "correlation_id", None):
             record.correlation_id = get_correlation_id()
+        # Last line of defence: a card number that reached a log call (e.g. in a URL of the
+        # development server's access log) is masked before the line is written.
+        message = record.getMessage()
+        if contains_card_number(message):
+            record.msg, record.args = mask_card_numbers(message), ()
         return True
