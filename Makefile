@@ -11,13 +11,14 @@ VENV_PYTHON := $(VENV)/bin/python
 # Python 3.11: python3.11 when it is on PATH, else python3 (checked to be 3.11 below).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 
-.PHONY: help venv run migrate test test-deps clean
+.PHONY: help venv run migrate test test-deps lint clean
 
 help:
 	@echo "make run      create the virtualenv, migrate, seed demo data, serve http://127.0.0.1:3000 with a Celery worker and beat"
 	@echo "make test     install what the tests need and run the whole suite (PostgreSQL and Redis on 127.0.0.1)"
 	@echo "make migrate  apply migrations to the make-run database (SQLite under .run unless FLOWPAY_USE_ENV=1)"
 	@echo "make venv     create $(VENV) and install requirements-dev.txt (again only when requirements change)"
+	@echo "make lint     ruff: unused or undefined names, import order, bug-prone patterns (part of make test)"
 	@echo "make clean    remove .run (the demo database, broker, cache, logs and demo credentials)"
 
 # --- virtualenv ------------------------------------------------------------------------
@@ -57,7 +58,10 @@ test-deps:
 
 # collectstatic: the suite runs with DEBUG off, like production, so pages reference the
 # hashed files of the whitenoise manifest.
-test: venv test-deps
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv test-deps lint
 	$(VENV_PYTHON) manage.py collectstatic --noinput --verbosity 0
 	$(VENV_PYTHON) -m pytest -n auto -p no:cacheprovider
 

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from audit.actors import Actor
-from audit.admin import ReadOnlyModelAdmin
+from flowpay.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
 from flowpay.errors import FlowPayError
 from flowpay.money import format_minor_units
 from payments.models import (
@@ -45,24 +45,6 @@ def _run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Ca
             model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
         else:
             model_admin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
-
-
-class ReadOnlyTabularInline(TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- merchants and credentials ---------------------------------------------------------

@@ -7,4 +7,6 @@ class PaymentsConfig(AppConfig):
 
     def ready(self) -> None:
         from payments import auditlog_registry  # noqa: F401
-        from payments.gateways import registry  # noqa: F401  (registers the gateway system check)
+        from payments.gateways import (
+            registry,  # noqa: F401  (registers the gateway system check)
+        )

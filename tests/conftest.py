@@ -3,6 +3,8 @@
 Tests run against the real PostgreSQL and Redis named by DATABASE_URL and REDIS_URL
 (`make test` sets them to 127.0.0.1)."""
 
+import io
+import logging
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +13,11 @@ from rest_framework.test import APIClient
 
 from audit.actors import Actor
 from payments.models import Merchant
-from payments.services.credentials import api_key_create, merchant_create, staff_token_create
+from payments.services.credentials import (
+    api_key_create,
+    merchant_create,
+    staff_token_create,
+)
 from payments.services.transactions import PaymentInput, transaction_create
 
 
@@ -84,3 +90,26 @@ def make_payment():
         )
 
     return make
+
+
+@pytest.fixture
+def json_log_lines():
+    """What the configured JSON console handler (formatter and filters) writes, captured
+    for the loggers named: call the fixture's `capture(*logger_names)` and read `.getvalue()`."""
+    configured = logging.getLogger().handlers[0]
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(configured.formatter)
+    for log_filter in configured.filters:
+        handler.addFilter(log_filter)
+    attached = []
+
+    def capture(*names: str) -> io.StringIO:
+        for name in names or ("",):
+            logging.getLogger(name).addHandler(handler)
+            attached.append(name)
+        return buffer
+
+    yield capture
+    for name in attached:
+        logging.getLogger(name).removeHandler(handler)

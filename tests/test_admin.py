@@ -12,7 +12,11 @@ from django.urls import reverse
 from audit.actors import Actor
 from audit.models import AuditEntry
 from payments.models import ApiKey, Customer, StaffToken, Transaction
-from payments.services.credentials import api_key_create, merchant_create, staff_token_create
+from payments.services.credentials import (
+    api_key_create,
+    merchant_create,
+    staff_token_create,
+)
 from payments.services.customers import customer_create, payment_method_attach
 from payments.services.idempotency import idempotency_begin, request_fingerprint
 from payments.services.transactions import PaymentInput, transaction_create

@@ -98,21 +98,9 @@ def test_tokens_and_ordinary_numbers_are_accepted(merchant_a):
     assert response.status_code == 201
 
 
-def test_log_lines_mask_card_numbers_that_reach_a_logger():
-    import io
-
-    configured = logging.getLogger().handlers[0]
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(configured.formatter)
-    for log_filter in configured.filters:
-        handler.addFilter(log_filter)
-    server_logger = logging.getLogger("django.server")
-    server_logger.addHandler(handler)
-    try:
-        server_logger.warning('"%s" %s', f"GET /payment/transactions?customer={PAN[:8]}-{PAN[8:]} HTTP/1.1", 400)
-    finally:
-        server_logger.removeHandler(handler)
+def test_log_lines_mask_card_numbers_that_reach_a_logger(json_log_lines):
+    buffer = json_log_lines("django.server")
+    logging.getLogger("django.server").warning('"%s" %s', f"GET /payment/transactions?customer={PAN[:8]}-{PAN[8:]} HTTP/1.1", 400)
     line = buffer.getvalue()
     assert "[card number removed]" in line and PAN[:8] not in line and "HTTP/1.1" in line
 

@@ -1,8 +1,6 @@
 """Health endpoints, Prometheus metrics, JSON logs with correlation ids, OpenAPI."""
 
-import io
 import json
-import logging
 
 import pytest
 from django.db import connection
@@ -85,19 +83,9 @@ def test_request_id_is_echoed_or_generated(client):
     assert unsafe != "bad id\nwith newline"
 
 
-def test_json_logs_carry_the_correlation_id_and_no_query_string(merchant_a):
-    # the configured console handler's formatter and filter, writing to a buffer
-    configured = logging.getLogger().handlers[0]
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(configured.formatter)
-    for log_filter in configured.filters:
-        handler.addFilter(log_filter)
-    logging.getLogger().addHandler(handler)
-    try:
-        merchant_a.client.get("/payment/transactions", {"limit": "abc", "secret": "query-value"}, HTTP_X_REQUEST_ID="corr-77")
-    finally:
-        logging.getLogger().removeHandler(handler)
+def test_json_logs_carry_the_correlation_id_and_no_query_string(merchant_a, json_log_lines):
+    buffer = json_log_lines()
+    merchant_a.client.get("/payment/transactions", {"limit": "abc", "secret": "query-value"}, HTTP_X_REQUEST_ID="corr-77")
 
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     bad_request = [line for line in lines if line.get("logger") == "django.request"]

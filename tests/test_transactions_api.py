@@ -187,7 +187,7 @@ def test_customer_with_saved_payment_method_pays(merchant_a):
     assert [m["id"] for m in detail["paymentMethods"]] == [pm["id"]]
     listed = merchant_a.client.get("/payment/customers", {"email": "ann@example.com"}).json()["data"]
     assert [c["id"] for c in listed] == [customer["id"]]
-    assert merchant_a.client.get(f"/payment/transactions", {"customer": customer["id"]}).json()["data"][0]["id"] == payment.json()["id"]
+    assert merchant_a.client.get("/payment/transactions", {"customer": customer["id"]}).json()["data"][0]["id"] == payment.json()["id"]
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(merchant_a):

@@ -8,7 +8,11 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from payments.models import ApiKey, Merchant, StaffToken
-from payments.services.credentials import API_KEY_PREFIXES, STAFF_TOKEN_PREFIX, credential_digest
+from payments.services.credentials import (
+    API_KEY_PREFIXES,
+    STAFF_TOKEN_PREFIX,
+    credential_digest,
+)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per credential per minute
 

@@ -31,7 +31,12 @@ from payments.selectors import (
     transactions_list,
 )
 from payments.services.customers import customer_create, payment_method_attach
-from payments.services.transactions import PaymentInput, transaction_cancel, transaction_capture, transaction_create
+from payments.services.transactions import (
+    PaymentInput,
+    transaction_cancel,
+    transaction_capture,
+    transaction_create,
+)
 
 MerchantOnly = role_permission(merchant=True)
 MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)

@@ -2,11 +2,12 @@
 
 import django.db.models.deletion
 import django_fsm
+from django.conf import settings
+from django.db import migrations, models
+
 import payments.models.customers
 import payments.models.merchants
 import payments.models.transactions
-from django.conf import settings
-from django.db import migrations, models
 
 
 class Migration(migrations.Migration):

@@ -3,7 +3,12 @@ from payments.models.customers import Customer, PaymentMethod
 from payments.models.idempotency import IdempotencyRecord
 from payments.models.merchants import Merchant
 from payments.models.simulator import SimulatorCharge
-from payments.models.transactions import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
+from payments.models.transactions import (
+    CaptureMethod,
+    PaymentAttempt,
+    Transaction,
+    TransactionStatus,
+)
 
 __all__ = [
     "ApiKey",

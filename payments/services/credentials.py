@@ -64,14 +64,8 @@ def api_key_create(*, merchant: Merchant, environment: str = "test", label: str 
     return IssuedSecret(record=key, secret=secret)
 
 
-@transaction.atomic
 def api_key_revoke(*, api_key_id: int, actor: Actor) -> ApiKey:
-    key = ApiKey.objects.select_for_update().get(pk=api_key_id)
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(actor=actor, action="api_key.revoke", target=key, details={"prefix": key.prefix})
-    return key
+    return _credential_revoke(model=ApiKey, pk=api_key_id, action="api_key.revoke", actor=actor)
 
 
 @transaction.atomic
@@ -100,11 +94,16 @@ def staff_token_create(*, username: str, role: str, label: str = "", actor: Acto
     return IssuedSecret(record=token, secret=secret)
 
 
-@transaction.atomic
 def staff_token_revoke(*, staff_token_id: int, actor: Actor) -> StaffToken:
-    token = StaffToken.objects.select_for_update().get(pk=staff_token_id)
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(actor=actor, action="staff_token.revoke", target=token, details={"prefix": token.prefix})
-    return token
+    return _credential_revoke(model=StaffToken, pk=staff_token_id, action="staff_token.revoke", actor=actor)
+
+
+@transaction.atomic
+def _credential_revoke(*, model: type[ApiKey] | type[StaffToken], pk: int, action: str, actor: Actor):
+    """Revoking twice is a no-op: the first revocation time and audit entry stand."""
+    credential = model.objects.select_for_update().get(pk=pk)
+    if credential.revoked_at is None:
+        credential.revoked_at = timezone.now()
+        credential.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(actor=actor, action=action, target=credential, details={"prefix": credential.prefix})
+    return credential

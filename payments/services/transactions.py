@@ -21,7 +21,13 @@ from django_fsm import can_proceed
 
 from audit.actors import Actor
 from audit.services import audit_record
-from flowpay.errors import AmountTooLarge, GatewayUnavailable, InvalidRequest, InvalidState, NotFound
+from flowpay.errors import (
+    AmountTooLarge,
+    GatewayUnavailable,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+)
 from flowpay.observability.metrics import payment_processing_latency, payments_processed
 from payments.gateways.base import (
     ChargeRequest,
@@ -33,7 +39,13 @@ from payments.gateways.base import (
     Outcome,
 )
 from payments.gateways.registry import gateway_for_new_payment, gateway_named
-from payments.models import CaptureMethod, Merchant, PaymentAttempt, Transaction, TransactionStatus
+from payments.models import (
+    CaptureMethod,
+    Merchant,
+    PaymentAttempt,
+    Transaction,
+    TransactionStatus,
+)
 from payments.selectors import customer_get, payment_method_get_saved
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,15 @@ from audit.actors import Actor
 from audit.services import audit_record
 from flowpay import roles
 from payments.gateways.registry import gateway_for_new_payment
-from payments.models import ApiKey, Customer, Merchant, PaymentMethod, StaffToken, Transaction, TransactionStatus
+from payments.models import (
+    ApiKey,
+    Customer,
+    Merchant,
+    PaymentMethod,
+    StaffToken,
+    Transaction,
+    TransactionStatus,
+)
 from payments.services.credentials import (
     api_key_create,
     api_key_revoke,
@@ -34,7 +42,11 @@ from payments.services.credentials import (
     staff_token_revoke,
 )
 from payments.services.customers import customer_create, payment_method_attach
-from payments.services.transactions import PaymentInput, transaction_cancel, transaction_create
+from payments.services.transactions import (
+    PaymentInput,
+    transaction_cancel,
+    transaction_create,
+)
 
 CREDENTIALS_FILE = "demo-credentials.json"
 SEED_LABEL = "seed_demo"
