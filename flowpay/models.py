@@ -19,3 +19,17 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class RuntimeSetting(models.Model):
+    """Operator switches that every web and worker process must follow (primary gateway,
+    fallback and simplified-flow modes, reload counters). Written only by
+    flowpay.runtime.runtime_set, which audits the change; processes re-read within seconds."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value!r}"

@@ -13,6 +13,7 @@ Errors are split by what they say about the money:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -83,6 +84,21 @@ class Settlement:
 
 
 @dataclass(frozen=True)
+class WebhookEvent:
+    """A verified inbound gateway event, normalised."""
+
+    id: str  # the gateway's event id (inbox key together with the gateway name)
+    gateway: str
+    type: str  # the gateway's own event type, e.g. payment_intent.succeeded
+    created: dt.datetime  # when the gateway says the event happened (for webhook_lag_seconds)
+    object_type: str  # payment_intent, charge, refund, dispute, capture, order, ...
+    object_reference: str | None  # the gateway's id of that object
+    flowpay_reference: str | None = None  # our transaction id when the gateway echoes it back
+    data: dict = field(default_factory=dict)  # the raw object, for the services that apply it
+    livemode: bool = False
+
+
+@dataclass(frozen=True)
 class HealthStatus:
     healthy: bool
     latency_ms: float | None = None
@@ -113,6 +129,12 @@ class GatewayRequestError(GatewayError):
     code = "gateway_invalid_request"
 
 
+class WebhookVerificationError(GatewayError):
+    """Signature missing, forged, altered or too old: reject with 400, store nothing."""
+
+    code = "webhook_signature_invalid"
+
+
 @runtime_checkable
 class Gateway(Protocol):
     name: str
@@ -132,3 +154,5 @@ class Gateway(Protocol):
     def verify_credentials(self) -> bool: ...
 
     def health_check(self) -> HealthStatus: ...
+
+    def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent: ...

@@ -28,6 +28,8 @@ from payments.gateways.base import (
     OperationResult,
     Outcome,
     Settlement,
+    WebhookEvent,
+    WebhookVerificationError,
 )
 from payments.models import SimulatorCharge
 
@@ -184,6 +186,9 @@ class SimulatorGateway:
         started = time.perf_counter()
         SimulatorCharge.objects.exists()
         return HealthStatus(healthy=True, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def parse_webhook(self, *, payload: bytes, headers) -> "WebhookEvent":
+        raise WebhookVerificationError("the simulator gateway sends no webhooks")
 
     # --- internals ----------------------------------------------------------------
     @staticmethod
