@@ -43,3 +43,46 @@ class PaymentsInflightCollector:
         except DatabaseError:
             return
         yield family
+
+# --- gateway calls (scaling chapter and runbook names) ---------------------------------
+GATEWAY_DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3, 5, 8, 13, 30)
+
+gateway_requests = Counter(
+    "gateway_requests",
+    "Calls to payment gateways, by gateway, operation and outcome (ok, declined, error, timeout).",
+    ["gateway", "operation", "outcome"],
+)
+gateway_request_duration_seconds = Histogram(
+    "gateway_request_duration_seconds",
+    "Latency of payment gateway calls (chapter SLO: p95 < 400 ms).",
+    ["gateway", "operation"],
+    buckets=GATEWAY_DURATION_BUCKETS,
+)
+psp_call_errors = Counter(
+    "psp_call_errors",
+    "Payment gateway calls that failed (unavailable, timeout, invalid request), by gateway, operation and error.",
+    ["gateway", "operation", "error"],
+)
+
+
+class GatewayErrorRateCollector:
+    """gateway_error_rate{gateway,operation}: share of failed calls over the last 5 minutes,
+    from the shared call statistics (the same numbers /payment/health shows), so every
+    process reports the same value."""
+
+    def collect(self):
+        from django.conf import settings
+
+        from payments.gateways.stats import gateway_recent_stats
+
+        family = GaugeMetricFamily(
+            "gateway_error_rate", "Failed share of gateway calls over the last 5 minutes (runbook: warn > 2%, critical > 5%).",
+            labels=["gateway", "operation"],
+        )
+        try:
+            for name in settings.FLOWPAY_GATEWAYS:
+                for operation, stats in gateway_recent_stats(name).by_operation.items():
+                    family.add_metric([name, operation], stats.error_rate)
+        except Exception:  # a scrape never fails because the cache is away
+            return
+        yield family

@@ -15,7 +15,7 @@ from flowpay.api.serializers import (
     validate_amount,
 )
 from flowpay.money import MAX_AMOUNT
-from payments.gateways.registry import GATEWAY_CLASSES
+from payments.gateways.registry import GATEWAY_CLASSES  # names only: no gateway module is imported
 from payments.models import CaptureMethod, TransactionStatus
 
 

@@ -21,7 +21,7 @@ from payments.api.serializers import (
     TransactionListFilters,
     TransactionOutput,
 )
-from payments.gateways.registry import gateway_for_new_payment
+from payments.gateways.router import primary_gateway_name
 from payments.models import Merchant, TransactionStatus
 from payments.selectors import (
     customer_get,
@@ -173,7 +173,7 @@ class CustomerPaymentMethodsApi(ApiView):
         data = self.validated(PaymentMethodAttachInput)
         customer = customer_get(public_id=customer_id, merchant=request.merchant)
         method = payment_method_attach(
-            customer=customer, gateway=data.get("gateway") or gateway_for_new_payment().name,
+            customer=customer, gateway=data.get("gateway") or primary_gateway_name(),
             gateway_token=data["token"], brand=data["brand"], last4=data["last4"], actor=request.actor,
         )
         return Response(PaymentMethodOutput(method).data, status=status.HTTP_201_CREATED)

@@ -1,31 +1,34 @@
-"""Which gateway handles what. The router with circuit breakers and failover replaces
-`gateway_for_new_payment` in the gateway issue; everything else asks `gateway_named`."""
+"""The gateways FlowPay knows and which of them are enabled (FLOWPAY_GATEWAYS, in priority
+order). Routing between them lives in payments.gateways.router."""
 
 from functools import cache
 
 from django.conf import settings
 from django.core.checks import Error, register
+from django.utils.module_loading import import_string
 
 from payments.gateways.base import Gateway
-from payments.gateways.simulator import SimulatorGateway
 
-GATEWAY_CLASSES: dict[str, type] = {"simulator": SimulatorGateway}
+# Imported lazily: a deployment that does not enable a gateway never imports its SDK.
+GATEWAY_CLASSES: dict[str, str | type] = {
+    "simulator": "payments.gateways.simulator.SimulatorGateway",
+    "stripe": "payments.gateways.stripe.StripeGateway",
+    "paypal": "payments.gateways.paypal.PayPalGateway",
+}
 
 
 @cache
 def gateway_named(name: str) -> Gateway:
     try:
-        return GATEWAY_CLASSES[name]()
+        target = GATEWAY_CLASSES[name]
     except KeyError:
         raise LookupError(f"unknown gateway {name!r}") from None
+    cls = import_string(target) if isinstance(target, str) else target
+    return cls()
 
 
 def enabled_gateway_names() -> list[str]:
     return list(settings.FLOWPAY_GATEWAYS)
-
-
-def gateway_for_new_payment() -> Gateway:
-    return gateway_named(enabled_gateway_names()[0])
 
 
 @register()
@@ -42,4 +45,6 @@ def check_gateways_configured(app_configs, **kwargs):
                 id="flowpay.E002",
             )
         ]
+    if len(set(names)) != len(names):
+        return [Error("FLOWPAY_GATEWAYS lists a gateway twice", id="flowpay.E003")]
     return []

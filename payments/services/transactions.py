@@ -38,7 +38,15 @@ from payments.gateways.base import (
     GatewayUnavailableError,
     Outcome,
 )
-from payments.gateways.registry import gateway_for_new_payment, gateway_named
+from payments.gateways.breaker import breaker_for
+from payments.gateways.registry import gateway_named
+from payments.gateways.router import (
+    backoff_delay,
+    max_retries,
+    next_gateway_for_new_payment,
+    observed_call,
+    primary_gateway_name,
+)
 from payments.models import (
     CaptureMethod,
     Merchant,
@@ -68,9 +76,14 @@ def transaction_create(
     *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool = False,
     idempotency_record_id: int | None = None,
 ) -> Transaction:
-    """Create a payment and take it through the gateway. Returns the transaction in its
+    """Create a payment and take it through the router. Returns the transaction in its
     resulting state (completed, authorized, requires_action, failed, or processing when
-    the gateway's answer was lost)."""
+    the gateway's answer was lost).
+
+    Each gateway try is one PaymentAttempt with its own gateway idempotency key. A try that
+    failed with GatewayUnavailableError (nothing happened) is retried on the same gateway
+    with backoff, then failed over to the next gateway the router offers. A decline is
+    final. A timeout leaves the transaction processing: it is never sent elsewhere."""
     if idempotency_record_id is not None:
         # A request re-run under the same Idempotency-Key after a crash: never charge again.
         existing = Transaction.objects.filter(idempotency_record_id=idempotency_record_id).first()
@@ -78,37 +91,92 @@ def transaction_create(
             return existing
 
     started = time.perf_counter()
-    txn, attempt = _transaction_open(
+    txn, pinned_gateway = _transaction_open(
         merchant=merchant, payment=payment, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id
     )
-    gateway = gateway_named(txn.gateway)
     request = ChargeRequest(
         amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
         capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
         description=txn.description, customer_reference=txn.customer.public_id if txn.customer else None,
         metadata={"flowpay_transaction": txn.public_id},
     )
-    try:
-        result: ChargeResult | GatewayError = gateway.authorize(payment=request, idempotency_key=attempt.idempotency_key)
-    except GatewayError as exc:
-        result = exc
-    txn = _transaction_record_authorization(transaction_id=txn.pk, attempt_id=attempt.pk, result=result, actor=actor)
+    result: ChargeResult | GatewayError | None = None
+    tried: set[str] = set()
+    gateway = next_gateway_for_new_payment(payment_method=request.payment_method, exclude=tried, only=pinned_gateway)
+    while gateway is not None and result is None:
+        for retry in range(max_retries() + 1):
+            attempt = _attempt_begin(transaction_id=txn.pk, gateway=gateway.name, actor=actor)
+            if attempt is None:  # settled meanwhile by the checker or a webhook
+                return Transaction.objects.get(pk=txn.pk)
+            try:
+                result = observed_call(
+                    gateway=gateway.name, operation="authorize",
+                    call=lambda g=gateway, key=attempt.idempotency_key: g.authorize(payment=request, idempotency_key=key),
+                )
+            except GatewayUnavailableError as exc:
+                _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=exc.code, message=str(exc))
+                if retry < max_retries() and breaker_for(gateway.name).allow_request():
+                    time.sleep(backoff_delay(retry))
+                    continue
+                break
+            except GatewayError as exc:
+                result = exc
+            txn = _transaction_record_authorization(transaction_id=txn.pk, attempt_id=attempt.pk, result=result, actor=actor)
+            break
+        tried.add(gateway.name)
+        if result is None:
+            gateway = next_gateway_for_new_payment(payment_method=request.payment_method, exclude=tried, only=pinned_gateway)
 
-    payment_processing_latency.labels(gateway=txn.gateway, outcome=txn.status).observe(time.perf_counter() - started)
-    payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
+    if result is None:
+        txn = _transaction_fail(
+            transaction_id=txn.pk, code="gateway_unavailable",
+            message="No payment gateway could take the payment; nothing was charged.", actor=actor,
+        )
+    payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
+    payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
     if isinstance(result, GatewayRequestError):
         raise InvalidRequest(str(result), code=result.code, param="payment_method")
-    if isinstance(result, GatewayUnavailableError):
+    if result is None:
         raise GatewayUnavailable(
-            f"The payment gateway is unavailable; transaction {txn.public_id} was not charged. Retry later."
+            f"No payment gateway is available right now; transaction {txn.public_id} was not charged. Retry later."
         )
+    return txn
+
+
+@transaction.atomic
+def _attempt_begin(*, transaction_id: int, gateway: str, actor: Actor) -> PaymentAttempt | None:
+    """Record the next authorization try (and the gateway it goes to) before calling it."""
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    if txn.status != S.PROCESSING:
+        return None
+    previous = txn.attempts.order_by("-number").first()
+    if previous is not None:
+        action = "transaction.retry" if previous.gateway == gateway else "transaction.failover"
+        audit_record(
+            actor=actor, action=action, target=txn,
+            details={"from_gateway": previous.gateway, "to_gateway": gateway, "attempt": previous.number + 1,
+                     "previous_error": previous.error_code},
+        )
+    if txn.gateway != gateway:
+        txn.gateway = gateway
+        txn.save(update_fields=["gateway", "updated_at"])
+    return _attempt_start(txn=txn, operation=PaymentAttempt.Operation.AUTHORIZE, amount=txn.amount)
+
+
+@transaction.atomic
+def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Actor) -> Transaction:
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    if txn.status == S.PROCESSING:
+        txn.mark_failed(code=code, message=message, reference=None, now=timezone.now())
+        txn.save()
+        audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": code})
     return txn
 
 
 @transaction.atomic
 def _transaction_open(
     *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool, idempotency_record_id: int | None
-) -> tuple[Transaction, PaymentAttempt]:
+) -> tuple[Transaction, str | None]:
     customer = None
     if payment.customer:
         try:
@@ -123,10 +191,6 @@ def _transaction_open(
             raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
         token, customer = saved.gateway_token, customer or saved.customer
 
-    now = timezone.now()
-    gateway = gateway_for_new_payment()
-    if saved is not None and saved.gateway != gateway.name:
-        gateway = gateway_named(saved.gateway)  # a saved token only works at its own gateway
     txn = Transaction(
         merchant=merchant, customer=customer, livemode=livemode, amount=payment.amount,
         currency=payment.currency, capture_method=payment.capture_method,
@@ -139,14 +203,12 @@ def _transaction_open(
         actor=actor, action="transaction.create", target=txn,
         details={"amount": txn.amount, "currency": txn.currency, "capture_method": txn.capture_method},
     )
-    txn.start_processing(gateway=gateway.name, now=now)
+    # A saved token only works at the gateway that issued it: no failover for it.
+    pinned_gateway = saved.gateway if saved is not None else None
+    txn.start_processing(gateway=pinned_gateway or primary_gateway_name(), now=timezone.now())
     txn.save()
-    attempt = PaymentAttempt.objects.create(
-        transaction=txn, number=1, operation=PaymentAttempt.Operation.AUTHORIZE, gateway=gateway.name,
-        idempotency_key=f"flowpay:{txn.public_id}:authorize:1", amount=txn.amount, started_at=now,
-    )
-    audit_record(actor=actor, action="transaction.processing", target=txn, details={"gateway": gateway.name, "attempt": 1})
-    return txn, attempt
+    audit_record(actor=actor, action="transaction.processing", target=txn, details={"gateway": txn.gateway})
+    return txn, pinned_gateway
 
 
 @transaction.atomic
@@ -233,8 +295,11 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
         )
     attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.CAPTURE, amount=amount)
     try:
-        result = gateway_named(txn.gateway).capture(
-            reference=txn.gateway_reference, amount=amount, idempotency_key=attempt.idempotency_key
+        result = observed_call(
+            gateway=txn.gateway, operation="capture",
+            call=lambda: gateway_named(txn.gateway).capture(
+                reference=txn.gateway_reference, amount=amount, idempotency_key=attempt.idempotency_key
+            ),
         )
     except GatewayError as exc:
         _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
@@ -269,7 +334,10 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
         )
     attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.VOID, amount=txn.amount)
     try:
-        result = gateway_named(txn.gateway).void(reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key)
+        result = observed_call(
+            gateway=txn.gateway, operation="void",
+            call=lambda: gateway_named(txn.gateway).void(reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key),
+        )
     except GatewayError as exc:
         _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
         audit_record(actor=actor, action="transaction.cancel", target=txn, result="failure", details={"error": exc.code})

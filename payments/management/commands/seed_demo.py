@@ -23,7 +23,7 @@ from django.db import transaction
 from audit.actors import Actor
 from audit.services import audit_record
 from flowpay import roles
-from payments.gateways.registry import gateway_for_new_payment
+from payments.gateways.router import primary_gateway_name
 from payments.models import (
     ApiKey,
     Customer,
@@ -222,7 +222,7 @@ def _ensure_customers(merchant: Merchant, actor: Actor) -> list[Customer]:
         if customer is None:
             customer = customer_create(merchant=merchant, email=email, name=name, metadata={"seed": SEED_LABEL}, actor=actor)
         customers.append(customer)
-    payment_method_attach(customer=customers[0], gateway=gateway_for_new_payment().name, gateway_token=SAVED_CARD["token"],
+    payment_method_attach(customer=customers[0], gateway=primary_gateway_name(), gateway_token=SAVED_CARD["token"],
                           brand=SAVED_CARD["brand"], last4=SAVED_CARD["last4"], actor=actor)  # same token twice: same method
     return customers
 
