@@ -8,13 +8,22 @@ It accepts Stripe's test payment-method ids:
   → their Stripe decline codes;
 - pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action.
 Like a real PSP it honours idempotency keys: a repeated key returns the first result.
+
+Faults can be injected at runtime, shared by every process through the cache
+(`simulator_faults_set`, or `manage.py simulator_faults`): added latency, a share of calls
+failing with "unavailable" (nothing happened) or timing out before reaching the gateway,
+and `timeout_after_charge` (the charge is made, then the response is lost), for demos,
+fault tests and load tests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
+from dataclasses import asdict, dataclass
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
@@ -24,6 +33,8 @@ from payments.gateways.base import (
     ChargeResult,
     GatewayPayment,
     GatewayRequestError,
+    GatewayTimeout,
+    GatewayUnavailableError,
     HealthStatus,
     OperationResult,
     Outcome,
@@ -67,18 +78,65 @@ DECLINING_TOKENS = {
 ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
 
 
+FAULTS_CACHE_KEY = "flowpay:simulator:faults"
+
+
+@dataclass(frozen=True)
+class SimulatorFaults:
+    latency_ms: int = 0
+    error_rate: float = 0.0  # share of calls answered "unavailable" (nothing happened)
+    timeout_rate: float = 0.0  # share of calls timing out before reaching the gateway
+    timeout_after_charge: bool = False  # authorize: charge made, response lost
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge)
+
+
+def simulator_faults_get() -> SimulatorFaults:
+    stored = cache.get(FAULTS_CACHE_KEY)
+    return SimulatorFaults(**stored) if stored else SimulatorFaults()
+
+
+def simulator_faults_set(faults: SimulatorFaults) -> SimulatorFaults:
+    if not (0 <= faults.error_rate <= 1 and 0 <= faults.timeout_rate <= 1 and faults.latency_ms >= 0):
+        raise ValueError("rates must be between 0 and 1 and latency must not be negative")
+    cache.set(FAULTS_CACHE_KEY, asdict(faults), timeout=None)
+    return faults
+
+
+def simulator_faults_clear() -> None:
+    cache.delete(FAULTS_CACHE_KEY)
+
+
+def _apply_faults(operation: str) -> SimulatorFaults:
+    faults = simulator_faults_get()
+    if faults.latency_ms:
+        time.sleep(faults.latency_ms / 1000)
+    if faults.error_rate and random.random() < faults.error_rate:
+        raise GatewayUnavailableError(f"simulator: injected outage on {operation}")
+    if faults.timeout_rate and random.random() < faults.timeout_rate:
+        raise GatewayTimeout(f"simulator: injected timeout on {operation}")
+    return faults
+
+
 class ChargeStatus:
     AUTHORIZED = "requires_capture"
     SUCCEEDED = "succeeded"
     DECLINED = "failed"
     REQUIRES_ACTION = "requires_action"
     CANCELED = "canceled"
+    REFUND = "refund"  # a refund record; flowpay_reference holds the charge it refunds
 
 
 class SimulatorGateway:
     name = "simulator"
 
+    def supports_payment_method(self, token: str) -> bool:
+        return token in SUCCEEDING_TOKENS or token in DECLINING_TOKENS or token in ACTION_TOKENS
+
     def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult:
+        faults = _apply_faults("authorize")
         token = payment.payment_method
         if token not in SUCCEEDING_TOKENS and token not in DECLINING_TOKENS and token not in ACTION_TOKENS:
             raise GatewayRequestError(f"No such payment method: '{token[:60]}'", code="resource_missing")
@@ -104,9 +162,12 @@ class SimulatorGateway:
                 "decline_code": decline_code,
             },
         )
+        if faults.timeout_after_charge:
+            raise GatewayTimeout("simulator: injected lost response after the charge was made")
         return self._charge_result(charge, message)
 
     def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        _apply_faults("capture")
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -126,6 +187,7 @@ class SimulatorGateway:
             return OperationResult(succeeded=True, reference=reference, amount=amount)
 
     def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
+        _apply_faults("void")
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -142,15 +204,26 @@ class SimulatorGateway:
             return OperationResult(succeeded=True, reference=reference)
 
     def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        """A refund is its own record (status "refund") under the refund's idempotency key,
+        so the same refund sent twice refunds once, as at a real PSP."""
+        _apply_faults("refund")
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
                 raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            existing = SimulatorCharge.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                SimulatorCharge.objects.filter(pk=existing.pk).update(call_count=F("call_count") + 1)
+                return OperationResult(succeeded=True, reference=existing.reference, amount=existing.amount)
             if charge.amount_refunded + amount > charge.amount_captured:
                 raise GatewayRequestError("Refund exceeds the captured amount.", code="amount_too_large")
+            refund = SimulatorCharge.objects.create(
+                reference=new_public_id("sim_re"), idempotency_key=idempotency_key, flowpay_reference=charge.reference,
+                payment_method=charge.payment_method, amount=amount, currency=charge.currency, status=ChargeStatus.REFUND,
+            )
             charge.amount_refunded = F("amount_refunded") + amount
             charge.save(update_fields=["amount_refunded"])
-            return OperationResult(succeeded=True, reference=f"{reference}_re_{idempotency_key[-12:]}", amount=amount)
+            return OperationResult(succeeded=True, reference=refund.reference, amount=amount)
 
     def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None:
         query = SimulatorCharge.objects.all()
@@ -170,13 +243,14 @@ class SimulatorGateway:
         )
 
     def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        charges = SimulatorCharge.objects.filter(created_at__date=date, status=ChargeStatus.SUCCEEDED)
+        records = SimulatorCharge.objects.filter(created_at__date=date, status__in=[ChargeStatus.SUCCEEDED, ChargeStatus.REFUND])
         return [
             Settlement(
-                reference=c.reference, flowpay_reference=c.flowpay_reference, amount=c.amount_captured,
-                currency=c.currency, type="charge", created=c.created_at,
+                reference=r.reference, flowpay_reference=r.flowpay_reference,
+                amount=r.amount_captured if r.status == ChargeStatus.SUCCEEDED else -r.amount,
+                currency=r.currency, type="charge" if r.status == ChargeStatus.SUCCEEDED else "refund", created=r.created_at,
             )
-            for c in charges.order_by("id")
+            for r in records.order_by("id")
         ]
 
     def verify_credentials(self) -> bool:
@@ -184,8 +258,11 @@ class SimulatorGateway:
 
     def health_check(self) -> HealthStatus:
         started = time.perf_counter()
+        faults = simulator_faults_get()
         SimulatorCharge.objects.exists()
-        return HealthStatus(healthy=True, latency_ms=(time.perf_counter() - started) * 1000)
+        if faults.error_rate >= 1 or faults.timeout_rate >= 1:
+            return HealthStatus(healthy=False, latency_ms=(time.perf_counter() - started) * 1000, detail="injected outage")
+        return HealthStatus(healthy=True, latency_ms=(time.perf_counter() - started) * 1000 + faults.latency_ms)
 
     def parse_webhook(self, *, payload: bytes, headers) -> "WebhookEvent":
         raise WebhookVerificationError("the simulator gateway sends no webhooks")
