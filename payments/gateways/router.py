@@ -71,6 +71,10 @@ def _supports(gateway: Gateway, payment_method: str) -> bool:
     return supports(payment_method) if supports else True
 
 
+def any_gateway_supports(payment_method: str) -> bool:
+    return any(_supports(gateway_named(name), payment_method) for name in enabled_gateway_names())
+
+
 def next_gateway_for_new_payment(*, payment_method: str, exclude: set[str], only: str | None = None) -> Gateway | None:
     """The gateway the next authorization attempt should go to, or None when no gateway
     can take it now. `only` pins the payment to one gateway (a saved method's token)."""

@@ -41,6 +41,7 @@ from payments.gateways.base import (
 from payments.gateways.breaker import breaker_for
 from payments.gateways.registry import gateway_named
 from payments.gateways.router import (
+    any_gateway_supports,
     backoff_delay,
     max_retries,
     next_gateway_for_new_payment,
@@ -186,6 +187,8 @@ def _transaction_open(
     token, saved = payment.payment_method, None
     if payment.payment_method.startswith("pm_"):
         saved = payment_method_get_saved(public_id=payment.payment_method, merchant=merchant)
+    if saved is None and not any_gateway_supports(token):
+        raise InvalidRequest(f"No such payment method: '{token[:60]}'", code="resource_missing", param="payment_method")
     if saved is not None:
         if customer is not None and saved.customer_id != customer.pk:
             raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
