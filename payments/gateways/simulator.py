@@ -93,24 +93,24 @@ class SimulatorFaults:
         return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge)
 
 
-def simulator_faults_get() -> SimulatorFaults:
-    stored = cache.get(FAULTS_CACHE_KEY)
+def simulator_faults_get(name: str = "simulator") -> SimulatorFaults:
+    stored = cache.get(f"{FAULTS_CACHE_KEY}:{name}")
     return SimulatorFaults(**stored) if stored else SimulatorFaults()
 
 
-def simulator_faults_set(faults: SimulatorFaults) -> SimulatorFaults:
+def simulator_faults_set(faults: SimulatorFaults, name: str = "simulator") -> SimulatorFaults:
     if not (0 <= faults.error_rate <= 1 and 0 <= faults.timeout_rate <= 1 and faults.latency_ms >= 0):
         raise ValueError("rates must be between 0 and 1 and latency must not be negative")
-    cache.set(FAULTS_CACHE_KEY, asdict(faults), timeout=None)
+    cache.set(f"{FAULTS_CACHE_KEY}:{name}", asdict(faults), timeout=None)
     return faults
 
 
-def simulator_faults_clear() -> None:
-    cache.delete(FAULTS_CACHE_KEY)
+def simulator_faults_clear(name: str = "simulator") -> None:
+    cache.delete(f"{FAULTS_CACHE_KEY}:{name}")
 
 
-def _apply_faults(operation: str) -> SimulatorFaults:
-    faults = simulator_faults_get()
+def _apply_faults(operation: str, name: str) -> SimulatorFaults:
+    faults = simulator_faults_get(name)
     if faults.latency_ms:
         time.sleep(faults.latency_ms / 1000)
     if faults.error_rate and random.random() < faults.error_rate:
@@ -130,13 +130,17 @@ class ChargeStatus:
 
 
 class SimulatorGateway:
-    name = "simulator"
+    """`name` lets tests and demos run a second, independent simulator (own faults and
+    breaker) to show failover; both share the simulator's records."""
+
+    def __init__(self, name: str = "simulator"):
+        self.name = name
 
     def supports_payment_method(self, token: str) -> bool:
         return token in SUCCEEDING_TOKENS or token in DECLINING_TOKENS or token in ACTION_TOKENS
 
     def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult:
-        faults = _apply_faults("authorize")
+        faults = _apply_faults("authorize", self.name)
         token = payment.payment_method
         if token not in SUCCEEDING_TOKENS and token not in DECLINING_TOKENS and token not in ACTION_TOKENS:
             raise GatewayRequestError(f"No such payment method: '{token[:60]}'", code="resource_missing")
@@ -167,7 +171,7 @@ class SimulatorGateway:
         return self._charge_result(charge, message)
 
     def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
-        _apply_faults("capture")
+        _apply_faults("capture", self.name)
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -187,7 +191,7 @@ class SimulatorGateway:
             return OperationResult(succeeded=True, reference=reference, amount=amount)
 
     def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
-        _apply_faults("void")
+        _apply_faults("void", self.name)
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -206,7 +210,7 @@ class SimulatorGateway:
     def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
         """A refund is its own record (status "refund") under the refund's idempotency key,
         so the same refund sent twice refunds once, as at a real PSP."""
-        _apply_faults("refund")
+        _apply_faults("refund", self.name)
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -258,7 +262,7 @@ class SimulatorGateway:
 
     def health_check(self) -> HealthStatus:
         started = time.perf_counter()
-        faults = simulator_faults_get()
+        faults = simulator_faults_get(self.name)
         SimulatorCharge.objects.exists()
         if faults.error_rate >= 1 or faults.timeout_rate >= 1:
             return HealthStatus(healthy=False, latency_ms=(time.perf_counter() - started) * 1000, detail="injected outage")
