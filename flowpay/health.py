@@ -11,7 +11,10 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from payments.gateways.breaker import BreakerState, breaker_for
 from payments.gateways.registry import enabled_gateway_names, gateway_named
+from payments.gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
+from payments.gateways.stats import gateway_recent_stats
 
 
 def _timed(check) -> dict:
@@ -51,13 +54,28 @@ def check_broker() -> dict:
 
 
 def _gateway_status(name: str) -> dict:
+    """A gateway's probe, its circuit breaker and its recent (5 min) error rate and latency."""
+
     def check():
         health = gateway_named(name).health_check()
         if not health.healthy:
             raise RuntimeError(health.detail or "unhealthy")
         return {}
 
-    return {"name": name, **_timed(check)}
+    status = {"name": name, **_timed(check)}
+    try:
+        breaker = breaker_for(name).status()
+        recent = gateway_recent_stats(name).total
+        status.update(
+            circuit=str(breaker.state),
+            failuresInWindow=breaker.failures_in_window,
+            recentCalls=recent.calls,
+            recentErrorRate=round(recent.error_rate, 4),
+            recentAverageLatencyMs=round(recent.average_latency_ms, 1) if recent.average_latency_ms is not None else None,
+        )
+    except Exception as exc:  # the cache is away: say so, keep reporting
+        status.update(circuit="unknown", circuitError=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return status
 
 
 @never_cache
@@ -80,17 +98,18 @@ def payment_health(request):
     database = _timed(check_database)
     components = {"database": database, "redis": _timed(check_cache), "broker": _timed(check_broker)}
     gateways = [_gateway_status(name) for name in enabled_gateway_names()] if database["status"] == "ok" else []
-    names = enabled_gateway_names()
-    serviceable = database["status"] == "ok" and any(g["status"] == "ok" for g in gateways)
-    degraded = any(c["status"] != "ok" for c in components.values()) or any(g["status"] != "ok" for g in gateways)
+    usable = [g for g in gateways if g["status"] == "ok" and g.get("circuit") != BreakerState.OPEN]
+    serviceable = database["status"] == "ok" and bool(usable)
+    degraded = any(c["status"] != "ok" for c in components.values()) or len(usable) < len(gateways)
+    primary = primary_gateway_name() if database["status"] == "ok" else None
     body = {
         "status": "unavailable" if not serviceable else ("degraded" if degraded else "ok"),
         "service": "payment-service",
         "components": components,
         "gateways": gateways,
-        "primaryGateway": names[0] if names else None,
-        "fallbackGateways": names[1:],
-        "fallbackMode": False,
-        "simplifiedFlow": False,
+        "primaryGateway": primary,
+        "fallbackGateways": [name for name in enabled_gateway_names() if name != primary],
+        "fallbackMode": fallback_mode_enabled() if database["status"] == "ok" else None,
+        "simplifiedFlow": simplified_flow_enabled() if database["status"] == "ok" else None,
     }
     return JsonResponse(body, status=200 if serviceable else 503)

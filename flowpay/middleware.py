@@ -37,6 +37,20 @@ class CorrelationIdMiddleware:
         return response
 
 
+class RuntimeSwitchesMiddleware:
+    """At the start of each request, follows operator requests made through any process
+    (refresh-db-connections): a safe point, before this request touches the database."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from flowpay.runtime import follow_db_connection_refresh
+
+        follow_db_connection_refresh()
+        return self.get_response(request)
+
+
 CARD_DATA_MESSAGE = (
     "The request was rejected because it appears to contain a card number. FlowPay never accepts raw card "
     "data: send a payment method token (for example 'pm_card_visa') or a saved payment method id instead."

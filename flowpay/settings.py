@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "flowpay.middleware.CorrelationIdMiddleware",
+    "flowpay.middleware.RuntimeSwitchesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "flowpay.middleware.CardDataGuardMiddleware",
@@ -169,6 +170,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
+    "check-stuck-transactions": {
+        "task": "payments.check_stuck_transactions",
+        "schedule": timedelta(seconds=env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=60)),
+    },
 }
 
 # --- Auth -----------------------------------------------------------------------------
@@ -246,6 +251,20 @@ FLOWPAY_IDEMPOTENCY_TTL = timedelta(hours=env.int("FLOWPAY_IDEMPOTENCY_TTL_HOURS
 # An in-flight idempotent request older than this is presumed dead and may be taken over.
 FLOWPAY_IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("FLOWPAY_IDEMPOTENCY_LOCK_SECONDS", default=120))
 FLOWPAY_API_KEY_ENVIRONMENT = env.str("FLOWPAY_API_KEY_ENVIRONMENT", default="test")  # test | live
+# Operator switches (primary gateway, fallback/simplified modes) are re-read this often.
+FLOWPAY_RUNTIME_REFRESH_SECONDS = env.float("FLOWPAY_RUNTIME_REFRESH_SECONDS", default=2.0)
+# Circuit breaker per gateway: open after N failures within the window, probe after the cooldown.
+FLOWPAY_BREAKER_FAILURE_THRESHOLD = env.int("FLOWPAY_BREAKER_FAILURE_THRESHOLD", default=5)
+FLOWPAY_BREAKER_WINDOW_SECONDS = env.int("FLOWPAY_BREAKER_WINDOW_SECONDS", default=60)
+FLOWPAY_BREAKER_COOLDOWN_SECONDS = env.float("FLOWPAY_BREAKER_COOLDOWN_SECONDS", default=30.0)
+# Retries of calls that provably did nothing at the gateway, with exponential backoff and jitter.
+FLOWPAY_GATEWAY_RETRIES = env.int("FLOWPAY_GATEWAY_RETRIES", default=2)
+FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS", default=0.2)
+FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS", default=2.0)
+# A payment processing for longer than this is stuck; beat asks its gateway.
+FLOWPAY_STUCK_AFTER_SECONDS = env.int("FLOWPAY_STUCK_AFTER_SECONDS", default=120)
+# Gateway keys older than this are due for rotation (check_api_key_rotation).
+FLOWPAY_KEY_ROTATION_DAYS = env.int("FLOWPAY_KEY_ROTATION_DAYS", default=90)
 
 # --- Logging: JSON lines with the correlation id --------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

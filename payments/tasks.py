@@ -12,3 +12,25 @@ def purge_idempotency_keys_task() -> int:
     deleted = idempotency_records_purge()
     logger.info("purged idempotency keys", extra={"deleted": deleted})
     return deleted
+
+
+@shared_task(name="payments.check_stuck_transactions", ignore_result=True)
+def check_stuck_transactions_task() -> int:
+    """Beat: queue one resolution task per stuck transaction (processing for too long)."""
+    from payments.services.stuck import transactions_stuck
+
+    ids = list(transactions_stuck().values_list("pk", flat=True)[:500])
+    for transaction_id in ids:
+        resolve_stuck_transaction_task.delay(transaction_id)
+    if ids:
+        logger.warning("stuck transactions found", extra={"count": len(ids)})
+    return len(ids)
+
+
+@shared_task(name="payments.resolve_stuck_transaction", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True, queue="payments")
+def resolve_stuck_transaction_task(transaction_id: int) -> None:
+    from audit.actors import Actor
+    from payments.services.stuck import transaction_resolve_stuck
+
+    transaction_resolve_stuck(transaction_id=transaction_id, actor=Actor.worker("payments.resolve_stuck_transaction"))

@@ -3,12 +3,15 @@
 Tests run against the real PostgreSQL and Redis named by DATABASE_URL and REDIS_URL
 (`make test` sets them to 127.0.0.1)."""
 
+import copy
 import io
 import logging
+import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.db.backends.postgresql.operations import DatabaseOperations
+from localstripe_fixture import localstripe_url, stripe_gateway  # noqa: E402,F401  (fixtures)
 from rest_framework.test import APIClient
 
 from audit.actors import Actor
@@ -35,6 +38,24 @@ def _flush_bypasses_audit_trigger():
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+
+
+@pytest.fixture(autouse=True)
+def _isolated_shared_state(settings):
+    """Each test gets its own cache namespace (breakers, gateway stats, simulator faults,
+    rate limits live in Redis, shared by parallel workers), a fresh view of the runtime
+    switches, and freshly built gateways."""
+    from flowpay.runtime import runtime_invalidate_local_cache
+    from payments.gateways.registry import gateway_named
+
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"flowpay-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
+    runtime_invalidate_local_cache()
+    gateway_named.cache_clear()
+    yield
+    runtime_invalidate_local_cache()
+    gateway_named.cache_clear()
 
 
 @dataclass
@@ -113,3 +134,14 @@ def json_log_lines():
     yield capture
     for name in attached:
         logging.getLogger(name).removeHandler(handler)
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks queued with .delay() run at once in this process (for beat tasks that fan out)."""
+    from flowpay.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

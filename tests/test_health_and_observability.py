@@ -68,8 +68,8 @@ def test_metrics_expose_payment_latency_status_counts_and_inflight(client, merch
     text = response.content.decode()
 
     assert response.status_code == 200
-    assert _metric(text, "payments_processed_total", status="completed") - _metric(before, "payments_processed_total", status="completed") == 1
-    assert _metric(text, "payments_processed_total", status="failed") - _metric(before, "payments_processed_total", status="failed") == 1
+    assert _metric(text, "payments_processed_total", gateway="simulator", status="completed") - _metric(before, "payments_processed_total", gateway="simulator", status="completed") == 1
+    assert _metric(text, "payments_processed_total", gateway="simulator", status="failed") - _metric(before, "payments_processed_total", gateway="simulator", status="failed") == 1
     assert _metric(text, "payment_processing_latency_count", gateway="simulator", outcome="completed") >= 1
     assert "payment_processing_latency_bucket" in text
     assert _metric(text, "payments_inflight_total") == 1  # the requires_action payment

@@ -20,6 +20,14 @@ def _restore_correlation_id(task=None, task_id: str | None = None, **_: object) 
     task.request._flowpay_cid_token = correlation_id.set(value or task_id)
 
 
+@task_prerun.connect
+def _follow_runtime_switches(**_: object) -> None:
+    # Workers follow refresh-db-connections between tasks, like web processes between requests.
+    from flowpay.runtime import follow_db_connection_refresh
+
+    follow_db_connection_refresh()
+
+
 @task_postrun.connect
 def _clear_correlation_id(task=None, **_: object) -> None:
     token = getattr(task.request, "_flowpay_cid_token", None) if task is not None else None

@@ -1,0 +1,286 @@
+"""The router: circuit breaker shared through Redis, retries only for safe errors, failover
+of new payments, declines final, timeouts never sent elsewhere and later resolved."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from payments.gateways import registry
+from payments.gateways.base import GatewayTimeout, GatewayUnavailableError
+from payments.gateways.breaker import BreakerState, breaker_for
+from payments.gateways.simulator import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
+from payments.models import SimulatorCharge, Transaction
+from payments.tasks import check_stuck_transactions_task
+
+URL = "/payment/transactions"
+BODY = {"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa"}
+
+
+@pytest.fixture
+def two_gateways(settings, monkeypatch):
+    """Gateways `simulator` (primary) and `backup`: two independent simulators."""
+    settings.FLOWPAY_GATEWAYS = ["simulator", "backup"]
+    settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD = 3
+    settings.FLOWPAY_BREAKER_COOLDOWN_SECONDS = 1
+    settings.FLOWPAY_GATEWAY_RETRIES = 1
+    settings.FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = 0.01
+    monkeypatch.setitem(registry.GATEWAY_CLASSES, "backup", lambda: SimulatorGateway("backup"))
+    registry.gateway_named.cache_clear()
+    yield
+    simulator_faults_clear("simulator")
+    simulator_faults_clear("backup")
+
+
+def attempts_of(payment_id: str) -> list[tuple[str, str]]:
+    return list(Transaction.objects.get(public_id=payment_id).attempts.values_list("gateway", "outcome"))
+
+
+@pytest.mark.django_db
+def test_new_payments_fail_over_to_the_next_gateway_when_the_primary_is_unavailable(merchant_a, two_gateways):
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+
+    response = merchant_a.client.post(URL, BODY, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["status"], body["gateway"]) == ("completed", "backup")
+    # one try and one retry (with backoff) at the primary, then the backup
+    assert attempts_of(body["id"]) == [("simulator", "error"), ("simulator", "error"), ("backup", "succeeded")]
+    actions = list(AuditEntry.objects.filter(object_id=body["id"]).values_list("action", flat=True))
+    assert "transaction.retry" in actions and "transaction.failover" in actions
+
+
+@pytest.mark.django_db
+def test_breaker_opens_after_n_failures_then_new_payments_skip_the_primary(merchant_a, two_gateways):
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    merchant_a.client.post(URL, BODY, format="json")  # 2 failures
+    merchant_a.client.post(URL, BODY, format="json")  # 3rd failure opens the breaker
+    assert breaker_for("simulator").status().state == BreakerState.OPEN
+
+    response = merchant_a.client.post(URL, BODY, format="json")
+
+    assert attempts_of(response.json()["id"]) == [("backup", "succeeded")]  # the primary is not even tried
+    health = merchant_a.client.get("/payment/health").json()
+    circuits = {g["name"]: g["circuit"] for g in health["gateways"]}
+    assert circuits == {"simulator": "open", "backup": "closed"}
+
+
+@pytest.mark.django_db
+def test_half_open_probe_closes_the_breaker_when_the_gateway_recovers(merchant_a, two_gateways):
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    for _ in range(2):
+        merchant_a.client.post(URL, BODY, format="json")
+    assert breaker_for("simulator").status().state == BreakerState.OPEN
+    simulator_faults_clear("simulator")
+    time.sleep(1.1)  # the cooldown
+    assert breaker_for("simulator").status().state == BreakerState.HALF_OPEN
+
+    probe = merchant_a.client.post(URL, BODY, format="json").json()
+
+    assert attempts_of(probe["id"]) == [("simulator", "succeeded")]
+    assert breaker_for("simulator").status().state == BreakerState.CLOSED
+
+
+@pytest.mark.django_db
+def test_a_failed_half_open_probe_opens_the_breaker_again(merchant_a, two_gateways):
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    for _ in range(2):
+        merchant_a.client.post(URL, BODY, format="json")
+    time.sleep(1.1)
+    probe = merchant_a.client.post(URL, BODY, format="json").json()
+    assert attempts_of(probe["id"])[0] == ("simulator", "error")  # the single probe failed
+    assert probe["gateway"] == "backup"
+    assert breaker_for("simulator").status().state == BreakerState.OPEN
+
+
+@pytest.mark.django_db
+def test_a_decline_is_final_and_never_failed_over(merchant_a, two_gateways):
+    response = merchant_a.client.post(URL, {**BODY, "paymentMethod": "pm_card_chargeDeclinedInsufficientFunds"}, format="json")
+    assert response.status_code == 402
+    txn_id = response.json()["error"]["transaction"]["id"]
+    assert attempts_of(txn_id) == [("simulator", "declined")]
+    assert SimulatorCharge.objects.count() == 1
+    assert breaker_for("simulator").status().failures_in_window == 0  # a decline is not a gateway failure
+
+
+@pytest.mark.django_db
+def test_no_healthy_gateway_answers_503_and_records_the_failed_payment(merchant_a, two_gateways):
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "backup")
+    response = merchant_a.client.post(URL, BODY, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "gateway_unavailable"
+    txn = Transaction.objects.get()
+    assert (txn.status, txn.failure_code) == ("failed", "gateway_unavailable")
+    assert not SimulatorCharge.objects.exists()
+
+
+class ScriptedGateway(SimulatorGateway):
+    """The simulator, answering its first authorize calls from a script of exceptions."""
+
+    script: list = []
+    calls = 0
+
+    def authorize(self, *, payment, idempotency_key):
+        type(self).calls += 1
+        if self.script:
+            raise self.script.pop(0)
+        return super().authorize(payment=payment, idempotency_key=idempotency_key)
+
+
+@pytest.fixture
+def scripted(settings, monkeypatch):
+    settings.FLOWPAY_GATEWAYS = ["simulator", "backup"]
+    settings.FLOWPAY_GATEWAY_RETRIES = 2
+    settings.FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = 0.01
+    ScriptedGateway.script, ScriptedGateway.calls = [], 0
+    monkeypatch.setitem(registry.GATEWAY_CLASSES, "simulator", ScriptedGateway)
+    monkeypatch.setitem(registry.GATEWAY_CLASSES, "backup", lambda: SimulatorGateway("backup"))
+    registry.gateway_named.cache_clear()
+    return ScriptedGateway
+
+
+@pytest.mark.django_db
+def test_an_unavailable_gateway_is_retried_with_backoff_then_succeeds(merchant_a, scripted):
+    scripted.script = [GatewayUnavailableError("503 from the PSP")]
+    body = merchant_a.client.post(URL, BODY, format="json").json()
+    assert body["status"] == "completed" and body["gateway"] == "simulator"
+    assert attempts_of(body["id"]) == [("simulator", "error"), ("simulator", "succeeded")]
+    keys = list(Transaction.objects.get(public_id=body["id"]).attempts.values_list("idempotency_key", flat=True))
+    assert len(set(keys)) == 2  # each try has its own gateway idempotency key
+
+
+@pytest.mark.django_db
+def test_a_timeout_is_never_retried_nor_failed_over(merchant_a, scripted):
+    scripted.script = [GatewayTimeout("read timed out")]
+    response = merchant_a.client.post(URL, BODY, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "processing"
+    assert attempts_of(body["id"]) == [("simulator", "unknown")]
+    assert scripted.calls == 1
+
+
+@pytest.mark.django_db
+def test_a_gateway_timeout_after_the_charge_is_resolved_completed_by_the_checker_and_never_sent_elsewhere(
+    merchant_a, two_gateways, celery_eager, caplog
+):
+    # given the primary takes the charge but the response is lost
+    simulator_faults_set(SimulatorFaults(timeout_after_charge=True), "simulator")
+    response = merchant_a.client.post(URL, BODY, format="json")
+    body = response.json()
+    assert response.status_code == 201 and body["status"] == "processing"
+    assert "gateway timeout" in caplog.text
+    assert SimulatorCharge.objects.count() == 1
+    assert attempts_of(body["id"]) == [("simulator", "unknown")]
+
+    # when the beat checker runs after the stuck threshold
+    simulator_faults_clear("simulator")
+    Transaction.objects.filter(public_id=body["id"]).update(processing_started_at=timezone.now() - dt.timedelta(minutes=5))
+    assert check_stuck_transactions_task() == 1
+
+    # then it is completed from the gateway's record, with exactly one charge, at the primary only
+    txn = Transaction.objects.get(public_id=body["id"])
+    assert (txn.status, txn.gateway, txn.amount_captured) == ("completed", "simulator", 1999)
+    assert SimulatorCharge.objects.count() == 1 and SimulatorCharge.objects.get().call_count == 1
+    assert attempts_of(body["id"]) == [("simulator", "succeeded")]
+    assert AuditEntry.objects.filter(object_id=txn.public_id, action="transaction.resolved", actor_type="worker").exists()
+    assert check_stuck_transactions_task() == 0
+
+
+@pytest.mark.django_db
+def test_a_resolved_automatic_payment_found_authorized_continues_to_capture(merchant_a, scripted):
+    # the gateway authorized but did not capture before the answer was lost
+    from payments.services.stuck import transaction_resolve_stuck
+
+    class LostAfterAuthorize(ScriptedGateway):
+        def authorize(self, *, payment, idempotency_key):
+            from dataclasses import replace
+
+            super().authorize(payment=replace(payment, capture=False), idempotency_key=idempotency_key)
+            raise GatewayTimeout("lost")
+
+    registry.GATEWAY_CLASSES["simulator"] = LostAfterAuthorize
+    registry.gateway_named.cache_clear()
+    body = merchant_a.client.post(URL, BODY, format="json").json()
+    assert body["status"] == "processing"
+    from audit.actors import Actor
+
+    txn = transaction_resolve_stuck(transaction_id=Transaction.objects.get(public_id=body["id"]).pk, actor=Actor.worker("test"))
+    assert (txn.status, txn.amount_captured) == ("completed", 1999)
+    assert SimulatorCharge.objects.get().status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_saved_payment_methods_stay_at_their_gateway(merchant_a, two_gateways):
+    customer = merchant_a.client.post("/payment/customers", {"name": "Ann"}, format="json").json()
+    method = merchant_a.client.post(
+        f"/payment/customers/{customer['id']}/payment-methods", {"token": "pm_card_visa", "gateway": "simulator"}, format="json"
+    ).json()
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    response = merchant_a.client.post(URL, {**BODY, "paymentMethod": method["id"]}, format="json")
+    assert response.status_code == 503
+    assert {g for g, _ in attempts_of(Transaction.objects.get().public_id)} == {"simulator"}
+
+
+@pytest.mark.django_db
+def test_gateway_metrics_are_exported(merchant_a, two_gateways, client):
+    merchant_a.client.post(URL, BODY, format="json")
+    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
+    merchant_a.client.post(URL, BODY, format="json")
+    text = client.get("/metrics").content.decode()
+    assert 'gateway_requests_total{gateway="simulator",operation="authorize",outcome="ok"}' in text
+    assert 'psp_call_errors_total{error="gateway_unavailable",gateway="simulator",operation="authorize"}' in text
+    assert 'gateway_request_duration_seconds_bucket{gateway="backup",le="0.025",operation="authorize"}' in text
+    rate_line = next(line for line in text.splitlines() if line.startswith('gateway_error_rate{gateway="simulator",operation="authorize"}'))
+    assert float(rate_line.split()[-1]) == pytest.approx(2 / 3)
+
+
+def _subprocess_env() -> dict:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": django_settings.REDIS_URL,
+        "CACHE_KEY_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"],
+        "DEBUG": "0",
+        "SECRET_KEY": "test",
+        "FLOWPAY_GATEWAYS": "simulator",
+    }
+
+
+def _in_another_process(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], cwd=django_settings.BASE_DIR, env=_subprocess_env(),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.django_db
+def test_the_breaker_state_is_shared_by_two_processes():
+    # opened here, seen there
+    for _ in range(django_settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD):
+        breaker_for("simulator").record_failure()
+    assert _in_another_process(
+        "from payments.gateways.breaker import breaker_for; print(breaker_for('simulator').status().state)"
+    ) == "open"
+    # failures recorded there open the breaker here
+    assert _in_another_process(
+        "from payments.gateways.breaker import breaker_for\n"
+        "[breaker_for('paypal').record_failure() for _ in range(5)]\n"
+        "print(breaker_for('paypal').status().state)"
+    ) == "open"
+    assert breaker_for("paypal").status().state == BreakerState.OPEN
+    assert json.loads(_in_another_process("import json; from payments.gateways.breaker import breaker_for; "
+                                          "print(json.dumps(breaker_for('simulator').allow_request()))")) is False
