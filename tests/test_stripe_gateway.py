@@ -7,12 +7,13 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
 import uuid
 
 import pytest
 import requests
-from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, stripe_gateway)
 
 from audit.actors import Actor
 from payments.gateways import registry
@@ -253,40 +254,74 @@ def test_fetch_of_unknown_payment_is_none(stripe_gateway):
 
 
 # --- an unreachable Stripe ------------------------------------------------------------
-def test_unreachable_stripe_makes_authorize_a_gateway_timeout(stripe_gateway, monkeypatch, caplog):
+def test_a_refused_connection_is_unavailable_for_every_call_because_nothing_was_sent(stripe_gateway, monkeypatch):
     use_stripe_env(monkeypatch, STRIPE_API_BASE=closed_port_url())
-    key = gateway_credentials("stripe").api_key
 
-    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(GatewayTimeout) as raised:
+    # nothing reached Stripe: safe to retry or fail over, even for money-moving calls
+    with pytest.raises(GatewayUnavailableError) as raised:
         stripe_gateway.authorize(payment=charge(), idempotency_key=new_key())
-
-    assert raised.value.retryable is False
-    assert "gateway timeout" in caplog.text
-    logged = " ".join(str(value) for record in caplog.records for value in vars(record).values())
-    assert key not in logged
-
-
-def test_unreachable_stripe_leaves_money_moving_calls_unknown_and_reads_unavailable(stripe_gateway, monkeypatch):
-    use_stripe_env(monkeypatch, STRIPE_API_BASE=closed_port_url())
-
-    # capture, void and refund may have happened: unknown, never failed over
-    with pytest.raises(GatewayTimeout):
+    assert raised.value.retryable is True
+    with pytest.raises(GatewayUnavailableError):
         stripe_gateway.capture(reference="pi_x", amount=100, idempotency_key=new_key("capture"))
-    with pytest.raises(GatewayTimeout):
-        stripe_gateway.void(reference="pi_x", idempotency_key=new_key("void"))
-    with pytest.raises(GatewayTimeout):
+    with pytest.raises(GatewayUnavailableError):
         stripe_gateway.refund(reference="pi_x", amount=100, idempotency_key=new_key("refund"))
-    # reads change nothing: unavailable, safe to retry
     with pytest.raises(GatewayUnavailableError):
         stripe_gateway.fetch(reference="pi_x")
-    with pytest.raises(GatewayUnavailableError):
-        stripe_gateway.fetch(idempotency_key=new_key())
     with pytest.raises(GatewayUnavailableError):
         stripe_gateway.list_settlements(date=dt.date.today())
     assert stripe_gateway.verify_credentials() is False
     health = stripe_gateway.health_check()
     assert health.healthy is False
     assert "unreachable" in health.detail
+
+
+@pytest.fixture
+def silent_stripe():
+    """A server that accepts connections and never answers: the request was sent, the
+    response is lost."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_a_lost_response_makes_money_moving_calls_a_gateway_timeout(stripe_gateway, monkeypatch, settings, caplog, silent_stripe):
+    use_stripe_env(monkeypatch, STRIPE_API_BASE=silent_stripe)
+    settings.FLOWPAY_GATEWAY_READ_TIMEOUT_SECONDS = 0.5
+    key = gateway_credentials("stripe").api_key
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(GatewayTimeout) as raised:
+        stripe_gateway.authorize(payment=charge(), idempotency_key=new_key())
+    assert raised.value.retryable is False
+    assert "gateway timeout" in caplog.text
+    logged = " ".join(str(value) for record in caplog.records for value in vars(record).values())
+    assert key not in logged
+    # capture, void and refund may have happened: unknown, never failed over
+    with pytest.raises(GatewayTimeout):
+        stripe_gateway.capture(reference="pi_x", amount=100, idempotency_key=new_key("capture"))
+    with pytest.raises(GatewayTimeout):
+        stripe_gateway.void(reference="pi_x", idempotency_key=new_key("void"))
+    # reads change nothing: unavailable, safe to retry
+    with pytest.raises(GatewayUnavailableError):
+        stripe_gateway.fetch(reference="pi_x")
 
 
 # --- credentials and health -----------------------------------------------------------

@@ -27,7 +27,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
+import requests
 import stripe
+import urllib3
 from django.conf import settings
 
 from payments.gateways.base import (
@@ -125,6 +127,17 @@ def _plain(obj) -> dict:
 
 def _metadata_value(value) -> str:
     return value if isinstance(value, str) else str(value)
+
+
+def _never_reached_stripe(exc: stripe.APIConnectionError) -> bool:
+    """True when the SDK's network error happened before any byte of the request left."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
+        reason = getattr(cause.args[0], "reason", cause.args[0])
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)  # refused, DNS failure
+    return False
 
 
 class StripeGateway:
@@ -434,6 +447,10 @@ class StripeGateway:
         idempotency_key: str | None = None,
     ) -> GatewayError:
         message = self._message(exc, creds)
+        if isinstance(exc, stripe.APIConnectionError) and _never_reached_stripe(exc):
+            # The connection was never made (refused, DNS, connect timeout): nothing was
+            # sent, so nothing happened at Stripe and the call is safe to retry or fail over.
+            return GatewayUnavailableError(f"Stripe is unreachable: {message}")
         if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)):
             if money_moving:
                 # The request may have been applied: the outcome is unknown.
