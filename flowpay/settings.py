@@ -285,6 +285,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The Stripe SDK logs every request at INFO; our gateway calls are logged and measured already.
+        "stripe": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
     },
 }

@@ -13,7 +13,9 @@
 #
 # Usage: scripts/run_dev.sh          run everything until Ctrl-C (or SIGTERM)
 #        scripts/run_dev.sh migrate  only apply migrations to the same database
-# Environment: PORT (3000), FLOWPAY_RUN_DIR (.run), FLOWPAY_USE_ENV (0).
+# Environment: PORT (3000), FLOWPAY_RUN_DIR (.run), FLOWPAY_USE_ENV (0),
+#   FLOWPAY_GATEWAYS (stripe,simulator), LOCALSTRIPE_PORT (8420): unless STRIPE_API_BASE is
+#   set, localstripe is started beside the web server so the demo runs the real Stripe adapter.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,16 +61,13 @@ if port_busy; then
     exit 1
 fi
 
-SEED_OUTPUT=$("$PY" manage.py seed_demo)
-API_KEY=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["apiKey"])' "$RUN_DIR/demo-credentials.json")
-
 # --- background processes; all of them are stopped on exit ---------------------------
 PIDS=()
 cleanup() {
     trap - INT TERM EXIT
     if [[ ${#PIDS[@]} -gt 0 ]]; then
         echo >&2
-        echo "Stopping FlowPay (web and worker)..." >&2
+        echo "Stopping FlowPay (web, worker and localstripe)..." >&2
         kill -TERM "${PIDS[@]}" 2>/dev/null || true
         # The worker stops its embedded beat itself; give everyone 10 s, then insist.
         for _ in $(seq 1 50); do
@@ -89,6 +88,30 @@ cleanup() {
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
+
+# --- the demo's Stripe: localstripe, so that payments run the real Stripe adapter --------
+export FLOWPAY_GATEWAYS="${FLOWPAY_GATEWAYS:-stripe,simulator}"
+LOCALSTRIPE_NOTE=""
+if [[ ",$FLOWPAY_GATEWAYS," == *",stripe,"* && -z "${STRIPE_API_BASE:-}" ]]; then
+    LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
+    if "$PY" -c 'import socket, sys; s = socket.socket(); s.settimeout(0.5); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$LOCALSTRIPE_PORT"; then
+        echo "Port $LOCALSTRIPE_PORT is taken; using the localstripe (or whatever) already listening there." >&2
+    else
+        "$ROOT/.venv/bin/localstripe" --port "$LOCALSTRIPE_PORT" >>"$LOG_DIR/localstripe.log" 2>&1 &
+        PIDS+=("$!")
+    fi
+    export STRIPE_API_BASE="http://127.0.0.1:$LOCALSTRIPE_PORT"
+    export STRIPE_API_KEY="${STRIPE_API_KEY:-sk_test_flowpay_demo_key_0000}"
+    export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_flowpay_demo}"
+    for _ in $(seq 1 60); do
+        "$PY" -c 'import socket, sys; s = socket.socket(); s.settimeout(0.5); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$LOCALSTRIPE_PORT" && break
+        sleep 0.5
+    done
+    LOCALSTRIPE_NOTE=" Stripe     $STRIPE_API_BASE (localstripe; log: ${LOG_DIR#"$ROOT/"}/localstripe.log)"
+fi
+
+SEED_OUTPUT=$("$PY" manage.py seed_demo)
+API_KEY=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["apiKey"])' "$RUN_DIR/demo-credentials.json")
 
 # Celery worker with beat embedded (-B), solo pool: one process for every queue.
 "$CELERY" -A flowpay worker -B --pool=solo -Q "$QUEUES" --loglevel=INFO \
@@ -134,6 +157,8 @@ cat <<EOF
  Admin      $BASE/admin/
  Health     $BASE/payment/health    ($BASE/healthz, $BASE/readyz)
  Metrics    $BASE/metrics
+ Gateways   $FLOWPAY_GATEWAYS (in priority order)
+$LOCALSTRIPE_NOTE
 
 $(sed 's/^/ /' <<<"$SEED_OUTPUT")
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from audit.actors import Actor
 from audit.services import audit_record
 from flowpay import roles
+from payments.gateways.registry import enabled_gateway_names
 from payments.gateways.router import primary_gateway_name
 from payments.models import (
     ApiKey,
@@ -68,21 +69,24 @@ class DemoPayment:
     customer: int | None = None  # index into CUSTOMERS
     description: str = ""
     cancel: bool = False  # cancel (void) it once authorized
+    # Pay through a method saved at this gateway: the simulator's test ids that localstripe
+    # (the demo's Stripe) does not know still show every state, at the gateway that knows them.
+    pin_gateway: str | None = None
 
 
 # payment_method "saved" means the first customer's saved card (a pm_… id of ours).
 PAYMENTS = (
     DemoPayment("demo-1001", 1999, "USD", "saved", customer=0, description="Order #1001"),
-    DemoPayment("demo-1002", 4500, "USD", "pm_card_mastercard", customer=1, description="Order #1002"),
-    DemoPayment("demo-1003", 12000, "EUR", "pm_card_amex", description="Order #1003"),
+    DemoPayment("demo-1002", 4500, "USD", "pm_card_visa", customer=1, description="Order #1002"),
+    DemoPayment("demo-1003", 12000, "EUR", "pm_card_amex", customer=1, description="Order #1003", pin_gateway="simulator"),
     DemoPayment("demo-1004", 2599, "USD", "pm_card_visa", "manual", customer=0, description="Order #1004, to capture"),
     DemoPayment("demo-1005", 7800, "USD", "pm_card_visa", "manual", customer=1, description="Order #1005, canceled",
                 cancel=True),
     DemoPayment("demo-1006", 3200, "USD", "pm_card_chargeDeclinedInsufficientFunds", customer=1,
-                description="Order #1006"),
-    DemoPayment("demo-1007", 999, "USD", "pm_card_visa_chargeDeclined", description="Order #1007"),
+                description="Order #1006", pin_gateway="simulator"),
+    DemoPayment("demo-1007", 999, "USD", "pm_card_chargeCustomerFail", description="Order #1007"),
     DemoPayment("demo-1008", 15000, "USD", "pm_card_threeDSecure2Required", customer=0,
-                description="Order #1008, waiting for 3-D Secure"),
+                description="Order #1008, waiting for 3-D Secure", pin_gateway="simulator"),
 )
 
 
@@ -238,6 +242,12 @@ def _ensure_payments(merchant: Merchant, customers: list[Customer], actor: Actor
             payment_method = PaymentMethod.objects.filter(
                 customer=customers[0], gateway_token=SAVED_CARD["token"]
             ).values_list("public_id", flat=True).first()
+        elif demo.pin_gateway:
+            if demo.pin_gateway not in enabled_gateway_names():
+                continue
+            payment_method = payment_method_attach(
+                customer=customer, gateway=demo.pin_gateway, gateway_token=payment_method, actor=actor
+            ).public_id
         # A declined card returns a failed transaction (the API turns it into a 402).
         txn = transaction_create(
             merchant=merchant,
