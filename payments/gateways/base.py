@@ -66,7 +66,7 @@ class GatewayPayment:
     """What the gateway says about a payment (for stuck-transaction resolution)."""
 
     reference: str
-    status: str  # succeeded | requires_capture | requires_action | canceled | failed
+    status: str  # succeeded | requires_capture | requires_action | canceled | failed | processing (still settling)
     amount: int
     amount_captured: int
     currency: str

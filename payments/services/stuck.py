@@ -119,6 +119,9 @@ def transaction_resolve_stuck(*, transaction_id: int, actor: Actor) -> Transacti
         if view.error:
             logger.warning("stuck transaction: gateway could not be asked", extra={"transaction": view.transaction.public_id, "error": view.error})
         return view.transaction
+    if view.implied_status is None:
+        # The gateway is still working on it (e.g. "processing"): ask again next round.
+        return view.transaction
     txn = _transaction_apply_gateway_view(view=view, target=view.implied_status, actor=actor, forced_reason=None)
     if txn.status == S.AUTHORIZED and txn.capture_method == CaptureMethod.AUTOMATIC:
         # Normal flow continues: an automatic-capture payment is captured, not left authorized.
