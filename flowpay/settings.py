@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "payments",
     "refunds",
     "subscriptions",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
