@@ -284,3 +284,21 @@ def test_the_breaker_state_is_shared_by_two_processes():
     assert breaker_for("paypal").status().state == BreakerState.OPEN
     assert json.loads(_in_another_process("import json; from payments.gateways.breaker import breaker_for; "
                                           "print(json.dumps(breaker_for('simulator').allow_request()))")) is False
+
+
+@pytest.mark.django_db
+def test_simulator_faults_command_sets_and_clears_faults_for_every_process():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from payments.gateways.simulator import simulator_faults_get
+
+    out = StringIO()
+    call_command("simulator_faults", "--error-rate", "0.5", "--latency-ms", "20", stdout=out)
+    assert json.loads(out.getvalue())["error_rate"] == 0.5
+    assert simulator_faults_get().latency_ms == 20
+    with pytest.raises(CommandError):
+        call_command("simulator_faults", "--error-rate", "2")
+    call_command("simulator_faults", "--clear", stdout=StringIO())
+    assert not simulator_faults_get().active
