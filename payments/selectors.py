@@ -75,3 +75,102 @@ def payment_method_get_saved(*, public_id: str, merchant: Merchant) -> PaymentMe
 
 def payment_methods_for_customer(*, customer: Customer) -> QuerySet[PaymentMethod]:
     return PaymentMethod.objects.filter(customer=customer)
+
+
+# --- runbook commands (query_failed_transactions, payment_method_success_rates,
+# find_stuck_transactions): aggregates are computed by the database ------------------------
+from django.db.models import Case, CharField, Count, OuterRef, Q, Subquery, Value, When  # noqa: E402
+from django.db.models.functions import Lower  # noqa: E402
+
+from payments.models import PaymentAttempt, TransactionStatus  # noqa: E402
+from payments.models.transactions import CAPTURED_STATES  # noqa: E402
+
+
+def transactions_failed_since(*, since: dt.datetime) -> QuerySet[Transaction]:
+    """Failed payments created at or after `since` (every merchant)."""
+    return Transaction.objects.filter(status=TransactionStatus.FAILED, created_at__gte=since)
+
+
+def transactions_failed_summary(*, since: dt.datetime) -> list[dict]:
+    """[{"failure_code", "gateway", "count"}] of failed payments since `since`, most frequent first."""
+    return list(
+        transactions_failed_since(since=since)
+        .order_by()
+        .values("failure_code", "gateway")
+        .annotate(count=Count("id"))
+        .order_by("-count", "failure_code", "gateway")
+    )
+
+
+def transactions_failed_latest(*, since: dt.datetime, limit: int) -> list[Transaction]:
+    return list(transactions_failed_since(since=since).select_related("merchant").order_by("-created_at", "-id")[:limit])
+
+
+# Card brands recognised in Stripe-style test tokens (pm_card_visa, tok_mastercard, ...).
+CARD_BRANDS = ("visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay")
+# A payment succeeded when it was authorized (captured or not, refunded since or not).
+SUCCESSFUL_PAYMENT_STATES = (TransactionStatus.AUTHORIZED, *CAPTURED_STATES)
+
+
+def payment_method_family():
+    """The payment method family of a transaction, as a database expression:
+    1. a saved method with a brand → that brand, lower-cased (visa, mastercard, ...);
+    2. a PayPal payment → "paypal";
+    3. a gateway token naming a brand (pm_card_visa, pm_card_visa_debit, tok_visa) → the brand;
+    4. any other card token (pm_card_…, tok_…, card_…) → "card";
+    5. anything else (opaque tokens) → "other"."""
+    brand_rules = [
+        When(
+            Q(payment_method_token__startswith=f"pm_card_{brand}") | Q(payment_method_token__startswith=f"tok_{brand}"),
+            then=Value(brand),
+        )
+        for brand in CARD_BRANDS
+    ]
+    return Case(
+        When(saved_payment_method__brand__gt="", then=Lower("saved_payment_method__brand")),
+        When(gateway="paypal", then=Value("paypal")),
+        *brand_rules,
+        When(
+            Q(payment_method_token__startswith="pm_card_")
+            | Q(payment_method_token__startswith="tok_")
+            | Q(payment_method_token__startswith="card_"),
+            then=Value("card"),
+        ),
+        default=Value("other"),
+        output_field=CharField(),
+    )
+
+
+def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict]:
+    """Payments created since `since` with a final outcome, grouped by payment method family
+    (and gateway): [{"method", ("gateway",) "attempts", "succeeded", "failed", "in_flight"}].
+    `attempts` = succeeded + failed; in-flight and canceled payments are not attempts."""
+    keys = ["method", "gateway"] if by_gateway else ["method"]
+    rows = (
+        Transaction.objects.filter(created_at__gte=since)
+        .order_by()
+        .annotate(method=payment_method_family())
+        .values(*keys)
+        .annotate(
+            succeeded=Count("id", filter=Q(status__in=SUCCESSFUL_PAYMENT_STATES)),
+            failed=Count("id", filter=Q(status=TransactionStatus.FAILED)),
+            in_flight=Count("id", filter=Q(status__in=INFLIGHT_STATES)),
+        )
+        .order_by(*keys)
+    )
+    return [{**row, "attempts": row["succeeded"] + row["failed"]} for row in rows]
+
+
+def transactions_stuck_with_last_attempt(*, older_than: dt.timedelta | None) -> QuerySet[Transaction]:
+    """The stuck transactions (payments.services.stuck.transactions_stuck) annotated with
+    their last gateway attempt: last_attempt_number, last_attempt_operation,
+    last_attempt_outcome, last_attempt_error."""
+    from payments.services.stuck import transactions_stuck  # here: the services import this module
+
+    last = PaymentAttempt.objects.filter(transaction=OuterRef("pk")).order_by("-number")
+    return transactions_stuck(older_than=older_than).annotate(
+        last_attempt_number=Subquery(last.values("number")[:1]),
+        last_attempt_operation=Subquery(last.values("operation")[:1]),
+        last_attempt_outcome=Subquery(last.values("outcome")[:1]),
+        last_attempt_error=Subquery(last.values("error_code")[:1]),
+    )
