@@ -300,3 +300,18 @@ UNFOLD = {
     "SITE_TITLE": "FlowPay",
     "SITE_HEADER": "FlowPay back-office",
 }
+
+# --- Refunds (refunds issue #4) ---------------------------------------------------------
+# Money tasks run on the `payments` queue.
+CELERY_TASK_ROUTES = {
+    "refunds.execute": {"queue": "payments"},
+    "refunds.requeue_stalled": {"queue": "payments"},
+}
+# Re-queue refunds whose task was lost (broker outage at commit, killed worker).
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "refunds-requeue-stalled": {"task": "refunds.requeue_stalled", "schedule": timedelta(minutes=5)},
+}
+# Largest refund (minor units of the transaction's currency) support may issue alone; above
+# it a finance or admin user must approve (four-eyes).
+FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)

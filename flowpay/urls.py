@@ -18,6 +18,7 @@ urlpatterns = [
     path("payment/schema", SpectacularAPIView.as_view(), name="schema"),
     path("payment/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("payment/", include("payments.api.urls")),
+    path("payment/", include("refunds.api.urls")),
     path("internal/api/", include("flowpay.ops.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -68,6 +68,15 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     customer = customer_create(merchant=merchant, email="c@example.com", name="Customer", actor=SYSTEM)
     payment_method_attach(customer=customer, gateway="simulator", gateway_token="tok_visa", brand="visa", last4="4242", actor=SYSTEM)
     make_transaction()  # also a PaymentAttempt and a SimulatorCharge
+    # a refund (an off-gateway credit: no task to run) and a chargeback with its evidence
+    from refunds.services.chargebacks import chargeback_create, chargeback_submit_evidence
+    from refunds.services.refunds import refund_create
+
+    completed = make_transaction(capture_method="automatic")
+    refund_create(transaction_id=completed.pk, amount=100, reason="admin test", refund_to_original_method=False, actor=SYSTEM)
+    chargeback, _ = chargeback_create(transaction_id=completed.pk, chargeback_reference="CB-ADMIN", amount=100,
+                                      reason="admin test", actor=SYSTEM)
+    chargeback_submit_evidence(chargeback_id=chargeback.pk, text="receipt", files=["doc_1"], actor=SYSTEM)
     idempotency_begin(
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),

@@ -86,3 +86,13 @@ class GatewayErrorRateCollector:
         except Exception:  # a scrape never fails because the cache is away
             return
         yield family
+
+
+# Time from a refund's start of processing (queued, approved or retried) to its final
+# outcome at the gateway (seconds), by gateway and outcome (succeeded, failed).
+refund_processing_latency = Histogram(
+    "refund_processing_latency",
+    "Time to process a refund, in seconds (runbook: warn > 5s, critical > 15s).",
+    ["gateway", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -74,6 +74,8 @@ class TransactionOutput(serializers.Serializer):
     amount_captured = serializers.IntegerField()
     amount_refunded = serializers.IntegerField()
     amount_refundable = serializers.SerializerMethodField()
+    amount_disputed = serializers.IntegerField()
+    disputed = serializers.BooleanField()
     capture_method = serializers.CharField()
     payment_method = serializers.CharField()
     gateway = serializers.CharField()
@@ -93,7 +95,8 @@ class TransactionOutput(serializers.Serializer):
         return "transaction"
 
     def get_amount_refundable(self, obj) -> int:
-        return obj.amount_captured - obj.amount_refunded
+        # Captured minus refunds succeeded or in flight and funds withdrawn by chargebacks.
+        return obj.amount_refundable
 
     def get_customer(self, obj) -> str | None:
         return obj.customer.public_id if obj.customer_id else None

@@ -6,6 +6,12 @@ State machine (DESIGN.md):
     authorized → completed (capture) | canceled (void)
     completed → partially_refunded | refunded;  partially_refunded → refunded
 
+Refund invariant (refunds app): `amount_refund_reserved` is the money committed to refunds,
+succeeded + in flight + awaiting approval. Refunds reserve with one conditional UPDATE, and
+CHECK constraints keep amount_refunded <= amount_refund_reserved <= amount_captured, so no
+concurrency can refund more than was captured. Lost or accepted chargebacks add to
+`amount_disputed` and set `disputed`.
+
 Transitions are pure: they change fields only. Services lock the row, call the gateway,
 transition, save and audit. A `processing` transaction whose gateway outcome is unknown is
 a stuck transaction: it is resolved by asking the same gateway, never re-sent elsewhere.
@@ -13,7 +19,7 @@ a stuck transaction: it is resolved by asking the same gateway, never re-sent el
 
 from django.db import models
 from django.db.models import F, Q
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from flowpay.models import TimeStampedModel, new_public_id
 from flowpay.money import MAX_AMOUNT
@@ -58,6 +64,11 @@ class Transaction(FSMModelMixin, TimeStampedModel):
     amount = models.BigIntegerField()
     amount_captured = models.BigIntegerField(default=0)
     amount_refunded = models.BigIntegerField(default=0)
+    # Refunds succeeded + in flight + awaiting approval (see the module docstring).
+    amount_refund_reserved = models.BigIntegerField(default=0)
+    # Funds withdrawn by lost or accepted chargebacks; `disputed` once there are any.
+    amount_disputed = models.BigIntegerField(default=0)
+    disputed = models.BooleanField(default=False, db_index=True)
     currency = models.CharField(max_length=3)
     capture_method = models.CharField(max_length=10, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC)
     status = FSMField(default=S.PENDING, choices=S.choices, protected=True, db_index=True)
@@ -99,6 +110,20 @@ class Transaction(FSMModelMixin, TimeStampedModel):
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount_captured")),
                 name="txn_refunded_within_captured",
             ),
+            # Succeeded + in-flight refunds never exceed what was captured, whatever the concurrency.
+            models.CheckConstraint(
+                condition=Q(amount_refund_reserved__gte=F("amount_refunded"))
+                & Q(amount_refund_reserved__lte=F("amount_captured")),
+                name="txn_refund_reserved_within_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_disputed__gte=0) & Q(amount_disputed__lte=F("amount_captured")),
+                name="txn_disputed_within_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(disputed=True, amount_disputed__gt=0) | Q(disputed=False, amount_disputed=0),
+                name="txn_disputed_iff_amount_disputed",
+            ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="txn_currency_iso4217"),
             models.CheckConstraint(condition=Q(status__in=S.values), name="txn_status_valid"),
             models.CheckConstraint(condition=Q(capture_method__in=CaptureMethod.values), name="txn_capture_method_valid"),
@@ -120,6 +145,12 @@ class Transaction(FSMModelMixin, TimeStampedModel):
     @property
     def is_final(self) -> bool:
         return self.status not in INFLIGHT_STATES
+
+    @property
+    def amount_refundable(self) -> int:
+        """What a new refund may still take: captured, minus refunds succeeded or in flight,
+        minus funds already withdrawn by chargebacks."""
+        return max(0, self.amount_captured - self.amount_refund_reserved - self.amount_disputed)
 
     # --- transitions (pure) ---------------------------------------------------------
     @transition(field=status, source=S.PENDING, target=S.PROCESSING)
@@ -166,6 +197,21 @@ class Transaction(FSMModelMixin, TimeStampedModel):
     def cancel(self, *, now) -> None:
         self.next_action = None
         self.finalized_at = now
+
+    @transition(
+        field=status, source=[S.COMPLETED, S.PARTIALLY_REFUNDED],
+        target=RETURN_VALUE(S.PARTIALLY_REFUNDED, S.REFUNDED),
+    )
+    def apply_refund(self, *, amount: int) -> str:
+        """A refund succeeded (its amount was reserved when it was created)."""
+        self.amount_refunded += amount
+        return S.REFUNDED if self.amount_refunded >= self.amount_captured else S.PARTIALLY_REFUNDED
+
+    def record_funds_withdrawn(self, *, amount: int) -> None:
+        """A chargeback was lost or accepted: the funds went back to the cardholder. Not a
+        status transition: a disputed payment keeps its (refund) status."""
+        self.amount_disputed += amount
+        self.disputed = True
 
 
 class AttemptOutcome(models.TextChoices):
