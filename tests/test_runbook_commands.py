@@ -536,3 +536,28 @@ def test_unknown_transaction_ids_are_usage_errors():
         run("resolve_stuck_transaction", "--transaction-id=txn_doesnotexist", "--status=completed")
     with pytest.raises(CommandError):
         run("resolve_stuck_transaction", "--transaction-id=txn_x", "--status=refunded")
+
+
+def test_a_payment_failed_here_but_completed_at_the_gateway_is_recovered(stuck_payment):
+    # given a payment forced to failed (say, before the gateway's record showed up)
+    txn = stuck_payment()
+    run("resolve_stuck_transaction", f"--transaction-id={txn.public_id}", "--status=failed", "--force",
+        "--reason", "gateway had no record yet")
+    assert Transaction.objects.get(pk=txn.pk).status == "failed"
+    run("check_gateway_transaction", f"--transaction-id={txn.public_id}", expect=1)  # MISMATCH
+
+    # when the operator resolves it as completed, which the gateway confirms
+    run("resolve_stuck_transaction", f"--transaction-id={txn.public_id}", "--status=completed")
+
+    # then it is completed, audited as a recovery, and the gateway still has one charge
+    recovered = Transaction.objects.get(pk=txn.pk)
+    assert (recovered.status, recovered.amount_captured, recovered.failure_code) == ("completed", 1999, "")
+    assert AuditEntry.objects.filter(object_id=txn.public_id, action="transaction.recovered").exists()
+    assert SimulatorCharge.objects.filter(flowpay_reference=txn.public_id).count() == 1
+    run("check_gateway_transaction", f"--transaction-id={txn.public_id}")
+    # a failed payment the gateway never charged cannot be "recovered"
+    other = stuck_payment(amount=500)
+    SimulatorCharge.objects.filter(flowpay_reference=other.public_id).update(status="failed")
+    run("resolve_stuck_transaction", f"--transaction-id={other.public_id}", "--status=failed")
+    run("resolve_stuck_transaction", f"--transaction-id={other.public_id}", "--status=completed", expect=1)
+    assert Transaction.objects.get(pk=other.pk).status == "failed"

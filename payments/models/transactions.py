@@ -198,6 +198,17 @@ class Transaction(FSMModelMixin, TimeStampedModel):
         self.next_action = None
         self.finalized_at = now
 
+    @transition(field=status, source=S.FAILED, target=S.COMPLETED)
+    def recover_completed(self, *, reference: str, amount_captured: int, now) -> None:
+        """The runbook's "resolve transactions that completed at gateway but failed in our
+        system": only the manual resolution uses it, after asking the gateway (or forced
+        with a reason), and it is audited there."""
+        self.gateway_reference = reference
+        self.amount_captured = amount_captured
+        self.failure_code = ""
+        self.failure_message = ""
+        self.finalized_at = now
+
     @transition(
         field=status, source=[S.COMPLETED, S.PARTIALLY_REFUNDED],
         target=RETURN_VALUE(S.PARTIALLY_REFUNDED, S.REFUNDED),

@@ -140,9 +140,11 @@ def transaction_resolve_manually(
     if force and not reason.strip():
         raise InvalidRequest("--force needs a --reason (it is written to the audit log).", param="reason")
     view = transaction_gateway_view(transaction_id=transaction_id)
-    if view.transaction.status != S.PROCESSING:
+    recovering = view.transaction.status == S.FAILED and status == S.COMPLETED
+    if view.transaction.status != S.PROCESSING and not recovering:
         raise InvalidState(
-            f"Transaction {view.transaction.public_id} is {view.transaction.status}, not processing: nothing to resolve."
+            f"Transaction {view.transaction.public_id} is {view.transaction.status}, not processing: nothing to resolve "
+            "(a failed one that the gateway completed can be resolved with --status=completed)."
         )
     if view.implied_status != status and not force:
         said = view.error or (view.gateway_status or "no record of this payment")
@@ -156,12 +158,16 @@ def transaction_resolve_manually(
 @transaction.atomic
 def _transaction_apply_gateway_view(*, view: GatewayView, target: str, actor: Actor, forced_reason: str | None) -> Transaction:
     txn = Transaction.objects.select_for_update().get(pk=view.transaction.pk)
-    if txn.status != S.PROCESSING:
+    recovering = txn.status == S.FAILED and target == S.COMPLETED and view.transaction.status == S.FAILED
+    if txn.status != S.PROCESSING and not recovering:
         return txn  # settled meanwhile (webhook, another checker)
     now = timezone.now()
     found = view.gateway_payment
     reference = (found.reference if found else "") or txn.gateway_reference
-    if target == S.COMPLETED:
+    if recovering:
+        captured = found.amount_captured if found and found.amount_captured else txn.amount
+        txn.recover_completed(reference=reference, amount_captured=min(captured, txn.amount), now=now)
+    elif target == S.COMPLETED:
         captured = found.amount_captured if found and found.amount_captured else txn.amount
         txn.mark_completed(reference=reference, amount_captured=min(captured, txn.amount), now=now)
     elif target == S.AUTHORIZED:
@@ -182,7 +188,8 @@ def _transaction_apply_gateway_view(*, view: GatewayView, target: str, actor: Ac
         )
     audit_record(
         actor=actor,
-        action="transaction.resolved" if forced_reason is None else "transaction.resolved_forced",
+        action=("transaction.recovered" if recovering else "transaction.resolved")
+        + ("_forced" if forced_reason is not None else ""),
         target=txn,
         result="success" if txn.status != S.FAILED else "failure",
         details={
