@@ -67,6 +67,13 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     staff_token_create(username="support-admin-test", role="support", actor=SYSTEM)
     customer = customer_create(merchant=merchant, email="c@example.com", name="Customer", actor=SYSTEM)
     payment_method_attach(customer=customer, gateway="simulator", gateway_token="tok_visa", brand="visa", last4="4242", actor=SYSTEM)
+    # a plan, a subscription (its first invoice, rebill job and charge) and dunning settings
+    from subscriptions.services.plans import plan_create, subscription_settings_update
+    from subscriptions.services.subscriptions import subscription_create
+
+    plan = plan_create(merchant=merchant, name="Admin plan", amount=1000, currency="USD", interval="month", actor=SYSTEM)
+    subscription_create(merchant=merchant, customer=customer.public_id, plan=plan.public_id, payment_method="pm_card_visa", actor=SYSTEM)
+    subscription_settings_update(merchant=merchant, dunning_final_action="unpaid", actor=SYSTEM)
     make_transaction()  # also a PaymentAttempt and a SimulatorCharge
     # a refund (an off-gateway credit: no task to run) and a chargeback with its evidence
     from refunds.services.chargebacks import chargeback_create, chargeback_submit_evidence

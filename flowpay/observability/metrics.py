@@ -96,3 +96,38 @@ refund_processing_latency = Histogram(
     ["gateway", "outcome"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+# --- rebill scheduler (subscriptions issue #5; scaling-chapter names) ---------------------
+# Rebill jobs that ended without payment, by queue and reason: declined (a dunning retry is
+# scheduled), uncollectible (dunning over), error (non-payment failure, retried), dead
+# (dead-lettered). Exposed as rebill_jobs_failed_total.
+rebill_jobs_failed = Counter(
+    "rebill_jobs_failed",
+    "Rebill jobs that failed, by queue and reason (declined, uncollectible, error, dead).",
+    ["queue", "reason"],
+)
+rebill_job_duration_seconds = Histogram(
+    "rebill_job_duration_seconds",
+    "Time to run one rebill job (lease to recorded outcome), in seconds, by queue and outcome.",
+    ["queue", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class RebillQueueDepthCollector:
+    """rebill_queue_depth{queue}: rebill jobs queued (waiting for a worker) per queue, read
+    from the database at scrape time."""
+
+    def collect(self):
+        from django.db import DatabaseError
+
+        from subscriptions.selectors import rebill_queue_depths
+
+        family = GaugeMetricFamily("rebill_queue_depth", "Rebill jobs queued per queue.", labels=["queue"])
+        try:
+            for queue, depth in rebill_queue_depths().items():
+                family.add_metric([queue], depth)
+        except DatabaseError:
+            return
+        yield family

@@ -1,0 +1,49 @@
+from django.db import transaction
+
+from audit.actors import Actor
+from audit.services import audit_record
+from flowpay.errors import InvalidState
+from payments.models import Merchant
+from subscriptions.models import Plan, SubscriptionSettings
+
+
+@transaction.atomic
+def plan_create(
+    *, merchant: Merchant, name: str, amount: int, currency: str, interval: str, interval_count: int = 1,
+    trial_days: int = 0, metadata: dict | None = None, actor: Actor,
+) -> Plan:
+    plan = Plan.objects.create(
+        merchant=merchant, name=name, amount=amount, currency=currency, interval=interval,
+        interval_count=interval_count, trial_days=trial_days, metadata=metadata or {},
+    )
+    audit_record(
+        actor=actor, action="plan.create", target=plan,
+        details={"amount": amount, "currency": currency, "interval": interval, "interval_count": interval_count,
+                 "trial_days": trial_days},
+    )
+    return plan
+
+
+@transaction.atomic
+def plan_deactivate(*, plan_id: int, actor: Actor) -> Plan:
+    """A deactivated plan takes no new subscriptions; existing ones keep being billed."""
+    plan = Plan.objects.select_for_update().get(pk=plan_id)
+    if not plan.active:
+        raise InvalidState(f"Plan {plan.public_id} is already inactive.")
+    plan.active = False
+    plan.save(update_fields=["active", "updated_at"])
+    audit_record(actor=actor, action="plan.deactivate", target=plan)
+    return plan
+
+
+@transaction.atomic
+def subscription_settings_update(*, merchant: Merchant, dunning_final_action: str, actor: Actor) -> SubscriptionSettings:
+    settings_row, _ = SubscriptionSettings.objects.select_for_update().get_or_create(merchant=merchant)
+    previous = settings_row.dunning_final_action
+    settings_row.dunning_final_action = dunning_final_action
+    settings_row.save()
+    audit_record(
+        actor=actor, action="subscription_settings.update", target=settings_row, merchant_id=merchant.pk,
+        details={"dunning_final_action": dunning_final_action, "previous": previous},
+    )
+    return settings_row

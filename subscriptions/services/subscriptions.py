@@ -1,0 +1,223 @@
+"""Subscriptions: create (with the first invoice charged at once), cancel, pause, resume,
+update (payment method, cancel at period end).
+
+The first invoice of a subscription without a trial is charged synchronously, inside the
+create request, through the same rebill job machinery as renewals (a job leased by the
+request, same charge key, same heartbeat): the merchant learns at once whether the
+subscription is `active` (first invoice paid) or `incomplete` (declined: the invoice
+follows the dunning schedule, and the subscription is canceled if it is never paid). If
+the request dies mid-charge, its lease expires and a rebill worker finishes the job under
+the same key, so nothing is charged twice.
+"""
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_record
+from flowpay.errors import InvalidRequest, InvalidState, NotFound
+from payments.gateways.router import any_gateway_supports
+from payments.models import Customer, Merchant, PaymentMethod
+from payments.selectors import customer_get, payment_method_get_saved
+from subscriptions import conf
+from subscriptions.models import (
+    BILLED_STATES,
+    Invoice,
+    Plan,
+    RebillJob,
+    RebillJobStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from subscriptions.services.common import subscription_payload
+from subscriptions.services.leasing import LeaseHeartbeat, worker_identity
+from subscriptions.services.rebill import _void_open_invoices, rebill_job_run
+from webhooks.services import outbox_publish
+
+SS, JS = SubscriptionStatus, RebillJobStatus
+
+
+def _payment_method_resolve(*, merchant: Merchant, customer: Customer, payment_method: str) -> PaymentMethod | None:
+    """A saved method of this customer (pm_…) or a token some enabled gateway accepts."""
+    saved = payment_method_get_saved(public_id=payment_method, merchant=merchant) if payment_method.startswith("pm_") else None
+    if saved is None and not any_gateway_supports(payment_method):
+        raise InvalidRequest(f"No such payment method: '{payment_method[:60]}'", code="resource_missing", param="payment_method")
+    if saved is not None and saved.customer_id != customer.pk:
+        raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
+    return saved
+
+
+def subscription_create(
+    *, merchant: Merchant, customer: str, plan: str, payment_method: str, trial_days: int | None = None,
+    metadata: dict | None = None, actor: Actor, livemode: bool = False,
+) -> Subscription:
+    subscription, job = _subscription_open(
+        merchant=merchant, customer_public_id=customer, plan_public_id=plan, payment_method=payment_method,
+        trial_days=trial_days, metadata=metadata, actor=actor, livemode=livemode,
+    )
+    if job is not None:
+        owner = job.lease_owner
+        with LeaseHeartbeat(owner):
+            rebill_job_run(job_id=job.pk, owner=owner, actor=actor)
+    return Subscription.objects.select_related("plan", "customer").get(pk=subscription.pk)
+
+
+@transaction.atomic
+def _subscription_open(
+    *, merchant: Merchant, customer_public_id: str, plan_public_id: str, payment_method: str, trial_days: int | None,
+    metadata: dict | None, actor: Actor, livemode: bool,
+) -> tuple[Subscription, RebillJob | None]:
+    try:
+        customer = customer_get(public_id=customer_public_id, merchant=merchant, param="customer")
+    except NotFound as exc:
+        raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
+    plan_row = Plan.objects.filter(merchant=merchant, public_id=plan_public_id).first()
+    if plan_row is None:
+        raise InvalidRequest(f"No such plan: '{plan_public_id[:64]}'", code="resource_missing", param="plan")
+    if not plan_row.active:
+        raise InvalidRequest(f"Plan {plan_row.public_id} is inactive and takes no new subscriptions.", code="plan_inactive", param="plan")
+    saved = _payment_method_resolve(merchant=merchant, customer=customer, payment_method=payment_method)
+
+    now = timezone.now()
+    trial = plan_row.trial_days if trial_days is None else trial_days
+    common = dict(
+        merchant=merchant, customer=customer, plan=plan_row, payment_method=payment_method, saved_payment_method=saved,
+        livemode=livemode, metadata=metadata or {},
+    )
+    if trial > 0:
+        trial_end = now + dt.timedelta(days=trial)
+        subscription = Subscription(
+            **common, status=SS.TRIALING, trial_start=now, trial_end=trial_end, billing_anchor=trial_end,
+            current_period_start=now, current_period_end=trial_end, next_period_index=0, next_billing_at=trial_end,
+        )
+        subscription.save()
+        audit_record(actor=actor, action="subscription.create", target=subscription,
+                     details={"plan": plan_row.public_id, "status": subscription.status, "trial_end": trial_end.isoformat()})
+        return subscription, None
+
+    subscription = Subscription(**common, status=SS.INCOMPLETE, billing_anchor=now,
+                                current_period_start=now, current_period_end=now)
+    start, end = subscription.advance_period()
+    subscription.save()
+    audit_record(actor=actor, action="subscription.create", target=subscription,
+                 details={"plan": plan_row.public_id, "status": subscription.status})
+    invoice = Invoice(
+        merchant=merchant, subscription=subscription, customer=customer, amount=plan_row.amount,
+        currency=plan_row.currency, period_start=start, period_end=end,
+    )
+    invoice.save()
+    invoice.finalize(now=now)
+    invoice.save()
+    audit_record(actor=actor, action="invoice.open", target=invoice,
+                 details={"subscription": subscription.public_id, "amount": invoice.amount, "currency": invoice.currency,
+                          "period_start": start.isoformat()})
+    job = RebillJob(merchant=merchant, subscription=subscription, invoice=invoice, period_start=start,
+                    queue=plan_row.queue, status=JS.QUEUED, run_at=now)
+    job.lease(owner=worker_identity("api"), now=now, expires_at=now + conf.lease_duration())
+    job.save()
+    return subscription, job
+
+
+def _locked(subscription_id: int) -> Subscription:
+    return Subscription.objects.select_for_update(of=("self",)).select_related("plan").get(pk=subscription_id)
+
+
+@transaction.atomic
+def subscription_cancel(*, subscription_id: int, at_period_end: bool, actor: Actor) -> Subscription:
+    subscription = _locked(subscription_id)
+    now = timezone.now()
+    if subscription.status == SS.CANCELED:
+        raise InvalidState(f"Subscription {subscription.public_id} is already canceled.")
+    if at_period_end:
+        if subscription.status not in BILLED_STATES:
+            raise InvalidState(
+                f"A {subscription.status} subscription has no period end to cancel at: cancel it now instead."
+            )
+        if not subscription.cancel_at_period_end:
+            subscription.cancel_at_period_end = True
+            subscription.canceled_at = now
+            subscription.save()
+            audit_record(actor=actor, action="subscription.cancel_at_period_end", target=subscription,
+                         details={"at": subscription.current_period_end.isoformat()})
+        return subscription
+    previous = subscription.status
+    subscription.cancel(now=now, reason="requested")
+    subscription.save()
+    audit_record(actor=actor, action="subscription.canceled", target=subscription, details={"from": previous, "reason": "requested"})
+    outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.canceled", payload=subscription_payload(subscription))
+    _void_open_invoices(subscription=subscription, now=now, actor=actor)
+    return subscription
+
+
+@transaction.atomic
+def subscription_pause(*, subscription_id: int, actor: Actor) -> Subscription:
+    subscription = _locked(subscription_id)
+    if subscription.status != SS.ACTIVE:
+        raise InvalidState(f"Only active subscriptions can be paused; {subscription.public_id} is {subscription.status}.")
+    subscription.pause(now=timezone.now())
+    subscription.save()
+    audit_record(actor=actor, action="subscription.paused", target=subscription)
+    return subscription
+
+
+@transaction.atomic
+def subscription_resume(*, subscription_id: int, actor: Actor) -> Subscription:
+    subscription = _locked(subscription_id)
+    if subscription.status != SS.PAUSED:
+        raise InvalidState(f"Only paused subscriptions can be resumed; {subscription.public_id} is {subscription.status}.")
+    subscription.resume(now=timezone.now())
+    subscription.save()
+    audit_record(actor=actor, action="subscription.resumed", target=subscription,
+                 details={"next_billing_at": subscription.next_billing_at.isoformat() if subscription.next_billing_at else None})
+    return subscription
+
+
+def subscription_update(
+    *, subscription_id: int, payment_method: str | None = None, cancel_at_period_end: bool | None = None, actor: Actor
+) -> Subscription:
+    subscription, retried = _subscription_update(
+        subscription_id=subscription_id, payment_method=payment_method, cancel_at_period_end=cancel_at_period_end, actor=actor
+    )
+    if retried:
+        from subscriptions.services.scheduling import rebill_dispatch
+
+        transaction.on_commit(rebill_dispatch)
+    return subscription
+
+
+@transaction.atomic
+def _subscription_update(
+    *, subscription_id: int, payment_method: str | None, cancel_at_period_end: bool | None, actor: Actor
+) -> tuple[Subscription, int]:
+    subscription = _locked(subscription_id)
+    if subscription.status == SS.CANCELED:
+        raise InvalidState(f"Subscription {subscription.public_id} is canceled.")
+    now = timezone.now()
+    retried = 0
+    changes: dict = {}
+    if payment_method is not None and payment_method != subscription.payment_method:
+        saved = _payment_method_resolve(merchant=subscription.merchant, customer=subscription.customer, payment_method=payment_method)
+        subscription.payment_method, subscription.saved_payment_method = payment_method, saved
+        changes["payment_method"] = payment_method
+        # Invoices waiting after a hard decline are retried at once with the new method.
+        jobs = RebillJob.objects.select_for_update().filter(
+            subscription=subscription, status=JS.FAILED, run_at__isnull=False, invoice__status="open",
+        ).exclude(invoice__hard_declined_payment_method="")
+        for job in jobs:
+            job.run_at = now
+            job.retry()
+            job.save()
+            audit_record(actor=actor, action="rebill_job.retry", target=job, details={"reason": "payment_method_changed"})
+            retried += 1
+    if cancel_at_period_end is not None and cancel_at_period_end != subscription.cancel_at_period_end:
+        if subscription.status not in BILLED_STATES:
+            raise InvalidState(f"A {subscription.status} subscription has no period end to cancel at.")
+        subscription.cancel_at_period_end = cancel_at_period_end
+        subscription.canceled_at = now if cancel_at_period_end else None
+        changes["cancel_at_period_end"] = cancel_at_period_end
+    if changes:
+        subscription.save()
+        audit_record(actor=actor, action="subscription.update", target=subscription, details=changes)
+    return subscription, retried
