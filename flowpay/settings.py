@@ -360,3 +360,21 @@ FLOWPAY_REBILL_RETRY_SECONDS = env.float("FLOWPAY_REBILL_RETRY_SECONDS", default
 FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD = env.int("FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD", default=4)
 # Prefix of the rebill queue names (tests use private queues; empty in production).
 FLOWPAY_REBILL_QUEUE_PREFIX = env.str("FLOWPAY_REBILL_QUEUE_PREFIX", default="")
+
+# --- Merchant webhooks (events issue #6) ------------------------------------------------
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": timedelta(seconds=env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)),
+    },
+}
+# Deliveries retry with exponential backoff (base, doubling, capped) and jitter for about
+# three days, then are dead-lettered (re-sendable through the API or webhook_deliveries).
+FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS", default=60.0)
+FLOWPAY_WEBHOOK_BACKOFF_CAP_SECONDS = env.float("FLOWPAY_WEBHOOK_BACKOFF_CAP_SECONDS", default=12 * 3600.0)
+FLOWPAY_WEBHOOK_RETRY_WINDOW_SECONDS = env.int("FLOWPAY_WEBHOOK_RETRY_WINDOW_SECONDS", default=3 * 24 * 3600)
+FLOWPAY_WEBHOOK_TIMEOUT_SECONDS = env.float("FLOWPAY_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Endpoints on private, loopback or plain-http addresses are refused unless this is on
+# (it is in DEBUG, for make run and local tests).
+FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)

@@ -56,6 +56,7 @@ from payments.models import (
     TransactionStatus,
 )
 from payments.selectors import customer_get, payment_method_get_saved
+from payments.services.transaction_events import transaction_announce
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
         txn.mark_failed(code=code, message=message, reference=None, now=timezone.now())
         txn.save()
         audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": code})
+        transaction_announce(txn)
     return txn
 
 
@@ -242,6 +244,7 @@ def _transaction_record_authorization(
         txn.mark_failed(code=result.code, message=str(result), reference=None, now=now)
         txn.save()
         audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": result.code})
+        transaction_announce(txn)
         return txn
 
     attempt.gateway_reference = result.reference or ""
@@ -274,6 +277,7 @@ def _transaction_record_authorization(
         result="failure" if txn.status == S.FAILED else "success",
         details={"gateway": txn.gateway, "reference": txn.gateway_reference, "decline_code": result.decline_code},
     )
+    transaction_announce(txn)
     return txn
 
 
@@ -316,6 +320,7 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
     txn.capture(amount=result.amount or amount, now=timezone.now())
     txn.save()
     audit_record(actor=actor, action="transaction.capture", target=txn, details={"amount": txn.amount_captured})
+    transaction_announce(txn)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 
@@ -353,6 +358,7 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
     txn.cancel(now=timezone.now())
     txn.save()
     audit_record(actor=actor, action="transaction.cancel", target=txn)
+    transaction_announce(txn)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 

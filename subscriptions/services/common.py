@@ -38,16 +38,14 @@ def dunning_final_action(*, merchant_id: int) -> str:
 
 def subscription_payload(subscription) -> dict:
     """The subscription as the API renders it (camelCase), for outbox events."""
-    from djangorestframework_camel_case.util import camelize
-
     from subscriptions.api.serializers import SubscriptionOutput
+    from webhooks.payloads import api_payload
 
-    return camelize(SubscriptionOutput(subscription).data)
+    return api_payload(SubscriptionOutput, subscription)
 
 
 def invoice_payload(invoice) -> dict:
-    from djangorestframework_camel_case.util import camelize
-
     from subscriptions.api.serializers import InvoiceOutput
+    from webhooks.payloads import api_payload
 
-    return camelize(InvoiceOutput(invoice).data)
+    return api_payload(InvoiceOutput, invoice)

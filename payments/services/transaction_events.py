@@ -1,0 +1,23 @@
+"""Merchant events for transaction state changes (written to the outbox in the same
+database transaction as the change)."""
+
+from payments.models import Transaction, TransactionStatus
+from webhooks.payloads import api_payload
+from webhooks.services import outbox_publish
+
+S = TransactionStatus
+EVENT_FOR_STATUS = {
+    S.COMPLETED: "transaction.completed",
+    S.FAILED: "transaction.failed",
+    S.REQUIRES_ACTION: "transaction.requires_action",
+    S.CANCELED: "transaction.canceled",
+}
+
+
+def transaction_announce(txn: Transaction) -> None:
+    """Publish the event for the status the transaction just reached, if merchants care."""
+    from payments.api.serializers import TransactionOutput  # the payload is the API's rendering
+
+    event_type = EVENT_FOR_STATUS.get(txn.status)
+    if event_type is not None:
+        outbox_publish(merchant_id=txn.merchant_id, event_type=event_type, payload=api_payload(TransactionOutput, txn))

@@ -1,0 +1,75 @@
+from rest_framework import serializers
+
+from flowpay.api.serializers import CreatedRangeMixin, InputSerializer, utc_iso
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery
+from webhooks.services.deliveries import event_document
+
+
+class WebhookEndpointCreateInput(InputSerializer):
+    url = serializers.URLField(max_length=2000)
+    enabled_events = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list, max_length=50)
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class WebhookEndpointOutput(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    url = serializers.CharField()
+    description = serializers.CharField()
+    enabled_events = serializers.JSONField()
+    status = serializers.CharField()
+    created_at = serializers.SerializerMethodField()
+
+    def get_object(self, obj) -> str:
+        return "webhook_endpoint"
+
+    def get_created_at(self, obj) -> str:
+        return utc_iso(obj.created_at)
+
+
+class WebhookEndpointCreatedOutput(WebhookEndpointOutput):
+    # The signing secret: returned once, in the answer to the creation.
+    secret = serializers.CharField()
+
+
+class EventOutput(serializers.Serializer):
+    def to_representation(self, instance):
+        return event_document(instance)
+
+
+class EventListFilters(CreatedRangeMixin, InputSerializer):
+    type = serializers.ChoiceField(choices=EVENT_TYPES, required=False)
+
+
+class WebhookDeliveryOutput(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    event = serializers.CharField(source="event.public_id")
+    event_type = serializers.CharField(source="event.type")
+    endpoint = serializers.CharField(source="endpoint.public_id")
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    last_status_code = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField()
+    next_attempt_at = serializers.SerializerMethodField()
+    delivered_at = serializers.SerializerMethodField()
+    created_at = serializers.SerializerMethodField()
+
+    def get_object(self, obj) -> str:
+        return "webhook_delivery"
+
+    def get_next_attempt_at(self, obj) -> str | None:
+        return utc_iso(obj.next_attempt_at) if obj.status in (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING) else None
+
+    def get_delivered_at(self, obj) -> str | None:
+        return utc_iso(obj.delivered_at)
+
+    def get_created_at(self, obj) -> str:
+        return utc_iso(obj.created_at)
+
+
+class WebhookDeliveryListFilters(InputSerializer):
+    endpoint = serializers.CharField(max_length=40, required=False)
+    event = serializers.CharField(max_length=40, required=False)
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.values, required=False)

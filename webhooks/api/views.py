@@ -1,0 +1,109 @@
+"""Merchant API for webhooks: endpoints, events (to catch up after downtime) and deliveries."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from flowpay import roles
+from flowpay.api.views import ApiView, idempotent, role_permission
+from payments.api.serializers import EmptyInput
+from payments.api.views import IDEMPOTENCY_HEADER
+from webhooks.api.serializers import (
+    EventListFilters,
+    EventOutput,
+    WebhookDeliveryListFilters,
+    WebhookDeliveryOutput,
+    WebhookEndpointCreatedOutput,
+    WebhookEndpointCreateInput,
+    WebhookEndpointOutput,
+)
+from webhooks.selectors import (
+    event_get,
+    events_list,
+    webhook_deliveries_list,
+    webhook_delivery_get,
+    webhook_endpoint_get,
+    webhook_endpoints_list,
+)
+from webhooks.services.deliveries import webhook_delivery_resend
+from webhooks.services.endpoints import webhook_endpoint_create, webhook_endpoint_delete
+
+MerchantOnly = role_permission(merchant=True)
+MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
+MerchantOrSupport = role_permission(merchant=True, roles=(roles.SUPPORT, roles.OPERATOR, roles.ADMIN))
+
+
+class WebhookEndpointListCreateApi(ApiView):
+    def get_permissions(self):
+        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+
+    @extend_schema(request=WebhookEndpointCreateInput, responses={201: WebhookEndpointCreatedOutput},
+                   parameters=[IDEMPOTENCY_HEADER], summary="Register a webhook endpoint (its signing secret is shown once)")
+    @idempotent
+    def post(self, request):
+        data = self.validated(WebhookEndpointCreateInput)
+        endpoint = webhook_endpoint_create(
+            merchant=request.merchant, url=data["url"], enabled_events=data["enabled_events"],
+            description=data["description"], actor=request.actor,
+        )
+        return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: WebhookEndpointOutput(many=True)}, summary="List webhook endpoints")
+    def get(self, request):
+        self.validated_query(EmptyInput)  # no filters: unknown parameters are refused
+        return self.paginate(webhook_endpoints_list(merchant=request.merchant), WebhookEndpointOutput)
+
+
+class WebhookEndpointDetailApi(ApiView):
+    def get_permissions(self):
+        return [MerchantOnly()] if self.request.method == "DELETE" else [MerchantOrAnyStaff()]
+
+    @extend_schema(responses={200: WebhookEndpointOutput}, summary="Retrieve a webhook endpoint")
+    def get(self, request, endpoint_id: str):
+        return Response(WebhookEndpointOutput(webhook_endpoint_get(public_id=endpoint_id, merchant=request.merchant)).data)
+
+    @extend_schema(responses={200: WebhookEndpointOutput}, summary="Delete a webhook endpoint (it stops receiving events)")
+    def delete(self, request, endpoint_id: str):
+        endpoint = webhook_endpoint_get(public_id=endpoint_id, merchant=request.merchant)
+        return Response(WebhookEndpointOutput(webhook_endpoint_delete(endpoint_id=endpoint.pk, actor=request.actor)).data)
+
+
+class EventListApi(ApiView):
+    permission_classes = [MerchantOrAnyStaff]
+
+    @extend_schema(parameters=[EventListFilters], summary="List events, newest first (the webhook payloads)")
+    def get(self, request):
+        filters = self.validated_query(EventListFilters)
+        query = events_list(
+            merchant=request.merchant, event_type=filters.get("type"),
+            created_gte=filters.get("created_gte"), created_lte=filters.get("created_lte"),
+        )
+        return self.paginate(query, EventOutput)
+
+
+class EventDetailApi(ApiView):
+    permission_classes = [MerchantOrAnyStaff]
+
+    @extend_schema(summary="Retrieve an event")
+    def get(self, request, event_id: str):
+        return Response(EventOutput(event_get(public_id=event_id, merchant=request.merchant)).data)
+
+
+class WebhookDeliveryListApi(ApiView):
+    permission_classes = [MerchantOrAnyStaff]
+
+    @extend_schema(parameters=[WebhookDeliveryListFilters], responses={200: WebhookDeliveryOutput(many=True)},
+                   summary="List webhook deliveries")
+    def get(self, request):
+        filters = self.validated_query(WebhookDeliveryListFilters)
+        return self.paginate(webhook_deliveries_list(merchant=request.merchant, **filters), WebhookDeliveryOutput)
+
+
+class WebhookDeliveryResendApi(ApiView):
+    permission_classes = [MerchantOrSupport]
+
+    @extend_schema(request=EmptyInput, responses={200: WebhookDeliveryOutput}, summary="Re-send a dead or delivered delivery")
+    def post(self, request, delivery_id: str):
+        self.validated(EmptyInput)
+        delivery = webhook_delivery_get(public_id=delivery_id, merchant=request.merchant)
+        return Response(WebhookDeliveryOutput(webhook_delivery_resend(delivery_id=delivery.pk, actor=request.actor)).data)

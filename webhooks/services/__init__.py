@@ -1,0 +1,3 @@
+from webhooks.services.outbox import outbox_publish
+
+__all__ = ["outbox_publish"]

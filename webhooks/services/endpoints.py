@@ -1,0 +1,49 @@
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_record
+from flowpay.errors import InvalidRequest
+from payments.models import Merchant
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookEndpoint
+from webhooks.services.deliveries import validate_destination
+from webhooks.signing import new_endpoint_secret
+
+MAX_ENDPOINTS_PER_MERCHANT = 16
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, merchant: Merchant, url: str, enabled_events: list[str], description: str = "", actor: Actor
+) -> WebhookEndpoint:
+    unknown = sorted(set(enabled_events) - set(EVENT_TYPES) - {"*"})
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown event type '{unknown[0][:60]}'. Known types: {', '.join(EVENT_TYPES)} (or '*').",
+            code="invalid_event_type", param="enabled_events",
+        )
+    validate_destination(url)
+    # Locks the merchant row: two concurrent creations cannot both pass the limit.
+    Merchant.objects.select_for_update().get(pk=merchant.pk)
+    if WebhookEndpoint.objects.filter(merchant=merchant, deleted_at__isnull=True).count() >= MAX_ENDPOINTS_PER_MERCHANT:
+        raise InvalidRequest(f"A merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints.", code="limit_reached")
+    endpoint = WebhookEndpoint.objects.create(
+        merchant=merchant, url=url, description=description, enabled_events=sorted(set(enabled_events)),
+        secret=new_endpoint_secret(),
+    )
+    audit_record(actor=actor, action="webhook_endpoint.create", target=endpoint,
+                 details={"url": url, "enabled_events": endpoint.enabled_events})
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint_id: int, actor: Actor) -> WebhookEndpoint:
+    """Soft delete: the endpoint stops receiving events; its delivery history stays."""
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+    if endpoint.deleted_at is None:
+        endpoint.deleted_at = timezone.now()
+        endpoint.status = WebhookEndpoint.Status.DISABLED
+        endpoint.save(update_fields=["deleted_at", "status"])
+        audit_record(actor=actor, action="webhook_endpoint.delete", target=endpoint)
+    return endpoint

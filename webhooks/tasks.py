@@ -1,0 +1,37 @@
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="webhooks.relay_outbox", ignore_result=True)
+def outbox_relay_task() -> int:
+    """Kicked on commit by outbox_publish and swept by beat."""
+    from webhooks.services.outbox import outbox_relay
+
+    return outbox_relay()
+
+
+@shared_task(name="webhooks.deliver", ignore_result=True, acks_late=True, reject_on_worker_lost=True, queue="webhooks")
+def webhook_deliver_task(delivery_id: int) -> None:
+    from webhooks.services.deliveries import webhook_delivery_attempt
+
+    webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="webhooks.sweep", ignore_result=True)
+def webhooks_sweep_task() -> int:
+    """Beat: relay what a lost kick left behind, then queue due retries and deliveries
+    whose sender died (expired lease)."""
+    from payments.gateways.router import simplified_flow_enabled
+    from webhooks.services.deliveries import webhook_deliveries_due
+    from webhooks.services.outbox import outbox_relay
+
+    if simplified_flow_enabled():
+        return 0
+    outbox_relay()
+    due = webhook_deliveries_due()
+    for delivery_id in due:
+        webhook_deliver_task.delay(delivery_id)
+    return len(due)
