@@ -57,15 +57,30 @@ CARD_DATA_MESSAGE = (
 )
 
 
+# Inbound gateway webhooks (payments.inbound) are exempt from the card-data guard, and only
+# they. Their bodies are written by the gateway, not by a merchant, and legitimately carry
+# long digit runs that can pass the Luhn check by chance: E.164 phone numbers of billing
+# details ("+4915112345678"), card networks' transaction ids (Stripe's
+# payment_method_details.card.network_transaction_id, PayPal's network_transaction_reference,
+# 15-16 digits). Refusing those would make the gateway retry, then give up: events lost.
+# The exemption does not let card data in: the view accepts a body only after the gateway's
+# signature over it is verified (anything else is answered 400 and stored nowhere), gateways
+# never send PANs, and neither the view nor the inbox logs a webhook body.
+VERIFIED_WEBHOOK_PATHS = frozenset({"/webhooks/stripe", "/webhooks/paypal"})
+
+
 class CardDataGuardMiddleware:
     """Refuses any request whose body or query string carries something that looks like a
     card number (13-19 digits passing Luhn, with or without spaces or dashes), before any
-    view, log line or database write sees it. The number itself is never echoed or logged."""
+    view, log line or database write sees it. The number itself is never echoed or logged.
+    Signature-verified gateway webhooks are exempt (see VERIFIED_WEBHOOK_PATHS)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path in VERIFIED_WEBHOOK_PATHS:
+            return self.get_response(request)
         param = self._card_data_param(request)
         if param is not None:
             logger.warning("request rejected: card data in %s", "body" if param != "query" else "query string",

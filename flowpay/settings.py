@@ -316,6 +316,17 @@ CELERY_BEAT_SCHEDULE = {
 # it a finance or admin user must approve (four-eyes).
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
 
+# --- Inbound gateway webhooks (issue #6) ---------------------------------------------------
+# Beat queues again inbound events whose processing was lost (broker outage, dead worker).
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
+}
+# A failed inbound event is retried this many times (with backoff), then waits for replay_webhook_events.
+FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS = env.int("FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS", default=5)
+# An event left processing by a dead worker is claimable again after this long (> the task time limit).
+FLOWPAY_INBOUND_EVENT_LEASE_SECONDS = env.int("FLOWPAY_INBOUND_EVENT_LEASE_SECONDS", default=600)
+
 # --- Subscriptions and the rebill scheduler (subscriptions issue #5) ------------------------
 # Beat invoices due periods, queues due dunning retries and dispatches drain messages to the
 # queue of each billing frequency; the reaper re-queues jobs whose worker stopped heartbeating.

@@ -22,5 +22,6 @@ urlpatterns = [
     path("payment/", include("subscriptions.api.urls")),
     path("payment/", include("webhooks.api.urls")),
     path("internal/api/", include("flowpay.ops.urls")),
+    path("webhooks/", include("payments.inbound.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -17,6 +17,7 @@ from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action
 
 from audit.actors import Actor
+from flowpay import roles
 from flowpay.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
 from flowpay.errors import FlowPayError
 from flowpay.money import format_minor_units
@@ -25,6 +26,7 @@ from payments.models import (
     ApiKey,
     Customer,
     IdempotencyRecord,
+    InboundEvent,
     Merchant,
     PaymentAttempt,
     PaymentMethod,
@@ -33,6 +35,7 @@ from payments.models import (
     Transaction,
 )
 from payments.services.credentials import api_key_revoke, staff_token_revoke
+from payments.services.inbound import inbound_event_replay
 from payments.services.transactions import transaction_cancel, transaction_capture
 from refunds.forms import TransactionRefundForm
 from refunds.models import Chargeback, Refund, RefundStatus
@@ -314,3 +317,36 @@ class SimulatorChargeAdmin(ReadOnlyModelAdmin):
     list_display = ["reference", "flowpay_reference", "status", "amount", "currency", "call_count", "created_at"]
     list_filter = ["status"]
     search_fields = ["reference", "flowpay_reference", "idempotency_key"]
+
+
+# --- inbound gateway webhooks ----------------------------------------------------------------
+INBOX_ROLES = frozenset({roles.OPERATOR, roles.ADMIN})
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyModelAdmin):
+    """The inbox of verified gateway events, read-only. Operators (and admins) replay failed
+    or ignored events with the action, which calls the same service as
+    `manage.py replay_webhook_events` (audited as the staff user)."""
+
+    list_display = ["id", "gateway", "type", "event_id", "object_reference", "status", "attempts", "received_at", "processed_at"]
+    list_filter = ["status", "gateway", "type", ("received_at", RangeDateTimeFilter)]
+    list_filter_submit = True
+    search_fields = ["event_id", "object_reference", "flowpay_reference"]
+    show_full_result_count = False
+    actions = ["replay_selected"]
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or bool(user_roles(request.user) & INBOX_ROLES)
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) or bool(user_roles(request.user) & INBOX_ROLES)
+
+    def has_replay_permission(self, request):
+        return bool(user_roles(request.user) & INBOX_ROLES)
+
+    @admin.action(description="Replay selected events (failed, ignored or stalled)", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        actor = _staff_actor(request)
+        rows = [(pk, f"{gateway} {event_id}") for pk, gateway, event_id in queryset.values_list("pk", "gateway", "event_id")]
+        _run_per_row(self, request, rows, lambda pk: inbound_event_replay(inbound_event_id=pk, actor=actor), "queued again")

@@ -34,3 +34,35 @@ def resolve_stuck_transaction_task(transaction_id: int) -> None:
     from payments.services.stuck import transaction_resolve_stuck
 
     transaction_resolve_stuck(transaction_id=transaction_id, actor=Actor.worker("payments.resolve_stuck_transaction"))
+
+
+@shared_task(name="payments.process_inbound_event", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True, queue="payments")
+def process_inbound_event_task(inbound_event_id: int, rechecks: int = 0) -> None:
+    """Apply one verified gateway event from the inbox. A failed event is tried again with
+    backoff until FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS, then waits for replay_webhook_events.
+    An event another worker holds (or held when it died: acks_late redelivers this message
+    at once) is looked at again when that worker's lease has expired."""
+    from payments.models import InboundEventStatus
+    from payments.services.inbound import (
+        inbound_event_lease,
+        inbound_event_max_attempts,
+        inbound_event_process,
+        inbound_event_retry_delay,
+    )
+
+    row = inbound_event_process(inbound_event_id=inbound_event_id)
+    if row.status == InboundEventStatus.FAILED and row.attempts < inbound_event_max_attempts():
+        process_inbound_event_task.apply_async((inbound_event_id,), countdown=inbound_event_retry_delay(row.attempts))
+    elif row.status == InboundEventStatus.PROCESSING and rechecks < 3:
+        process_inbound_event_task.apply_async(
+            (inbound_event_id, rechecks + 1), countdown=inbound_event_lease().total_seconds() + 5,
+        )
+
+
+@shared_task(name="payments.requeue_stalled_inbound_events", ignore_result=True)
+def requeue_stalled_inbound_events_task() -> int:
+    """Beat: queue again inbound events whose processing was lost (broker outage, dead worker)."""
+    from payments.services.inbound import inbound_events_requeue_stalled
+
+    return inbound_events_requeue_stalled()

@@ -84,6 +84,13 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     chargeback, _ = chargeback_create(transaction_id=completed.pk, chargeback_reference="CB-ADMIN", amount=100,
                                       reason="admin test", actor=SYSTEM)
     chargeback_submit_evidence(chargeback_id=chargeback.pk, text="receipt", files=["doc_1"], actor=SYSTEM)
+    # an inbound gateway event in the inbox (issue #6)
+    from django.utils import timezone
+
+    from payments.models import InboundEvent
+
+    InboundEvent.objects.create(gateway="stripe", event_id="evt_admin_test", type="customer.created",
+                                gateway_created_at=timezone.now())
     idempotency_begin(
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),

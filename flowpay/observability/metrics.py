@@ -131,3 +131,15 @@ class RebillQueueDepthCollector:
         except DatabaseError:
             return
         yield family
+
+
+# --- inbound gateway webhooks (issue #6; scaling-chapter name) ------------------------------
+# Time from when the gateway says an event happened to when FlowPay finished processing it
+# (processed or ignored), by gateway and outcome: delivery delay + queueing + processing.
+WEBHOOK_LAG_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 10800, 86400)
+webhook_lag_seconds = Histogram(
+    "webhook_lag_seconds",
+    "Lag from a gateway event's creation to its processing by FlowPay, in seconds.",
+    ["gateway", "outcome"],
+    buckets=WEBHOOK_LAG_BUCKETS,
+)

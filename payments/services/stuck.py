@@ -4,6 +4,10 @@ Rule: a stuck transaction is resolved only by asking the gateway that received i
 attempt's idempotency key or reference), never by sending it elsewhere. Once resolved it
 continues its normal flow: an automatic-capture payment found authorized is captured, and
 every step is audited like any other (Kill Bill's janitor, without its stuck-retry bug).
+
+`transaction_apply_gateway_status` is the one place where a payment is settled from the
+gateway's view: the checker, the runbook's manual resolution and inbound gateway webhooks
+(payments.services.inbound) all go through it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from payments.gateways.base import GatewayError, GatewayPayment
 from payments.gateways.registry import gateway_named
 from payments.gateways.router import observed_call
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
+from payments.services.transaction_events import transaction_announce
 from payments.services.transactions import transaction_capture
 
 logger = logging.getLogger(__name__)
@@ -123,10 +128,16 @@ def transaction_resolve_stuck(*, transaction_id: int, actor: Actor) -> Transacti
         # The gateway is still working on it (e.g. "processing"): ask again next round.
         return view.transaction
     txn = _transaction_apply_gateway_view(view=view, target=view.implied_status, actor=actor, forced_reason=None)
-    if txn.status == S.AUTHORIZED and txn.capture_method == CaptureMethod.AUTOMATIC:
-        # Normal flow continues: an automatic-capture payment is captured, not left authorized.
-        txn = transaction_capture(transaction_id=txn.pk, amount=None, actor=actor)
-    return txn
+    return transaction_continue_after_settlement(transaction=txn, actor=actor)
+
+
+def transaction_continue_after_settlement(*, transaction: Transaction, actor: Actor) -> Transaction:
+    """The normal flow after a payment was settled from the gateway's view (checker or
+    webhook): an automatic-capture payment found authorized is captured, not left authorized.
+    Holds no lock: the capture service takes its own (it calls the gateway)."""
+    if transaction.status == S.AUTHORIZED and transaction.capture_method == CaptureMethod.AUTOMATIC:
+        return transaction_capture(transaction_id=transaction.pk, amount=None, actor=actor)
+    return transaction
 
 
 def transaction_resolve_manually(
@@ -155,36 +166,123 @@ def transaction_resolve_manually(
     return _transaction_apply_gateway_view(view=view, target=status, actor=actor, forced_reason=reason if force else None)
 
 
-@transaction.atomic
 def _transaction_apply_gateway_view(*, view: GatewayView, target: str, actor: Actor, forced_reason: str | None) -> Transaction:
-    txn = Transaction.objects.select_for_update().get(pk=view.transaction.pk)
-    recovering = txn.status == S.FAILED and target == S.COMPLETED and view.transaction.status == S.FAILED
-    if txn.status != S.PROCESSING and not recovering:
-        return txn  # settled meanwhile (webhook, another checker)
-    now = timezone.now()
+    """The checker's and the runbook command's settlement: `target` from the gateway's
+    answer (or forced). Failed payments are recovered only when the caller saw them failed."""
     found = view.gateway_payment
-    reference = (found.reference if found else "") or txn.gateway_reference
-    if recovering:
-        captured = found.amount_captured if found and found.amount_captured else txn.amount
-        txn.recover_completed(reference=reference, amount_captured=min(captured, txn.amount), now=now)
-    elif target == S.COMPLETED:
-        captured = found.amount_captured if found and found.amount_captured else txn.amount
-        txn.mark_completed(reference=reference, amount_captured=min(captured, txn.amount), now=now)
-    elif target == S.AUTHORIZED:
-        txn.mark_authorized(reference=reference, now=now)
-    elif target == S.REQUIRES_ACTION:
-        txn.mark_requires_action(reference=reference, next_action={"type": "complete_at_gateway"})
+    if target == S.FAILED:
+        failure_code = "gateway_no_record" if found is None and not forced_reason else (found.status if found else "resolved_failed")
     else:
-        code = "gateway_no_record" if found is None and not forced_reason else (found.status if found else "resolved_failed")
-        txn.mark_failed(code=code, message="Resolved from the gateway's records.", reference=reference or None, now=now)
+        failure_code = None
+    applied = transaction_apply_gateway_status(
+        transaction_id=view.transaction.pk,
+        gateway_status=view.gateway_status,
+        reference=found.reference if found else None,
+        amount_captured=found.amount_captured if found else 0,
+        actor=actor,
+        target=target,
+        failure_code=failure_code,
+        allow_recovery=view.transaction.status == S.FAILED,
+        forced_reason=forced_reason,
+        details={"gateway_error": view.error},
+    )
+    return applied.transaction
+
+
+@dataclass(frozen=True)
+class GatewayStatusApplied:
+    transaction: Transaction
+    previous_status: str
+
+    @property
+    def changed(self) -> bool:
+        return self.transaction.status != self.previous_status
+
+
+@transaction.atomic
+def transaction_apply_gateway_status(
+    *,
+    transaction_id: int,
+    gateway_status: str | None,
+    reference: str | None,
+    amount_captured: int,
+    actor: Actor,
+    target: str | None = None,
+    failure_code: str | None = None,
+    failure_message: str = "",
+    next_action: dict | None = None,
+    allow_recovery: bool = False,
+    forced_reason: str | None = None,
+    details: dict | None = None,
+) -> GatewayStatusApplied:
+    """Settle a payment from what its gateway says (GatewayPayment statuses: succeeded,
+    requires_capture, requires_action, failed, canceled; `processing` changes nothing).
+    Used by the stuck-transaction checker, the runbook's manual resolution and inbound
+    gateway webhooks, under the transaction's row lock.
+
+    Only forward moves are made, so events applied in any order converge:
+    - processing → completed | authorized | requires_action | failed;
+    - requires_action → (processing →) completed | authorized | failed: the customer finished
+      (or failed) the authentication at the gateway; canceled at the gateway → canceled;
+    - authorized → completed when the gateway reports it captured (a capture whose answer was
+      lost, or made at the gateway), canceled when the gateway canceled it;
+    - failed → completed only with `allow_recovery` (the gateway took the money after all).
+    Anything else (a completed payment and an older event, the same status again) is left
+    alone: `GatewayStatusApplied.changed` is False. `target` overrides the status implied by
+    `gateway_status` (the runbook's manual resolution). The caller continues the normal
+    flow (transaction_continue_after_settlement) once this has committed."""
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    previous = txn.status
+    target = target or GATEWAY_TO_FLOWPAY.get(gateway_status or "")
+    if target is None:
+        return GatewayStatusApplied(transaction=txn, previous_status=previous)
+    now = timezone.now()
+    reference = reference or txn.gateway_reference
+    captured = min(amount_captured or txn.amount, txn.amount)
+    recovering = allow_recovery and previous == S.FAILED and target == S.COMPLETED
+    operation = PaymentAttempt.Operation.AUTHORIZE
+    from_gateway = forced_reason is None  # a forced resolution only settles processing or failed payments
+
+    if from_gateway and gateway_status == "canceled" and previous in (S.AUTHORIZED, S.REQUIRES_ACTION):
+        txn.cancel(now=now)
+        operation = PaymentAttempt.Operation.VOID
+    elif from_gateway and gateway_status == "succeeded" and previous == S.AUTHORIZED:
+        # Captured at the gateway: our capture's answer was lost, or it was captured there.
+        # The authorization's reference stays (PayPal refunds resolve it to the capture).
+        txn.capture(amount=captured, now=now)
+        operation = PaymentAttempt.Operation.CAPTURE
+    elif recovering:
+        txn.recover_completed(reference=reference, amount_captured=captured, now=now)
+    elif previous == S.PROCESSING or (from_gateway and previous == S.REQUIRES_ACTION and target != previous):
+        if previous == S.REQUIRES_ACTION:
+            txn.resume_processing()
+        if target == S.COMPLETED:
+            txn.mark_completed(reference=reference, amount_captured=captured, now=now)
+        elif target == S.AUTHORIZED:
+            txn.mark_authorized(reference=reference, now=now)
+        elif target == S.REQUIRES_ACTION:
+            txn.mark_requires_action(reference=reference, next_action=next_action or {"type": "complete_at_gateway"})
+        else:
+            txn.mark_failed(
+                code=failure_code or gateway_status or "resolved_failed",
+                message=failure_message or "Resolved from the gateway's records.",
+                reference=reference or None, now=now,
+            )
+    else:
+        return GatewayStatusApplied(transaction=txn, previous_status=previous)  # settled already, or further along
     txn.save()
-    if view.attempt is not None and view.attempt.outcome in (PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.STARTED):
+    transaction_announce(txn)  # the merchant's event, in this database transaction (outbox)
+
+    attempt = txn.attempts.filter(operation=operation).order_by("-number").first()
+    if attempt is not None and attempt.outcome in (PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.STARTED):
         outcome = {
             S.COMPLETED: PaymentAttempt.Outcome.SUCCEEDED, S.AUTHORIZED: PaymentAttempt.Outcome.SUCCEEDED,
-            S.REQUIRES_ACTION: PaymentAttempt.Outcome.REQUIRES_ACTION,
-        }.get(target, PaymentAttempt.Outcome.DECLINED if found else PaymentAttempt.Outcome.ERROR)
-        PaymentAttempt.objects.filter(pk=view.attempt.pk).update(
-            outcome=outcome, gateway_reference=reference or "", finished_at=view.attempt.finished_at or now
+            S.CANCELED: PaymentAttempt.Outcome.SUCCEEDED, S.REQUIRES_ACTION: PaymentAttempt.Outcome.REQUIRES_ACTION,
+        }.get(txn.status, PaymentAttempt.Outcome.DECLINED if gateway_status else PaymentAttempt.Outcome.ERROR)
+        # An authorization attempt records the payment's reference; a capture or void keeps its own.
+        attempt_reference = reference if operation == PaymentAttempt.Operation.AUTHORIZE else attempt.gateway_reference
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(
+            outcome=outcome, gateway_reference=attempt_reference or "", finished_at=attempt.finished_at or now,
         )
     audit_record(
         actor=actor,
@@ -193,9 +291,9 @@ def _transaction_apply_gateway_view(*, view: GatewayView, target: str, actor: Ac
         target=txn,
         result="success" if txn.status != S.FAILED else "failure",
         details={
-            "status": txn.status, "gateway": txn.gateway, "gateway_status": view.gateway_status,
-            "gateway_error": view.error, "reason": forced_reason,
+            "status": txn.status, "from_status": previous, "gateway": txn.gateway, "gateway_status": gateway_status,
+            "reason": forced_reason, **(details or {}),
         },
     )
     transaction.on_commit(lambda: payments_processed.labels(gateway=txn.gateway, status=txn.status).inc())
-    return txn
+    return GatewayStatusApplied(transaction=txn, previous_status=previous)

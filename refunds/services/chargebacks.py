@@ -195,3 +195,26 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
         audit_record(actor=actor, action="chargeback.lost", target=chargeback, details={"amount_withdrawn": chargeback.amount})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)
     return chargeback
+
+
+@transaction.atomic
+def chargeback_apply_gateway_status(*, chargeback_id: int, status: str, actor: Actor) -> tuple[Chargeback, bool]:
+    """Move a chargeback to the state its gateway dispute reports (an inbound webhook),
+    forward only. Returns (chargeback, changed).
+
+    needs_response → under_review (evidence was submitted at the gateway) | accepted | won |
+    lost; under_review → won | lost (an `accepted` dispute that is already under review is
+    lost). The same state again, an older one (a late `created` or `updated` after `closed`)
+    or another outcome for a closed chargeback changes nothing."""
+    _txn, chargeback = _lock(chargeback_id)
+    if status == C.UNDER_REVIEW and chargeback.status == C.NEEDS_RESPONSE:
+        chargeback.submit_evidence(now=timezone.now())
+        chargeback.save()
+        audit_record(actor=actor, action="chargeback.under_review", target=chargeback, details={"source": "gateway"})
+        return chargeback, True
+    if status == C.ACCEPTED and chargeback.status == C.NEEDS_RESPONSE:
+        return chargeback_accept(chargeback_id=chargeback_id, actor=actor), True
+    if status in (C.WON, C.LOST, C.ACCEPTED) and chargeback.is_open:
+        outcome = C.LOST if status == C.ACCEPTED else status
+        return chargeback_record_outcome(chargeback_id=chargeback_id, outcome=outcome, actor=actor), True
+    return chargeback, False

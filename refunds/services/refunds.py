@@ -453,3 +453,59 @@ def refunds_requeue_stalled(*, older_than: dt.timedelta = dt.timedelta(minutes=1
         refund_execute_task.delay(refund_id)
         count += 1
     return count
+
+
+# --- gateway events (inbound webhooks) ---------------------------------------------------
+def refund_find_for_gateway(*, gateway: str, reference: str | None, idempotency_key: str | None) -> Refund | None:
+    """The refund a gateway event is about: by the gateway's refund id, else by the
+    idempotency key FlowPay sent with it (a refund whose gateway answer was lost has no
+    reference yet). A key of an earlier round (before a retry under a fresh key) matches
+    nothing: that round is known to have refunded nothing."""
+    refunds = Refund.objects.filter(transaction__gateway=gateway)
+    if reference:
+        found = refunds.filter(gateway_reference=reference).first()
+        if found is not None:
+            return found
+    parts = (idempotency_key or "").split(":")
+    if len(parts) in (3, 4) and parts[0] == "flowpay" and parts[2] == "refund":
+        found = refunds.filter(public_id=parts[1]).first()
+        if found is not None and found.idempotency_key == idempotency_key:
+            return found
+    return None
+
+
+@transaction.atomic
+def refund_apply_gateway_result(
+    *, refund_id: int, succeeded: bool, reference: str | None, failure_code: str | None, actor: Actor
+) -> tuple[Refund, bool]:
+    """Record a refund's final outcome as its gateway reports it (an inbound webhook).
+    Returns (refund, changed).
+
+    - processing → succeeded | failed, exactly as if the gateway call had answered (its
+      answer was lost, or the gateway settled the refund asynchronously);
+    - failed after an unknown outcome (its last call timed out, so it kept its reservation)
+      → succeeded when the gateway says it did refund, audited as `refund.recovered`;
+    - anything else is left alone (changed is False): a final refund is never moved back by
+      an older event. A refund recorded succeeded that the gateway now reports failed is
+      logged for manual reconciliation (the state machine has no way back)."""
+    txn, refund = _lock(refund_id)
+    if refund.status == R.FAILED and succeeded and refund.outcome_unknown and refund.holds_reservation:
+        previous = {"error": refund.failure_code, "attempts": refund.attempts}
+        refund.retry(new_key=False, now=timezone.now())
+        refund.save()
+        audit_record(actor=actor, action="refund.recovered", target=refund, details={**previous, "reference": reference})
+    if refund.status != R.PROCESSING:
+        if refund.status == R.SUCCEEDED and not succeeded:
+            logger.warning(
+                "gateway reports a succeeded refund failed: manual reconciliation needed",
+                extra={"refund": refund.public_id, "transaction": txn.public_id, "gateway": refund.gateway,
+                       "error": failure_code},
+            )
+        return refund, False
+    if succeeded:
+        result = OperationResult(succeeded=True, reference=reference, amount=refund.amount)
+    else:
+        code = failure_code or "refund_failed"
+        result = OperationResult(succeeded=False, reference=reference, amount=refund.amount, error_code=code,
+                                 message=f"The gateway reported the refund failed ({code}).")
+    return _refund_record_outcome(refund_id=refund.pk, result=result, actor=actor, final_attempt=True), True

@@ -1,0 +1,1 @@
+"""Inbound gateway webhooks: POST /webhooks/stripe and POST /webhooks/paypal."""
