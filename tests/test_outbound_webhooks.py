@@ -250,3 +250,21 @@ def test_a_relay_killed_between_the_commit_and_the_http_call_loses_nothing(
     sweep_until(lambda: True, rounds=3)
     assert len(receiver.requests) == 1
     assert json.loads(receiver.requests[0]["body"])["id"] == event.public_id
+
+
+@pytest.mark.django_db
+def test_refunds_and_chargebacks_write_their_merchant_events(merchant_a, make_payment, staff_client):
+    txn = make_payment(merchant_a, amount=5000)
+    merchant_a.client.post(f"/payment/transactions/{txn.public_id}/refund",
+                           {"amount": 1000, "reason": "goodwill", "refundToOriginalMethod": False}, format="json")
+    created = merchant_a.client.post(f"/payment/transactions/{txn.public_id}/chargeback",
+                                     {"chargebackReference": "CB-EVT", "amount": 2000, "reason": "Unauthorized"}, format="json")
+    assert created.status_code == 201, created.json()
+    staff_client("finance").post(f"/payment/chargebacks/{created.json()['id']}/outcome", {"outcome": "lost"}, format="json")
+
+    types = list(OutboxEvent.objects.filter(merchant=merchant_a.merchant).order_by("id").values_list("type", flat=True))
+    assert types == ["transaction.completed", "refund.succeeded", "chargeback.created", "chargeback.closed"]
+    closed = OutboxEvent.objects.get(type="chargeback.closed").payload
+    assert closed["status"] == "lost" and closed["id"] == created.json()["id"]
+    refund_event = OutboxEvent.objects.get(type="refund.succeeded").payload
+    assert refund_event["amount"] == 1000 and refund_event["transaction"] == txn.public_id

@@ -25,6 +25,7 @@ from flowpay.money import format_minor_units
 from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus
+from refunds.services.events import chargeback_announce
 from refunds.services.refunds import REASON_MAX_LENGTH, REFUND_ROLES, _staff_roles
 
 C = ChargebackStatus
@@ -117,6 +118,7 @@ def chargeback_create(
         details={"transaction": txn.public_id, "reference": reference, "amount": amount, "currency": txn.currency,
                  "reason": reason, "evidence_due_by": chargeback.evidence_due_by.isoformat()},
     )
+    chargeback_announce(chargeback, event_type="chargeback.created")
     return chargeback, True
 
 
@@ -170,6 +172,7 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
     chargeback.save()
     audit_record(actor=actor, action="chargeback.accept", target=chargeback, details={"amount_withdrawn": chargeback.amount})
     _withdraw(txn=txn, chargeback=chargeback, actor=actor)
+    chargeback_announce(chargeback, event_type="chargeback.closed")
     return chargeback
 
 
@@ -194,6 +197,7 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     else:
         audit_record(actor=actor, action="chargeback.lost", target=chargeback, details={"amount_withdrawn": chargeback.amount})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)
+    chargeback_announce(chargeback, event_type="chargeback.closed")
     return chargeback
 
 

@@ -42,6 +42,7 @@ from payments.gateways.base import (
 from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import OPEN_CHARGEBACK_STATES, Chargeback, Refund, RefundStatus
+from refunds.services.events import refund_announce
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def _dispatch(*, refund: Refund, txn: Transaction, actor: Actor) -> None:
         actor=actor, action="refund.succeeded", target=refund,
         details={"amount": refund.amount, "settlement": "off_gateway_credit", "note": "to be settled manually"},
     )
+    refund_announce(refund)
 
 
 def _apply_to_transaction(*, txn: Transaction, refund: Refund, actor: Actor) -> None:
@@ -359,6 +361,7 @@ def _refund_record_outcome(*, refund_id: int, result: OperationResult | GatewayE
         refund.save()
         audit_record(actor=actor, action="refund.succeeded", target=refund, details={**details, "reference": refund.gateway_reference})
         _apply_to_transaction(txn=txn, refund=refund, actor=actor)
+        refund_announce(refund)
         _observe_latency(refund, now)
         return refund
 
@@ -399,6 +402,7 @@ def _fail(*, refund: Refund, txn: Transaction, code: str, message: str, actor: A
                  "reservation_released": not refund.holds_reservation},
     )
     logger.warning("refund failed", extra={"refund": refund.public_id, "transaction": txn.public_id, "error": code})
+    refund_announce(refund)
     _observe_latency(refund, now)
     return refund
 
