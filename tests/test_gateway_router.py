@@ -3,15 +3,14 @@ of new payments, declines final, timeouts never sent elsewhere and later resolve
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
+from processes import sibling_env
 
 from audit.models import AuditEntry
 from payments.gateways import registry
@@ -246,16 +245,7 @@ def test_gateway_metrics_are_exported(merchant_a, two_gateways, client):
 
 
 def _subprocess_env() -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "CACHE_KEY_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"],
-        "DEBUG": "0",
-        "SECRET_KEY": "test",
-        "FLOWPAY_GATEWAYS": "simulator",
-    }
+    return sibling_env(FLOWPAY_GATEWAYS="simulator")
 
 
 def _in_another_process(code: str) -> str:

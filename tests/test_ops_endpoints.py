@@ -2,14 +2,13 @@
 and followed by every process (checked from a second process)."""
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from processes import sibling_env
 
 from audit.models import AuditEntry
 from flowpay.runtime import runtime_invalidate_local_cache
@@ -194,13 +193,7 @@ def test_switches_key_reloads_and_connection_refreshes_are_followed_by_a_second_
     secrets = tmp_path / "secrets.json"
     secrets.write_text(json.dumps({"stripe": {"api_key": "sk_test_first0001", "created_at": "2026-10-01"}}))
     monkeypatch.setenv("FLOWPAY_SECRETS_FILE", str(secrets))
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL, "CACHE_KEY_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"],
-        "DEBUG": "0", "SECRET_KEY": "test", "FLOWPAY_GATEWAYS": "simulator,backup", "FLOWPAY_RUNTIME_REFRESH_SECONDS": "1",
-    }
+    env = sibling_env(FLOWPAY_GATEWAYS="simulator,backup", FLOWPAY_RUNTIME_REFRESH_SECONDS="1")
     watcher = None
     try:
         watcher = Watcher(env)

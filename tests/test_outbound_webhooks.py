@@ -3,7 +3,6 @@ backoff, dead-lettered and re-sendable, paused in simplified flow, and nothing l
 the relay dies between the commit and the HTTP call."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from io import StringIO
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
+from processes import sibling_env
 
 from audit.actors import Actor
 from flowpay import runtime
@@ -232,10 +232,7 @@ def test_a_relay_killed_between_the_commit_and_the_http_call_loses_nothing(
     with transaction.atomic():
         event = outbox_publish(merchant_id=merchant_a.merchant.pk, event_type="transaction.completed", payload={"id": "txn_x"})
 
-    db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "REDIS_URL": django_settings.REDIS_URL, "CACHE_KEY_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"],
-           "DEBUG": "0", "SECRET_KEY": "test", "FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS": "1"}
+    env = sibling_env(FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS="1")
     died = subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", RELAY_THEN_DIE],
                           cwd=django_settings.BASE_DIR, env=env, capture_output=True, timeout=60)
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]

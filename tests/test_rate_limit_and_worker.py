@@ -1,15 +1,11 @@
 """Per-key rate limits, and the Celery app running a real worker against Redis."""
 
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
+from processes import start_celery_worker, stop_process
 
 from flowpay.api.throttling import ApiKeyRateThrottle
 from payments.models import IdempotencyRecord
@@ -37,19 +33,7 @@ def test_a_real_celery_worker_runs_the_idempotency_purge(tmp_path):
     )
     IdempotencyRecord.objects.filter(key="stale").update(created_at=timezone.now() - dt.timedelta(hours=30))
     queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "DEBUG": "0",
-        "SECRET_KEY": "test",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "flowpay", "worker", "--pool=solo", "-Q", queue, "--loglevel=WARNING",
-         "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=Path(django_settings.BASE_DIR), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    worker = start_celery_worker(queue)
     try:
         purge_idempotency_keys_task.apply_async(queue=queue)
         deadline = time.monotonic() + 60
@@ -57,5 +41,4 @@ def test_a_real_celery_worker_runs_the_idempotency_purge(tmp_path):
             time.sleep(0.2)
         assert not IdempotencyRecord.objects.filter(key="stale").exists(), "the worker did not run the task"
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_process(worker)

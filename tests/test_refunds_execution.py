@@ -4,17 +4,13 @@ recovery (list_failed_refunds, retry_failed_refunds), and never refunding twice.
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 from io import StringIO
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
+from processes import start_celery_worker, stop_process
 from prometheus_client import REGISTRY
 from refund_helpers import *  # noqa: F403
 from refund_helpers import charge_of, fail_gateway_refunds, run_queued, simulator_refund_records
@@ -322,19 +318,7 @@ def test_a_real_celery_worker_executes_the_refund_once(merchant_a, make_payment,
     txn = make_payment(merchant_a, amount=3000)
     queue = f"test-refunds-{os.getpid()}-{time.monotonic_ns()}"
     monkeypatch.setattr(refund_execute_task, "delay", lambda refund_id: refund_execute_task.apply_async(args=[refund_id], queue=queue))
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "DEBUG": "0",
-        "SECRET_KEY": "test",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "flowpay", "worker", "--pool=solo", "-Q", queue, "--loglevel=WARNING",
-         "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=Path(django_settings.BASE_DIR), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    worker = start_celery_worker(queue)
     try:
         refund = refund_create(transaction_id=txn.pk, amount=1200, reason="Customer service request",
                                actor=merchant_actor(merchant_a))
@@ -355,8 +339,7 @@ def test_a_real_celery_worker_executes_the_refund_once(merchant_a, make_payment,
         assert AuditEntry.objects.filter(action="refund.succeeded", object_id=refund.public_id,
                                          actor_type="worker", actor_id="refunds.execute").exists()
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_process(worker)
 
 
 def test_retry_failed_refunds_refuses_unknown_or_unfailed_refunds_as_usage_errors(refund_of, queued_refunds):

@@ -7,16 +7,14 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import time_machine
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
+from processes import start_celery_worker, stop_process
 
 from audit.actors import Actor
 from payments.gateways.simulator import SimulatorFaults, simulator_faults_set
@@ -55,36 +53,16 @@ def _due_renewals(account, count: int) -> list[Invoice]:
 
 
 def _start_worker(prefix: str, name: str, tmp_path: Path, *, batch: int) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "CACHE_KEY_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"],  # the simulator faults live there
-        "DEBUG": "0",
-        "SECRET_KEY": "test",
-        "FLOWPAY_GATEWAYS": "simulator",
-        "FLOWPAY_REBILL_QUEUE_PREFIX": prefix,
-        "FLOWPAY_REBILL_LEASE_SECONDS": str(LEASE_SECONDS),
-        "FLOWPAY_REBILL_HEARTBEAT_SECONDS": "0.5",
-        "FLOWPAY_REBILL_BATCH_SIZE": str(batch),
-    }
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "flowpay", "worker", "--pool=solo", "-Q", f"{prefix}rebill.monthly",
-         "-n", f"{name}@%h", "--loglevel=WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=Path(django_settings.BASE_DIR), env=env, stdout=log, stderr=subprocess.STDOUT,
+    # The simulator's faults live in the cache namespace the worker shares with this test.
+    return start_celery_worker(
+        f"{prefix}rebill.monthly", name=name, log=log,
+        FLOWPAY_GATEWAYS="simulator", FLOWPAY_REBILL_QUEUE_PREFIX=prefix, FLOWPAY_REBILL_LEASE_SECONDS=str(LEASE_SECONDS),
+        FLOWPAY_REBILL_HEARTBEAT_SECONDS="0.5", FLOWPAY_REBILL_BATCH_SIZE=str(batch),
     )
 
 
-def _stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+_stop = stop_process
 
 
 def _wait_for(condition, *, timeout: float, what: str, tmp_path: Path) -> None:
