@@ -1,6 +1,12 @@
 """Admin building blocks shared by the apps (django-unfold)."""
 
+from collections.abc import Callable, Iterable
+
+from django.contrib import messages
 from unfold.admin import ModelAdmin, TabularInline
+
+from audit.actors import Actor
+from flowpay.errors import FlowPayError
 
 
 class NoWritesMixin:
@@ -41,3 +47,32 @@ class ReadOnlyTabularInline(NoWritesMixin, TabularInline):
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
+
+
+def staff_actor(request) -> Actor:
+    return Actor.staff(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+
+
+def run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Callable[[int], object], done: str) -> None:
+    """Call a service once per selected row, each in its own database transaction, so one
+    failure (wrong state, gateway down) neither hides nor undoes the others."""
+    for pk, label in rows:
+        try:
+            call(pk)
+        except FlowPayError as exc:
+            model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+from django.contrib import admin as django_admin  # noqa: E402  (registration below the shared bases)
+
+from flowpay.models import RuntimeSetting  # noqa: E402
+
+
+@django_admin.register(RuntimeSetting)
+class RuntimeSettingAdmin(ReadOnlyModelAdmin):
+    """The operator switches in force; they change only through the audited operator endpoints."""
+
+    actions = None
+    list_display = ["key", "value", "updated_by", "updated_at"]

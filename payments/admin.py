@@ -5,7 +5,6 @@ only by services (which lock, call the gateway, audit and queue); the admin show
 offers the allowed transitions as actions that call those same services, as a staff actor.
 """
 
-from collections.abc import Callable, Iterable
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, unquote
@@ -19,6 +18,8 @@ from unfold.decorators import action
 from audit.actors import Actor
 from flowpay import roles
 from flowpay.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from flowpay.admin import run_per_row as _run_per_row
+from flowpay.admin import staff_actor as _staff_actor
 from flowpay.errors import FlowPayError
 from flowpay.money import format_minor_units
 from flowpay.roles import user_roles
@@ -40,22 +41,6 @@ from payments.services.transactions import transaction_cancel, transaction_captu
 from refunds.forms import TransactionRefundForm
 from refunds.models import Chargeback, Refund, RefundStatus
 from refunds.services.refunds import REFUND_ROLES, refund_create, support_refund_limit
-
-
-def _staff_actor(request) -> Actor:
-    return Actor.staff(user=request.user, ip=request.META.get("REMOTE_ADDR"))
-
-
-def _run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Callable[[int], object], done: str) -> None:
-    """Call a service once per selected row, each in its own database transaction, so one
-    failure (wrong state, gateway down) neither hides nor undoes the others."""
-    for pk, label in rows:
-        try:
-            call(pk)
-        except FlowPayError as exc:
-            model_admin.message_user(request, f"{label}: {exc.message}", messages.ERROR)
-        else:
-            model_admin.message_user(request, f"{label}: {done}.", messages.SUCCESS)
 
 
 # --- merchants and credentials ---------------------------------------------------------

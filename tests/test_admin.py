@@ -91,6 +91,15 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
 
     InboundEvent.objects.create(gateway="stripe", event_id="evt_admin_test", type="customer.created",
                                 gateway_created_at=timezone.now())
+    # an operator switch, a merchant event, an endpoint and its delivery (issue #6)
+    from flowpay import runtime
+    from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+    runtime.runtime_set(key=runtime.FALLBACK_MODE, value=False, actor=SYSTEM, reason="admin test")
+    endpoint = WebhookEndpoint.objects.create(merchant=merchant, url="https://merchant.example/hooks", secret="whsec_admin")
+    event = OutboxEvent.objects.filter(merchant=merchant).first()
+    WebhookDelivery.objects.create(event=event, endpoint=endpoint, status="dead", next_attempt_at=timezone.now(),
+                                   retry_window_started_at=timezone.now())
     idempotency_begin(
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),
@@ -234,3 +243,20 @@ def test_customer_name_is_escaped_in_the_admin(admin_client, merchant):
         page = admin_client.get(url).content.decode()
         assert "<script>alert(1)</script>" not in page
         assert "&lt;script&gt;" in page
+
+
+def test_webhook_endpoint_secret_is_never_shown_and_dead_deliveries_can_be_resent(admin_client, a_row_for_every_model):
+    from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.get()
+    page = admin_client.get(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/")
+    assert page.status_code == 200 and "whsec_admin" not in page.content.decode()
+
+    delivery = WebhookDelivery.objects.get()
+    response = admin_client.post(
+        "/admin/webhooks/webhookdelivery/", {"action": "resend", "_selected_action": [delivery.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert AuditEntry.objects.filter(action="webhook_delivery.resend", actor_type="staff").exists()
