@@ -150,16 +150,14 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = [
-    "default",
-    "payments",
-    "webhooks",
-    "rebill.daily",
-    "rebill.weekly",
-    "rebill.monthly",
-    "rebill.yearly",
-    "reconciliation",
-]
+# Queues: default, payments (money tasks), webhooks (merchant deliveries), rebill.daily|weekly|
+# monthly|yearly (rebill drains, sent explicitly per plan frequency), reconciliation.
+CELERY_TASK_ROUTES = {
+    "refunds.execute": {"queue": "payments"},
+    "refunds.requeue_stalled": {"queue": "payments"},
+    "subscriptions.rebill_schedule": {"queue": "default"},
+    "subscriptions.rebill_reap": {"queue": "default"},
+}
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -171,9 +169,28 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
+    # Payments processing for too long are asked about at their gateway.
     "check-stuck-transactions": {
         "task": "payments.check_stuck_transactions",
         "schedule": timedelta(seconds=env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=60)),
+    },
+    # Refunds and inbound gateway events whose task was lost (broker outage, killed worker).
+    "refunds-requeue-stalled": {"task": "refunds.requeue_stalled", "schedule": timedelta(minutes=5)},
+    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
+    # Invoice due periods, queue due dunning retries, dispatch drains per billing frequency;
+    # the reaper re-queues rebill jobs whose worker stopped heartbeating.
+    "rebill-schedule": {
+        "task": "subscriptions.rebill_schedule",
+        "schedule": timedelta(seconds=env.int("FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS", default=60)),
+    },
+    "rebill-reap-stale-leases": {
+        "task": "subscriptions.rebill_reap",
+        "schedule": timedelta(seconds=env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)),
+    },
+    # Relay outbox events a lost kick left behind; send due webhook retries.
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": timedelta(seconds=env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)),
     },
 }
 
@@ -302,51 +319,17 @@ UNFOLD = {
 }
 
 # --- Refunds (refunds issue #4) ---------------------------------------------------------
-# Money tasks run on the `payments` queue.
-CELERY_TASK_ROUTES = {
-    "refunds.execute": {"queue": "payments"},
-    "refunds.requeue_stalled": {"queue": "payments"},
-}
-# Re-queue refunds whose task was lost (broker outage at commit, killed worker).
-CELERY_BEAT_SCHEDULE = {
-    **CELERY_BEAT_SCHEDULE,
-    "refunds-requeue-stalled": {"task": "refunds.requeue_stalled", "schedule": timedelta(minutes=5)},
-}
 # Largest refund (minor units of the transaction's currency) support may issue alone; above
 # it a finance or admin user must approve (four-eyes).
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
 
 # --- Inbound gateway webhooks (issue #6) ---------------------------------------------------
-# Beat queues again inbound events whose processing was lost (broker outage, dead worker).
-CELERY_BEAT_SCHEDULE = {
-    **CELERY_BEAT_SCHEDULE,
-    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
-}
 # A failed inbound event is retried this many times (with backoff), then waits for replay_webhook_events.
 FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS = env.int("FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS", default=5)
 # An event left processing by a dead worker is claimable again after this long (> the task time limit).
 FLOWPAY_INBOUND_EVENT_LEASE_SECONDS = env.int("FLOWPAY_INBOUND_EVENT_LEASE_SECONDS", default=600)
 
 # --- Subscriptions and the rebill scheduler (subscriptions issue #5) ------------------------
-# Beat invoices due periods, queues due dunning retries and dispatches drain messages to the
-# queue of each billing frequency; the reaper re-queues jobs whose worker stopped heartbeating.
-CELERY_BEAT_SCHEDULE = {
-    **CELERY_BEAT_SCHEDULE,
-    "rebill-schedule": {
-        "task": "subscriptions.rebill_schedule",
-        "schedule": timedelta(seconds=env.int("FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS", default=60)),
-    },
-    "rebill-reap-stale-leases": {
-        "task": "subscriptions.rebill_reap",
-        "schedule": timedelta(seconds=env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)),
-    },
-}
-# Drain tasks are sent to rebill.daily|weekly|monthly|yearly explicitly (per plan frequency).
-CELERY_TASK_ROUTES = {
-    **globals().get("CELERY_TASK_ROUTES", {}),
-    "subscriptions.rebill_schedule": {"queue": "default"},
-    "subscriptions.rebill_reap": {"queue": "default"},
-}
 # Dunning: retries of a declined invoice, in days after its first failed charge.
 FLOWPAY_DUNNING_SCHEDULE_DAYS = env.str("FLOWPAY_DUNNING_SCHEDULE_DAYS", default="1,3,5,7")
 # Decline codes not retried with the same payment method (closed account, lost card, ...).
@@ -373,13 +356,6 @@ FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD = env.int("FLOWPAY_REBILL_MAX_PARALLEL_PER
 FLOWPAY_REBILL_QUEUE_PREFIX = env.str("FLOWPAY_REBILL_QUEUE_PREFIX", default="")
 
 # --- Merchant webhooks (events issue #6) ------------------------------------------------
-CELERY_BEAT_SCHEDULE = {
-    **CELERY_BEAT_SCHEDULE,
-    "webhooks-sweep": {
-        "task": "webhooks.sweep",
-        "schedule": timedelta(seconds=env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)),
-    },
-}
 # Deliveries retry with exponential backoff (base, doubling, capped) and jitter for about
 # three days, then are dead-lettered (re-sendable through the API or webhook_deliveries).
 FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS", default=60.0)
