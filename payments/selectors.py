@@ -50,6 +50,21 @@ def transactions_inflight_count() -> int:
     return Transaction.objects.filter(status__in=INFLIGHT_STATES).count()
 
 
+def transaction_outcomes_since(since: dt.datetime) -> tuple[int, int]:
+    """(processed, failed): payments created since `since` that reached a final outcome,
+    and how many of them failed. One aggregate on the created_at index."""
+    from django.db.models import Count, Q
+
+    from payments.models import TransactionStatus
+
+    counts = (
+        Transaction.objects.filter(created_at__gte=since)
+        .exclude(status__in=INFLIGHT_STATES)
+        .aggregate(processed=Count("id"), failed=Count("id", filter=Q(status=TransactionStatus.FAILED)))
+    )
+    return counts["processed"], counts["failed"]
+
+
 def customer_get(*, public_id: str, merchant: Merchant | None, param: str = "id") -> Customer:
     query = Customer.objects.all()
     if merchant is not None:

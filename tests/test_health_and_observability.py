@@ -75,6 +75,19 @@ def test_metrics_expose_payment_latency_status_counts_and_inflight(client, merch
     assert _metric(text, "payments_inflight_total") == 1  # the requires_action payment
 
 
+def test_runbook_processing_and_success_rates_come_from_the_database(client, merchant_a, make_payment):
+    text = client.get("/metrics").content.decode()
+    assert _metric(text, "payment_processing_rate") == 0 and "payment_success_rate" not in text
+    for _ in range(3):
+        make_payment(merchant_a)
+    make_payment(merchant_a, payment_method="pm_card_chargeDeclinedInsufficientFunds")
+    make_payment(merchant_a, payment_method="pm_card_threeDSecure2Required")  # not final: not counted
+
+    text = client.get("/metrics").content.decode()
+    assert _metric(text, "payment_processing_rate") == pytest.approx(4 / 5)  # per minute over 5 minutes
+    assert _metric(text, "payment_success_rate") == pytest.approx(3 / 4)
+
+
 def test_request_id_is_echoed_or_generated(client):
     assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123").headers["X-Request-ID"] == "abc-123"
     generated = client.get("/healthz").headers["X-Request-ID"]

@@ -44,6 +44,40 @@ class PaymentsInflightCollector:
             return
         yield family
 
+
+RUNBOOK_RATE_WINDOW_MINUTES = 5
+
+
+class PaymentRatesCollector:
+    """The runbook's key metrics, over the last 5 minutes, from the database at scrape time
+    (the same numbers whichever process is scraped):
+    payment_processing_rate: payments processed per minute (warn < 5, critical < 1);
+    payment_success_rate: share of processed payments that did not fail, 0..1 (warn < 0.95,
+    critical < 0.90); absent when nothing was processed, so an idle night raises no alert."""
+
+    def collect(self):
+        import datetime as dt
+
+        from django.db import DatabaseError
+        from django.utils import timezone
+
+        from payments.selectors import transaction_outcomes_since
+
+        try:
+            processed, failed = transaction_outcomes_since(timezone.now() - dt.timedelta(minutes=RUNBOOK_RATE_WINDOW_MINUTES))
+        except DatabaseError:
+            return
+        rate = GaugeMetricFamily("payment_processing_rate", "Payments processed per minute over the last 5 minutes.")
+        rate.add_metric([], processed / RUNBOOK_RATE_WINDOW_MINUTES)
+        yield rate
+        if processed:
+            success = GaugeMetricFamily(
+                "payment_success_rate", "Share of payments processed in the last 5 minutes that did not fail (0..1)."
+            )
+            success.add_metric([], (processed - failed) / processed)
+            yield success
+
+
 # --- gateway calls (scaling chapter and runbook names) ---------------------------------
 GATEWAY_DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3, 5, 8, 13, 30)
 

@@ -9,12 +9,18 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from flowpay.observability.metrics import GatewayErrorRateCollector, PaymentsInflightCollector, RebillQueueDepthCollector
+from flowpay.observability.metrics import (
+    GatewayErrorRateCollector,
+    PaymentRatesCollector,
+    PaymentsInflightCollector,
+    RebillQueueDepthCollector,
+)
 
 # Gauges read from the database at scrape time live in their own registry, so that they
 # are reported once whatever the number of worker processes.
 _database_registry = CollectorRegistry(auto_describe=False)
 _database_registry.register(PaymentsInflightCollector())
+_database_registry.register(PaymentRatesCollector())
 _database_registry.register(GatewayErrorRateCollector())
 _database_registry.register(RebillQueueDepthCollector())
 
