@@ -50,11 +50,13 @@ test: export REDIS_URL ?= redis://127.0.0.1:6379/15
 test: export DEBUG ?= 0
 test: export SECRET_KEY ?= test-only-secret-key
 
-# System packages the suite needs beyond the virtualenv. Empty for now: later issues add
-# their apt-get installs here (chromium for the browser tests, prometheus for
-# `promtool test rules`), each guarded so that it runs only when the tool is missing.
+# System packages the suite needs beyond the virtualenv, installed only when missing:
+# promtool (Debian's prometheus package) for the alert-rule tests. Later issues add
+# chromium for the browser tests here.
 test-deps:
-	@:
+	@command -v promtool >/dev/null || { \
+		echo "Installing Debian's prometheus package (promtool, for the alert-rule tests)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # collectstatic: the suite runs with DEBUG off, like production, so pages reference the
 # hashed files of the whitenoise manifest.

@@ -45,6 +45,23 @@ class PaymentsInflightCollector:
         yield family
 
 
+class DatabaseUpCollector:
+    """payment_service_database_up: 1 when this process can run a query, 0 when it cannot
+    (the runbook's PaymentServiceDatabaseIssues alert)."""
+
+    def collect(self):
+        from django.db import DatabaseError, connection
+
+        family = GaugeMetricFamily("payment_service_database_up", "1 when the database answers a query from this process.")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            family.add_metric([], 1)
+        except DatabaseError:
+            family.add_metric([], 0)
+        yield family
+
+
 RUNBOOK_RATE_WINDOW_MINUTES = 5
 
 

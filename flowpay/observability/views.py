@@ -10,6 +10,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from flowpay.observability.metrics import (
+    DatabaseUpCollector,
     GatewayErrorRateCollector,
     PaymentRatesCollector,
     PaymentsInflightCollector,
@@ -19,6 +20,7 @@ from flowpay.observability.metrics import (
 # Gauges read from the database at scrape time live in their own registry, so that they
 # are reported once whatever the number of worker processes.
 _database_registry = CollectorRegistry(auto_describe=False)
+_database_registry.register(DatabaseUpCollector())
 _database_registry.register(PaymentsInflightCollector())
 _database_registry.register(PaymentRatesCollector())
 _database_registry.register(GatewayErrorRateCollector())
