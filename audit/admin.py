@@ -7,7 +7,7 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
-from audit.models import AuditEntry
+from audit.models import AuditEntry, AuditSeal
 from flowpay.admin import ReadOnlyModelAdmin
 
 
@@ -36,3 +36,11 @@ if admin.site.is_registered(LogEntry):
 @admin.register(LogEntry)
 class LogEntryAdmin(AuditlogLogEntryAdmin, ModelAdmin):
     pass
+
+
+@admin.register(AuditSeal)
+class AuditSealAdmin(ReadOnlyModelAdmin):
+    """The hash chain over the audit log (verify it with `manage.py verify_audit_log`)."""
+
+    actions = None
+    list_display = ["last_entry_id", "entry_count", "hash", "sealed_at"]

@@ -65,3 +65,39 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditLogImmutable("audit entries are append-only: an entry cannot be deleted")
+
+
+class AuditSeal(models.Model):
+    """One link of the hash chain over the audit log: it seals the entries with ids in
+    (previous seal's last_entry_id, last_entry_id]. hash = SHA-256(previous hash, the range,
+    the count and each entry's digest in id order), so any altered, removed or inserted entry
+    in a sealed range, or any tampered seal, breaks the chain (verify_audit_log).
+
+    Append-only like the entries (same trigger); written only by audit_seal_pending."""
+
+    first_entry_id = models.BigIntegerField()  # first id sealed (informational; the range is by last ids)
+    last_entry_id = models.BigIntegerField(unique=True)
+    entry_count = models.PositiveIntegerField()
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_seal"
+        ordering = ["last_entry_id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(first_entry_id__lte=models.F("last_entry_id")), name="seal_range_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"seal ≤{self.last_entry_id} {self.hash[:12]}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogImmutable("audit seals are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogImmutable("audit seals are append-only")

@@ -187,6 +187,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.rebill_reap",
         "schedule": timedelta(seconds=env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)),
     },
+    # Seal audit entries old enough into the hash chain (verify_audit_log checks it).
+    "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=60))},
     # Relay outbox events a lost kick left behind; send due webhook retries.
     "webhooks-sweep": {
         "task": "webhooks.sweep",
@@ -281,6 +283,8 @@ FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_BASE_S
 FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS", default=2.0)
 # A payment processing for longer than this is stuck; beat asks its gateway.
 FLOWPAY_STUCK_AFTER_SECONDS = env.int("FLOWPAY_STUCK_AFTER_SECONDS", default=120)
+# Audit entries are sealed into the hash chain once this old (longer than any transaction).
+FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS", default=300)
 # Gateway keys older than this are due for rotation (check_api_key_rotation).
 FLOWPAY_KEY_ROTATION_DAYS = env.int("FLOWPAY_KEY_ROTATION_DAYS", default=90)
 

@@ -100,6 +100,13 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     event = OutboxEvent.objects.filter(merchant=merchant).first()
     WebhookDelivery.objects.create(event=event, endpoint=endpoint, status="dead", next_attempt_at=timezone.now(),
                                    retry_window_started_at=timezone.now())
+    # a seal of the hash chain over the audit entries written so far
+    from django.test import override_settings
+
+    from audit.sealing import audit_seal_pending
+
+    with override_settings(FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS=0):
+        audit_seal_pending()
     idempotency_begin(
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),
