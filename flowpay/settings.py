@@ -283,6 +283,9 @@ FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_BASE_S
 FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS = env.float("FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS", default=2.0)
 # A payment processing for longer than this is stuck; beat asks its gateway.
 FLOWPAY_STUCK_AFTER_SECONDS = env.int("FLOWPAY_STUCK_AFTER_SECONDS", default=120)
+# "No record at the gateway" fails a payment only once its last call is this old: sooner it
+# may mean "not visible yet" (search lag, a request still running at the gateway).
+FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS = env.int("FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", default=900)
 # Audit entries are sealed into the hash chain once this old (longer than any transaction).
 FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS", default=300)
 # Gateway keys older than this are due for rotation (check_api_key_rotation).

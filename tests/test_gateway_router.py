@@ -17,7 +17,7 @@ from payments.gateways import registry
 from payments.gateways.base import GatewayTimeout, GatewayUnavailableError
 from payments.gateways.breaker import BreakerState, breaker_for
 from payments.gateways.simulator import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
-from payments.models import SimulatorCharge, Transaction
+from payments.models import PaymentAttempt, SimulatorCharge, Transaction
 from payments.tasks import check_stuck_transactions_task
 
 URL = "/payment/transactions"
@@ -184,7 +184,9 @@ def test_a_gateway_timeout_after_the_charge_is_resolved_completed_by_the_checker
 
     # when the beat checker runs after the stuck threshold
     simulator_faults_clear("simulator")
-    Transaction.objects.filter(public_id=body["id"]).update(processing_started_at=timezone.now() - dt.timedelta(minutes=5))
+    five_minutes_ago = timezone.now() - dt.timedelta(minutes=5)
+    Transaction.objects.filter(public_id=body["id"]).update(processing_started_at=five_minutes_ago)
+    PaymentAttempt.objects.filter(transaction__public_id=body["id"]).update(started_at=five_minutes_ago)
     assert check_stuck_transactions_task() == 1
 
     # then it is completed from the gateway's record, with exactly one charge, at the primary only
@@ -292,3 +294,47 @@ def test_simulator_faults_command_sets_and_clears_faults_for_every_process():
         call_command("simulator_faults", "--error-rate", "2")
     call_command("simulator_faults", "--clear", stdout=StringIO())
     assert not simulator_faults_get().active
+
+
+@pytest.mark.django_db
+def test_no_record_at_the_gateway_fails_a_sent_payment_only_after_the_grace_period(merchant_a, two_gateways, settings):
+    from audit.actors import Actor
+    from payments.services.stuck import transaction_resolve_stuck
+
+    # the call was sent and timed out; the gateway shows no record (yet)
+    simulator_faults_set(SimulatorFaults(timeout_rate=1.0), "simulator")
+    body = merchant_a.client.post(URL, BODY, format="json").json()
+    simulator_faults_clear("simulator")
+    txn = Transaction.objects.get(public_id=body["id"])
+    assert txn.status == "processing" and not SimulatorCharge.objects.exists()
+
+    # within the grace period "no record" may mean "not visible yet": left processing
+    assert transaction_resolve_stuck(transaction_id=txn.pk, actor=Actor.worker("test")).status == "processing"
+
+    # after it, the gateway's silence is an answer: failed, nothing was charged
+    settings.FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS = 0
+    resolved = transaction_resolve_stuck(transaction_id=txn.pk, actor=Actor.worker("test"))
+    assert (resolved.status, resolved.failure_code) == ("failed", "gateway_no_record")
+
+
+@pytest.mark.django_db
+def test_a_late_gateway_success_recovers_a_payment_settled_as_failed_meanwhile(merchant_a, scripted):
+    from audit.actors import Actor
+    from payments.services.stuck import transaction_resolve_manually
+
+    class SettledWhileInFlight(ScriptedGateway):
+        def authorize(self, *, payment, idempotency_key):
+            txn = Transaction.objects.get(public_id=payment.flowpay_reference)
+            transaction_resolve_manually(transaction_id=txn.pk, status="failed", force=True,
+                                         reason="operator thought it stuck", actor=Actor.system("test"))
+            return super().authorize(payment=payment, idempotency_key=idempotency_key)
+
+    registry.GATEWAY_CLASSES["simulator"] = SettledWhileInFlight
+    registry.gateway_named.cache_clear()
+    body = merchant_a.client.post(URL, BODY, format="json").json()
+
+    txn = Transaction.objects.get(public_id=body["id"])
+    assert (txn.status, txn.amount_captured) == ("completed", 1999)  # the money was taken: not "failed"
+    assert body["status"] == "completed"
+    assert AuditEntry.objects.filter(object_id=txn.public_id, action="transaction.recovered").exists()
+    assert SimulatorCharge.objects.count() == 1

@@ -21,7 +21,7 @@ from payments.gateways.breaker import breaker_for
 from payments.gateways.credentials import credentials_reload
 from payments.gateways.simulator import SimulatorFaults, simulator_faults_clear, simulator_faults_set
 from payments.gateways.stats import gateway_recent_stats
-from payments.models import SimulatorCharge, Transaction
+from payments.models import PaymentAttempt, SimulatorCharge, Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,9 @@ def stuck_payment(merchant_a, make_payment):
         txn = make_payment(merchant_a, amount=amount)
         simulator_faults_clear()
         assert txn.status == "processing"
-        Transaction.objects.filter(pk=txn.pk).update(processing_started_at=timezone.now() - dt.timedelta(minutes=15))
+        long_ago = timezone.now() - dt.timedelta(minutes=16)  # past the stuck threshold and the no-record grace
+        Transaction.objects.filter(pk=txn.pk).update(processing_started_at=long_ago)
+        PaymentAttempt.objects.filter(transaction_id=txn.pk).update(started_at=long_ago)
         return Transaction.objects.get(pk=txn.pk)
 
     return make
@@ -438,10 +440,11 @@ def test_find_stuck_transactions_lists_the_processing_ones(stuck_payment, mercha
     txn = stuck_payment(amount=2500)
     fresh = stuck_payment()
     Transaction.objects.filter(pk=fresh.pk).update(processing_started_at=timezone.now())  # processing, but young
+    PaymentAttempt.objects.filter(transaction_id=fresh.pk).update(started_at=timezone.now())
 
     text = run("find_stuck_transactions", "--older-than", "10m", expect=1).out
     assert txn.public_id in text and fresh.public_id not in text
-    assert "25.00 USD" in text and "15m" in text and "#1 authorize unknown (gateway_timeout)" in text
+    assert "25.00 USD" in text and "16m" in text and "#1 authorize unknown (gateway_timeout)" in text
 
     document = run_json("find_stuck_transactions", "--older-than", "10m", expect=1)
     assert document["count"] == 1 and document["olderThanSeconds"] == 600

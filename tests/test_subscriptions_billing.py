@@ -482,3 +482,26 @@ def test_rebill_metrics_are_exposed(merchant_a, customer, client, settings):
     assert 'rebill_queue_depth{queue="rebill.monthly"} 0.0' in text
     assert 'rebill_jobs_failed_total{queue="rebill.monthly",reason="declined"}' in text
     assert 'rebill_job_duration_seconds_bucket{le="0.05",outcome="paid",queue="rebill.monthly"}' in text
+
+
+@pytest.mark.django_db
+def test_a_run_whose_lease_was_reaped_leaves_the_new_owners_charge_alone(merchant_a, customer):
+    """Worker w1 froze past its lease; the reaper gave the job to w2, whose charge is at the
+    gateway. w1's late error handling must not close w2's pending charge."""
+    from subscriptions.services import rebill
+
+    with time_machine.travel(utc(2024, 1, 10, 12), tick=False) as traveller:
+        job = _due_job(merchant_a, customer, traveller)
+        rebill_lease_batch(queue="rebill.monthly", merchant_id=None, owner="w1")
+        traveller.move_to(utc(2024, 2, 10, 12, 10))
+        rebill_reap_stale()
+        rebill_lease_batch(queue="rebill.monthly", merchant_id=None, owner="w2")
+        step = rebill._charge_begin(job_id=job.pk, owner="w2", actor=TEST)  # w2's charge, in flight
+        assert step.charge is not None
+
+        outcome = rebill._job_error(job_id=job.pk, owner="w1", error="late", nothing_charged_code="gateway_no_record",
+                                    actor=TEST)
+
+    assert outcome == "lease_lost"
+    charge = RebillCharge.objects.get(pk=step.charge.pk)
+    assert charge.outcome == "pending" and charge.failure_code == ""

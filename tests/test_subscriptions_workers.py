@@ -59,6 +59,9 @@ def _start_worker(prefix: str, name: str, tmp_path: Path, *, batch: int) -> subp
         f"{prefix}rebill.monthly", name=name, log=log,
         FLOWPAY_GATEWAYS="simulator", FLOWPAY_REBILL_QUEUE_PREFIX=prefix, FLOWPAY_REBILL_LEASE_SECONDS=str(LEASE_SECONDS),
         FLOWPAY_REBILL_HEARTBEAT_SECONDS="0.5", FLOWPAY_REBILL_BATCH_SIZE=str(batch),
+        # The simulator's records are read-after-write consistent: "no record" one second after
+        # the killed call means nothing was charged (real gateways get the 15-minute grace).
+        FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS="1",
     )
 
 
@@ -96,6 +99,7 @@ def _assert_each_invoice_paid_once(invoices) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_loses_nothing_and_charges_nothing_twice(merchant_a, private_queue, tmp_path, settings):
     settings.FLOWPAY_REBILL_BATCH_SIZE = 5
+    settings.FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS = 1
     invoices = _due_renewals(merchant_a, 10)
     simulator_faults_set(SimulatorFaults(latency_ms=400))  # slow gateway: the kill lands mid-charge
     assert rebill_dispatch() == 2  # batches of 5: two drain messages for the merchant's shard

@@ -83,10 +83,22 @@ def stuck_threshold() -> dt.timedelta:
     return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_AFTER_SECONDS", 120)))
 
 
+def no_record_grace() -> dt.timedelta:
+    """How long after a call was sent "the gateway has no record of it" may still mean
+    "not visible yet" (search lag, a request still running there)."""
+    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", 900)))
+
+
 def transactions_stuck(*, older_than: dt.timedelta | None = None):
+    """Processing payments whose last gateway call started before the threshold (counted
+    from the last attempt, so retries and failovers in progress are not mistaken for stuck)."""
+    from django.db.models import Max, Q
+
     cutoff = timezone.now() - (older_than or stuck_threshold())
     return (
         Transaction.objects.filter(status=S.PROCESSING, processing_started_at__lt=cutoff)
+        .annotate(last_attempt_started_at=Max("attempts__started_at"))
+        .filter(Q(last_attempt_started_at__lt=cutoff) | Q(last_attempt_started_at__isnull=True))
         .select_related("merchant")
         .order_by("processing_started_at")
     )
@@ -126,6 +138,18 @@ def transaction_resolve_stuck(*, transaction_id: int, actor: Actor) -> Transacti
         return view.transaction
     if view.implied_status is None:
         # The gateway is still working on it (e.g. "processing"): ask again next round.
+        return view.transaction
+    attempt = view.attempt
+    if (
+        view.gateway_payment is None
+        and attempt is not None
+        and attempt.outcome in (PaymentAttempt.Outcome.STARTED, PaymentAttempt.Outcome.UNKNOWN)
+        and attempt.started_at > timezone.now() - no_record_grace()
+    ):
+        # A call was sent and its outcome is unknown: "no record" may only mean "not visible
+        # yet" (Stripe's search lags, the request may still run there). Failing it now would
+        # let a retry charge again; ask again later. (No attempt, or one that failed before
+        # reaching the gateway, means nothing was sent: failing it is safe.)
         return view.transaction
     txn = _transaction_apply_gateway_view(view=view, target=view.implied_status, actor=actor, forced_reason=None)
     return transaction_continue_after_settlement(transaction=txn, actor=actor)

@@ -227,7 +227,21 @@ def _transaction_record_authorization(
     attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
     if txn.status != S.PROCESSING:
         # Someone (the stuck-transaction checker, a webhook) settled it meanwhile.
+        if isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED:
+            attempt.outcome, attempt.gateway_reference = PaymentAttempt.Outcome.SUCCEEDED, result.reference or ""
         attempt.save()
+        if txn.status == S.FAILED and isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED:
+            # It was settled as failed, but the gateway did take the money: recover it rather
+            # than tell the merchant "failed" (who would retry and charge again).
+            from payments.services.stuck import transaction_apply_gateway_status
+
+            logger.warning("late gateway success for a payment settled as failed: recovering it",
+                           extra={"transaction": txn.public_id, "gateway": txn.gateway})
+            return transaction_apply_gateway_status(
+                transaction_id=txn.pk, gateway_status="succeeded" if result.amount_captured else "requires_capture",
+                reference=result.reference, amount_captured=result.amount_captured, actor=actor, allow_recovery=True,
+                target=S.COMPLETED if result.amount_captured else None,
+            ).transaction
         return txn
 
     if isinstance(result, GatewayTimeout):

@@ -42,7 +42,7 @@ from payments.models import IdempotencyRecord, PaymentAttempt, Transaction, Tran
 from payments.models.transactions import CAPTURED_STATES
 from payments.services.idempotency import idempotency_begin, idempotency_finish
 from payments.services.stuck import transaction_resolve_stuck
-from payments.services.transactions import PaymentInput, transaction_create
+from payments.services.transactions import PaymentInput, transaction_capture, transaction_create
 from subscriptions import conf
 from subscriptions.models import (
     ChargeOutcome,
@@ -119,6 +119,13 @@ def _run(*, job_id: int, owner: str, actor: Actor) -> str:
             txn = transaction_resolve_stuck(transaction_id=txn.pk, actor=actor)
         if txn.status == TransactionStatus.PROCESSING:
             raise ChargeOutcomeUnknown(f"transaction {txn.public_id}: the gateway's answer is not known yet")
+        if txn.status == TransactionStatus.AUTHORIZED:
+            # Authorized but not captured (the capture after a resolution failed): capture it
+            # now; until that succeeds the invoice is not paid and nothing is charged again.
+            try:
+                txn = transaction_capture(transaction_id=txn.pk, amount=None, actor=actor)
+            except FlowPayError as exc:
+                raise ChargeOutcomeUnknown(f"transaction {txn.public_id} is authorized, capture pending: {exc.message}") from exc
         outcome = _charge_finish(charge_id=charge.pk, transaction_id=txn.pk, owner=owner, actor=actor)
         if outcome == "nothing_charged":
             if step.recovered:
@@ -254,7 +261,7 @@ def _charge_finish(*, charge_id: int, transaction_id: int, owner: str, actor: Ac
     charge.finished_at = now
     own_lease = job.status == JS.LEASED and job.lease_owner == owner
 
-    if txn.status in CAPTURED_STATES or txn.status == TransactionStatus.AUTHORIZED:
+    if txn.status in CAPTURED_STATES:  # an authorization alone is not money collected
         charge.outcome = ChargeOutcome.SUCCEEDED
         charge.save()
         _invoice_paid(subscription=subscription, invoice=invoice, txn=txn, now=now, actor=actor)
@@ -398,12 +405,14 @@ def _job_error(*, job_id: int, owner: str, error: str, nothing_charged_code: str
     FLOWPAY_REBILL_MAX_ATTEMPTS. A pending charge is closed only when it provably charged
     nothing; otherwise it stays pending and the next run settles it under the same key."""
     job = RebillJob.objects.select_for_update().get(pk=job_id)
+    # A run whose lease was reaped must touch nothing: the job's pending charge may now be
+    # another worker's, still at the gateway.
+    if job.status != JS.LEASED or job.lease_owner != owner:
+        return "lease_lost"
     if nothing_charged_code:
         RebillCharge.objects.filter(invoice_id=job.invoice_id, outcome=ChargeOutcome.PENDING).update(
             outcome=ChargeOutcome.ERROR, failure_code=nothing_charged_code[:64], finished_at=timezone.now()
         )
-    if job.status != JS.LEASED or job.lease_owner != owner:
-        return "lease_lost"
     now = timezone.now()
     if job.error_count + 1 >= conf.max_attempts():
         job.mark_dead(error=error, now=now)
