@@ -85,6 +85,7 @@ class CardDataGuardMiddleware:
         if param is not None:
             logger.warning("request rejected: card data in %s", "body" if param != "query" else "query string",
                            extra={"path": request.path, "method": request.method})
+            _audit_card_data_rejection(request, param)
             return JsonResponse(
                 error_body(type="invalid_request_error", code="card_data_not_allowed", message=CARD_DATA_MESSAGE, param=param or None),
                 status=400,
@@ -112,6 +113,25 @@ class CardDataGuardMiddleware:
         except ValueError:
             found = None
         return found if found is not None else ""
+
+
+def _audit_card_data_rejection(request, param: str) -> None:
+    """For the PCI report: who tried, where, which field; never the number."""
+    from audit.actors import Actor, ActorType
+    from audit.services import audit_record
+
+    auth = request.headers.get("Authorization", "")
+    token = auth.split()[-1] if auth.lower().startswith("bearer ") and len(auth.split()) == 2 else ""
+    # Only a FlowPay credential's clear prefix is recorded (never an arbitrary header value).
+    credential = token[:14] if token.startswith(("fp_test_", "fp_live_", "fp_staff_")) else "anonymous"
+    try:
+        audit_record(
+            actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=request.META.get("REMOTE_ADDR") or None),
+            action="security.card_data_rejected", result="denied",
+            details={"method": request.method, "path": request.path[:200], "field": param or "body"},
+        )
+    except Exception:  # the refusal stands even if the audit write fails
+        logger.exception("could not audit a card-data rejection")
 
 
 def _unescape_json(text: str) -> str:
