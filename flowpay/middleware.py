@@ -6,6 +6,7 @@ import re
 import uuid
 from urllib.parse import parse_qsl
 
+from django.db import transaction
 from django.http import JsonResponse
 
 from flowpay.api.errors import error_body
@@ -125,11 +126,12 @@ def _audit_card_data_rejection(request, param: str) -> None:
     # Only a FlowPay credential's clear prefix is recorded (never an arbitrary header value).
     credential = token[:14] if token.startswith(("fp_test_", "fp_live_", "fp_staff_")) else "anonymous"
     try:
-        audit_record(
-            actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=request.META.get("REMOTE_ADDR") or None),
-            action="security.card_data_rejected", result="denied",
-            details={"method": request.method, "path": request.path[:200], "field": param or "body"},
-        )
+        with transaction.atomic():  # a savepoint: a failed write never poisons an outer transaction
+            audit_record(
+                actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=request.META.get("REMOTE_ADDR") or None),
+                action="security.card_data_rejected", result="denied",
+                details={"method": request.method, "path": request.path[:200], "field": param or "body"},
+            )
     except Exception:  # the refusal stands even if the audit write fails
         logger.exception("could not audit a card-data rejection")
 

@@ -109,3 +109,12 @@ def test_mask_card_numbers_keeps_other_text():
     from flowpay.carddata import mask_card_numbers
 
     assert mask_card_numbers("a 4242 4242 4242 4242 b 12345") == "a [card number removed] b 12345"
+
+
+def test_a_card_number_under_a_key_with_a_nul_character_is_refused_and_audited(merchant_a):
+    response = merchant_a.client.post(URL, {**VALID, "metadata": {"a\u0000b": PAN}}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "card_data_not_allowed"
+    from audit.models import AuditEntry
+
+    entry = AuditEntry.objects.get(action="security.card_data_rejected")
+    assert "\x00" not in entry.details["field"] and PAN not in str(entry.details)
