@@ -91,7 +91,8 @@ class RefundAdmin(RoleAccessMixin, ReadOnlyModelAdmin):
         ("Approval (four-eyes)", {"fields": ["approval_required", "approved_by", "approved_at", "rejected_by",
                                              "rejected_at", "rejection_reason"]}),
         ("Gateway", {"fields": ["gateway", "gateway_reference", "idempotency_key", "attempts", "last_attempt_at",
-                                "next_retry_at", "outcome_unknown", "failure_code", "failure_message", "holds_reservation"]}),
+                                "next_retry_at", "outcome_unknown", "failure_code", "failure_message", "holds_reservation",
+                                "key_sent_at", "in_flight_until"]}),
         ("Timeline", {"fields": ["processing_started_at", "succeeded_at", "failed_at", "created_at", "updated_at"]}),
     ]
 

@@ -15,6 +15,17 @@ Refund:
     out (`outcome_unknown`) keeps it: the gateway may have refunded, and a retry re-sends the
     same idempotency key to find out.
 
+    One gateway call at a time: every attempt claims the refund first (`attempt_token`,
+    `in_flight_until`, a lease longer than any gateway call) with a conditional UPDATE; a run
+    that finds a live claim does not call the gateway, and only the holder of the current
+    claim may record an error or a refusal. A claim that outlived its lease (the worker was
+    killed) is taken over, re-sending the same key with the outcome treated as unknown. A
+    success is never dropped, whoever reports it: money that left is recorded (a refund
+    already failed is recovered). `key_sent_at` dates the key's first use: gateways forget
+    idempotency keys (Stripe after 24 h), so an unknown-outcome refund whose key may have been
+    forgotten is looked up at the gateway before anything is re-sent, or left failed for
+    manual reconciliation when the gateway has no lookup.
+
     `refund_to_original_method=False` is an off-gateway credit (bank transfer, store credit)
     settled manually outside FlowPay: no gateway call is made; the refund is recorded as
     succeeded at once and counts against the captured amount like any other.
@@ -99,6 +110,11 @@ class Refund(FSMModelMixin, TimeStampedModel):
     failure_message = models.CharField(max_length=500, blank=True)
     holds_reservation = models.BooleanField(default=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # The claim of the attempt at the gateway right now (see the module docstring).
+    attempt_token = models.CharField(max_length=32, blank=True, default="")
+    in_flight_until = models.DateTimeField(null=True, blank=True)
+    # When the current idempotency key was first sent (None: never sent).
+    key_sent_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
@@ -180,6 +196,7 @@ class Refund(FSMModelMixin, TimeStampedModel):
         if new_key:
             self.key_generation += 1
             self.outcome_unknown = False
+            self.key_sent_at = None
         self.holds_reservation = True
         self.next_retry_at = None
         self.failed_at = None
@@ -193,6 +210,7 @@ class Refund(FSMModelMixin, TimeStampedModel):
         self.failure_code = ""
         self.failure_message = ""
         self.succeeded_at = now
+        self.end_claim()
 
     @transition(field=status, source=R.PROCESSING, target=R.FAILED)
     def mark_failed(self, *, code: str, message: str, now) -> None:
@@ -202,6 +220,7 @@ class Refund(FSMModelMixin, TimeStampedModel):
         self.failed_at = now
         # Releases the reservation unless the gateway may have refunded.
         self.holds_reservation = self.outcome_unknown
+        self.end_claim()
 
     def record_attempt_error(self, *, code: str, message: str, unknown_outcome: bool, next_retry_at) -> None:
         """A gateway call of this round failed and will be retried (stays processing)."""
@@ -209,6 +228,12 @@ class Refund(FSMModelMixin, TimeStampedModel):
         self.failure_message = message[:500]
         self.outcome_unknown = self.outcome_unknown or unknown_outcome
         self.next_retry_at = next_retry_at
+        self.end_claim()
+
+    def end_claim(self) -> None:
+        """The attempt in flight is over (its outcome is recorded)."""
+        self.attempt_token = ""
+        self.in_flight_until = None
 
 
 class ChargebackStatus(models.TextChoices):

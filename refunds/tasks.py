@@ -1,6 +1,9 @@
 """Refund tasks (queue `payments`, see CELERY_TASK_ROUTES). Money tasks are acks_late and
 reject_on_worker_lost: a killed worker hands the refund to another one, which is safe
-because refund_execute sends the same gateway idempotency key again."""
+because refund_execute sends the same gateway idempotency key again, and never while the
+killed worker's attempt may still be in flight: a run that finds a live claim returns
+without calling the gateway (status `processing`, no `next_retry_at`), and
+refunds.requeue_stalled queues the refund again once the claim has expired."""
 
 import logging
 

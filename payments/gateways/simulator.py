@@ -229,6 +229,16 @@ class SimulatorGateway:
             charge.save(update_fields=["amount_refunded"])
             return OperationResult(succeeded=True, reference=refund.reference, amount=amount)
 
+    def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
+        """The refund made on charge `reference` under `idempotency_key`, without making one;
+        None when there is none (a read: no faults, no call counted)."""
+        record = SimulatorCharge.objects.filter(
+            status=ChargeStatus.REFUND, flowpay_reference=reference, idempotency_key=idempotency_key
+        ).first()
+        if record is None:
+            return None
+        return OperationResult(succeeded=True, reference=record.reference, amount=record.amount)
+
     def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None:
         query = SimulatorCharge.objects.all()
         if reference:

@@ -235,6 +235,25 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise self._error(exc, operation="refund", creds=creds, money_moving=True,
                               idempotency_key=idempotency_key) from exc
+        return self._refund_result(refund, amount=amount)
+
+    def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
+        """The refund of PaymentIntent `reference` created under FlowPay's idempotency key
+        (refund metadata `flowpay_idempotency_key`), read without creating one: None when
+        Stripe has none. Lists the PaymentIntent's refunds (not search, which lags)."""
+        client, creds = self._client()
+        try:
+            listed = client.v1.refunds.list(params={"payment_intent": reference, "limit": 100})
+            for item in listed.auto_paging_iter():
+                refund = _plain(item)
+                if (refund.get("metadata") or {}).get(METADATA_IDEMPOTENCY_KEY) == idempotency_key:
+                    return self._refund_result(refund, amount=refund.get("amount", 0))
+        except stripe.StripeError as exc:
+            raise self._error(exc, operation="find_refund", creds=creds, money_moving=False) from exc
+        return None
+
+    @staticmethod
+    def _refund_result(refund: dict, *, amount: int) -> OperationResult:
         status = refund.get("status")
         if status in ("failed", "canceled"):
             return OperationResult(succeeded=False, reference=refund.get("id"), amount=refund.get("amount", amount),

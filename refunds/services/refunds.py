@@ -11,6 +11,14 @@ and committed, the gateway is called with no database transaction or row lock he
 outcome is recorded in a second short transaction. The gateway call carries an idempotency
 key derived from the refund, so a crash in between, a redelivered task or a retry after a
 timeout re-sends the same key and can never refund twice.
+
+Each attempt first claims the refund (attempt token + `in_flight_until` lease, one
+conditional UPDATE): a second run never calls the gateway while a claim is live, an expired
+claim is taken over with the same key (outcome unknown), and only the claim's holder (or the
+gateway's own report: webhook, lookup) records errors and refusals. A success is recorded
+whoever reports it, recovering a refund already failed. An unknown-outcome refund whose key
+the gateway may have forgotten (FLOWPAY_REFUND_KEY_RETENTION_SECONDS) is looked up there
+before anything is re-sent, or left failed for manual reconciliation if it cannot be.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -292,24 +303,104 @@ def refund_retry_delay(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+def refund_claim_seconds() -> float:
+    """The lease of an attempt's claim: longer than any gateway call can take (the task's
+    hard time limit is 120 s), so a live claim means a call may still be on its way; after
+    it, the worker is gone and another run may take the refund over (same key)."""
+    return float(getattr(settings, "FLOWPAY_REFUND_CLAIM_SECONDS", 300))
+
+
+def refund_key_retention_seconds() -> float:
+    """How long the gateway remembers an idempotency key (Stripe: 24 hours)."""
+    return float(getattr(settings, "FLOWPAY_REFUND_KEY_RETENTION_SECONDS", 86400))
+
+
+def _key_may_be_forgotten(refund: Refund, now) -> bool:
+    """True once re-sending the key might reach a gateway that forgot it (and so refund
+    again): its first use is older than the retention, less one lease for the call itself."""
+    if refund.key_sent_at is None:
+        return False
+    return (now - refund.key_sent_at).total_seconds() >= refund_key_retention_seconds() - refund_claim_seconds()
+
+
+# Refusals that, after a call whose outcome was unknown, say the money already went out.
+ALREADY_REFUNDED_CODES = frozenset({"charge_already_refunded"})
+# Refusals that say nothing about whether this key refunded (a concurrent same-key request).
+UNKNOWN_OUTCOME_CODES = frozenset({"idempotency_error"})
+
+
+class RefundLookup(Protocol):
+    """Optional gateway capability: the refund made under an idempotency key, found without
+    re-sending it (None when the gateway made none). Implemented by the simulator and
+    Stripe (refund metadata `flowpay_idempotency_key`); not by PayPal."""
+
+    def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None: ...
+
+
+def _refund_lookup(gateway_name: str) -> RefundLookup | None:
+    from payments.gateways.registry import gateway_named
+
+    try:
+        gateway = gateway_named(gateway_name)
+    except LookupError:
+        return None
+    return gateway if callable(getattr(gateway, "find_refund", None)) else None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A claimed attempt: only the run holding `token` may call the gateway."""
+
+    refund: Refund
+    gateway_name: str
+    charge_reference: str
+    token: str
+    idempotency_key: str
+    look_up_first: bool
+
+
 def refund_execute(*, refund_id: int, actor: Actor, final_attempt: bool = True) -> Refund:
     """Send a pending or processing refund to its payment's gateway and record the outcome.
 
-    Safe to run any number of times: a refund that already succeeded or failed is left
-    alone, and every call for the same refund carries the same idempotency key. On an error
-    that may be retried (gateway unavailable, timeout) the refund stays `processing` with
-    `next_retry_at` set, unless `final_attempt`, in which case it is left `failed` with the
-    reason. A refusal by the gateway fails it at once."""
-    started = _refund_begin_attempt(refund_id=refund_id, actor=actor)
-    if started is None:
+    Safe to run any number of times, concurrently too: a refund that already succeeded or
+    failed is left alone, a run that finds another attempt in flight (a live claim) does not
+    call the gateway, and every call for the same refund carries the same idempotency key. On
+    an error that may be retried (gateway unavailable, timeout) the refund stays `processing`
+    with `next_retry_at` set, unless `final_attempt`, in which case it is left `failed` with
+    the reason. A refusal by the gateway fails it at once (after an unknown outcome it keeps
+    the reservation: the earlier call may have refunded)."""
+    attempt = _refund_begin_attempt(refund_id=refund_id, actor=actor)
+    if attempt is None:
         return Refund.objects.get(pk=refund_id)
-    refund, gateway_name, charge_reference = started
-    result: OperationResult | GatewayError
     try:
-        result = _gateway_refund(gateway_name=gateway_name, reference=charge_reference, refund=refund)
-    except GatewayError as exc:
-        result = exc
-    return _refund_record_outcome(refund_id=refund_id, result=result, actor=actor, final_attempt=final_attempt)
+        result: OperationResult | GatewayError
+        authoritative = False
+        try:
+            found = _gateway_find_refund(attempt) if attempt.look_up_first else None
+            if found is not None:
+                result, authoritative = found, True
+            else:
+                result = _gateway_refund(gateway_name=attempt.gateway_name, reference=attempt.charge_reference,
+                                         refund=attempt.refund)
+        except GatewayError as exc:
+            result = exc
+        return _refund_record_outcome(
+            refund_id=refund_id, result=result, actor=actor, final_attempt=final_attempt, token=attempt.token,
+            idempotency_key=attempt.idempotency_key, authoritative=authoritative,
+        )
+    except BaseException:
+        _refund_abandon_claim(refund_id=refund_id, token=attempt.token)
+        raise
+
+
+def _gateway_find_refund(attempt: _Attempt) -> OperationResult | None:
+    lookup = _refund_lookup(attempt.gateway_name)
+    if lookup is None:  # checked when the attempt was claimed; the deployment changed since
+        raise GatewayUnavailableError(f"the gateway {attempt.gateway_name!r} cannot look refunds up")
+    found = lookup.find_refund(reference=attempt.charge_reference, idempotency_key=attempt.idempotency_key)
+    logger.info("looked up an unknown-outcome refund at the gateway before re-sending its key",
+                extra={"refund": attempt.refund.public_id, "gateway": attempt.gateway_name, "found": found is not None})
+    return found
 
 
 def _gateway_refund(*, gateway_name: str, reference: str, refund: Refund) -> OperationResult:
@@ -331,7 +422,10 @@ def _gateway_refund(*, gateway_name: str, reference: str, refund: Refund) -> Ope
 
 
 @transaction.atomic
-def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> tuple[Refund, str, str] | None:
+def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> _Attempt | None:
+    """Claim the next gateway attempt, or None when this run must not call the gateway:
+    finished, awaiting approval, off-gateway, another attempt in flight, or a key that may
+    have been forgotten by a gateway that cannot look refunds up (then failed here)."""
     txn, refund = _lock(refund_id)
     now = timezone.now()
     if refund.status == R.PENDING:
@@ -342,36 +436,103 @@ def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> tuple[Refund, str,
     if not refund.refund_to_original_method:  # never queued, but never sent to a gateway either
         refund.save()
         return None
-    refund.attempts += 1
-    refund.last_attempt_at = now
+    if refund.in_flight_until is not None and refund.in_flight_until > now:
+        logger.info("refund attempt already in flight: not calling the gateway again",
+                    extra={"refund": refund.public_id, "in_flight_until": refund.in_flight_until.isoformat()})
+        return None
+    if refund.in_flight_until is not None:
+        # The holder outlived its lease (worker killed): it may have reached the gateway.
+        refund.outcome_unknown = True
+        logger.warning("refund attempt claim expired: taking over with the same key",
+                       extra={"refund": refund.public_id, "transaction": txn.public_id})
+        audit_record(actor=actor, action="refund.claim_expired", target=refund, result="failure",
+                     details={"attempt": refund.attempts, "in_flight_until": refund.in_flight_until.isoformat(),
+                              "idempotency_key": refund.idempotency_key})
+        refund.end_claim()
+    gateway_name = refund.gateway or txn.gateway
+    look_up_first = refund.outcome_unknown and _key_may_be_forgotten(refund, now)
+    if look_up_first and _refund_lookup(gateway_name) is None:
+        message = (
+            f"Not re-sent: the last call under idempotency key {refund.idempotency_key} (first sent "
+            f"{refund.key_sent_at.isoformat()}) had an unknown outcome and the {gateway_name} gateway may have "
+            "forgotten the key, so re-sending it could refund twice, and refunds cannot be looked up there. "
+            "Check the refund at the gateway and reconcile manually."
+        )
+        details = {"gateway": gateway_name, "attempt": refund.attempts, "idempotency_key": refund.idempotency_key,
+                   "key_sent_at": refund.key_sent_at.isoformat()}
+        logger.error("unknown-outcome refund not re-sent: its idempotency key may be forgotten; reconcile manually",
+                     extra={"refund": refund.public_id, "transaction": txn.public_id, "gateway": gateway_name})
+        _fail(refund=refund, txn=txn, code="idempotency_key_expired", message=message, actor=actor, details=details, now=now)
+        return None
     refund.save()
-    return refund, refund.gateway or txn.gateway, txn.gateway_reference
+    token = uuid.uuid4().hex
+    claimed = (
+        Refund.objects.filter(pk=refund.pk, status=R.PROCESSING)
+        .filter(Q(in_flight_until__isnull=True) | Q(in_flight_until__lte=now))
+        .update(attempt_token=token, in_flight_until=now + dt.timedelta(seconds=refund_claim_seconds()),
+                attempts=F("attempts") + 1, last_attempt_at=now, next_retry_at=None,
+                key_sent_at=refund.key_sent_at or now, updated_at=now)
+    )
+    if not claimed:
+        return None
+    refund.refresh_from_db()
+    return _Attempt(refund=refund, gateway_name=gateway_name, charge_reference=txn.gateway_reference, token=token,
+                    idempotency_key=refund.idempotency_key, look_up_first=look_up_first)
+
+
+def _refund_abandon_claim(*, refund_id: int, token: str) -> None:
+    """The run holding the claim crashed after claiming (maybe after the gateway refunded):
+    give the claim up so a redelivered task need not wait for the lease, outcome unknown."""
+    try:
+        Refund.objects.filter(pk=refund_id, status=R.PROCESSING, attempt_token=token).update(
+            attempt_token="", in_flight_until=None, outcome_unknown=True, updated_at=timezone.now()
+        )
+    except Exception:  # the database may be what failed; the lease expires on its own
+        logger.exception("could not give up a refund attempt claim", extra={"refund_id": refund_id})
 
 
 @transaction.atomic
-def _refund_record_outcome(*, refund_id: int, result: OperationResult | GatewayError, actor: Actor, final_attempt: bool) -> Refund:
+def _refund_record_outcome(
+    *, refund_id: int, result: OperationResult | GatewayError, actor: Actor, final_attempt: bool,
+    token: str | None = None, idempotency_key: str | None = None, authoritative: bool = False,
+) -> Refund:
+    """Record what the gateway answered. A success is always recorded, whoever reports it
+    (the money left). Anything else only from the holder of the current claim (`token`) or
+    from the gateway's own word about this refund (`authoritative`: a webhook, a lookup)."""
     txn, refund = _lock(refund_id)
-    if refund.status != R.PROCESSING:
-        return refund  # another run recorded it meanwhile
     now = timezone.now()
-    details = {"gateway": refund.gateway, "attempt": refund.attempts, "idempotency_key": refund.idempotency_key}
+    key = idempotency_key or refund.idempotency_key
+    details = {"gateway": refund.gateway, "attempt": refund.attempts, "idempotency_key": key}
 
     if isinstance(result, OperationResult) and result.succeeded:
-        refund.mark_succeeded(reference=result.reference or refund.idempotency_key, now=now)
-        refund.save()
-        audit_record(actor=actor, action="refund.succeeded", target=refund, details={**details, "reference": refund.gateway_reference})
-        _apply_to_transaction(txn=txn, refund=refund, actor=actor)
-        refund_announce(refund)
-        _observe_latency(refund, now)
-        return refund
+        return _record_success(txn=txn, refund=refund, reference=result.reference, key=key, actor=actor,
+                               details=details, now=now)
+
+    holder = token is not None and refund.attempt_token == token
+    if refund.status != R.PROCESSING or not (holder or authoritative):
+        logger.info("refund outcome not recorded: the attempt no longer holds the claim",
+                    extra={"refund": refund.public_id, "status": refund.status,
+                           "error": getattr(result, "code", None) or getattr(result, "error_code", None)})
+        return refund  # another run recorded it meanwhile, or owns the refund now
 
     if isinstance(result, (OperationResult, GatewayRequestError)):
-        # The gateway answered for this key and refunded nothing: final.
         code = (result.error_code or "refund_refused") if isinstance(result, OperationResult) else result.code
-        message = result.message if isinstance(result, OperationResult) else str(result)
-        refund.outcome_unknown = False
-        return _fail(refund=refund, txn=txn, code=code, message=message or "The gateway refused the refund.", actor=actor,
-                     details=details, now=now)
+        message = (result.message if isinstance(result, OperationResult) else str(result)) or "The gateway refused the refund."
+        if authoritative:
+            # The gateway's word about this very refund: it refunded nothing.
+            refund.outcome_unknown = False
+            return _fail(refund=refund, txn=txn, code=code, message=message, actor=actor, details=details, now=now)
+        if refund.outcome_unknown and code in ALREADY_REFUNDED_CODES:
+            # After a call whose outcome was unknown: the money went out (that call refunded).
+            audit_record(actor=actor, action="refund.recovered", target=refund,
+                         details={**details, "inferred_from": code, "note": "confirm at the gateway in reconciliation"})
+            return _record_success(txn=txn, refund=refund, reference=None, key=key, actor=actor, details=details, now=now)
+        if code not in UNKNOWN_OUTCOME_CODES:
+            if refund.outcome_unknown:
+                # A refusal following a timeout does not say the earlier call refunded nothing.
+                message = f"{message} (after an earlier call with an unknown outcome: reconcile manually)"
+            return _fail(refund=refund, txn=txn, code=code, message=message, actor=actor, details=details, now=now)
+        result = GatewayTimeout(message, code=code)
 
     # Unavailable (nothing happened) or timeout (unknown outcome): retry with the same key.
     unknown = not isinstance(result, GatewayUnavailableError)
@@ -389,6 +550,51 @@ def _refund_record_outcome(*, refund_id: int, result: OperationResult | GatewayE
         details={**details, "error": result.code, "outcome_unknown": unknown, "next_retry_at": next_retry_at.isoformat()},
     )
     return refund
+
+
+def _record_success(
+    *, txn: Transaction, refund: Refund, reference: str | None, key: str, actor: Actor, details: dict, now,
+) -> Refund:
+    """The gateway refunded under `key`: record it, whatever state the refund is in. A refund
+    already failed is recovered (its reservation taken again; if the amount went to other
+    refunds meanwhile, it is recorded all the same and an over-refund alert is raised)."""
+    if refund.status == R.SUCCEEDED:
+        # The same key always answers with the same gateway refund; the stored reference is
+        # the key itself only when the gateway's id was not known (charge_already_refunded).
+        if reference and reference != refund.gateway_reference and refund.gateway_reference != key:
+            _over_refund_alert(txn=txn, refund=refund, actor=actor, details={**details, "reference": reference},
+                               why="a second refund was made at the gateway for this refund")
+        return refund
+    if refund.status not in (R.PROCESSING, R.FAILED):
+        logger.error("gateway reports a refund succeeded that FlowPay never sent: reconcile manually",
+                     extra={"refund": refund.public_id, "status": refund.status, "reference": reference})
+        return refund
+    reserved = True
+    if refund.status == R.FAILED:
+        previous = {"error": refund.failure_code, "attempts": refund.attempts, "outcome_unknown": refund.outcome_unknown}
+        if not refund.holds_reservation:
+            reserved = _reserve(transaction_id=txn.pk, amount=refund.amount)
+        refund.retry(new_key=False, now=now)
+        audit_record(actor=actor, action="refund.recovered", target=refund,
+                     details={**details, **previous, "reference": reference, "re_reserved": reserved})
+    refund.mark_succeeded(reference=reference or key, now=now)
+    refund.save()
+    audit_record(actor=actor, action="refund.succeeded", target=refund, details={**details, "reference": refund.gateway_reference})
+    if reserved:
+        _apply_to_transaction(txn=txn, refund=refund, actor=actor)
+    else:
+        _over_refund_alert(txn=txn, refund=refund, actor=actor, details=details,
+                           why="its amount was released and taken by other refunds before the gateway's success arrived")
+    refund_announce(refund)
+    _observe_latency(refund, now)
+    return refund
+
+
+def _over_refund_alert(*, txn: Transaction, refund: Refund, actor: Actor, details: dict, why: str) -> None:
+    logger.error("over-refund: the gateway refunded more than FlowPay can record; reconcile manually",
+                 extra={"refund": refund.public_id, "transaction": txn.public_id, "amount": refund.amount, "why": why})
+    audit_record(actor=actor, action="refund.over_refund_alert", target=refund, result="failure",
+                 details={**details, "amount": refund.amount, "transaction": txn.public_id, "why": why})
 
 
 def _fail(*, refund: Refund, txn: Transaction, code: str, message: str, actor: Actor, details: dict, now) -> Refund:
@@ -443,13 +649,16 @@ def refund_retry(*, refund_id: int, actor: Actor) -> Refund:
 def refunds_requeue_stalled(*, older_than: dt.timedelta = dt.timedelta(minutes=10)) -> int:
     """Queue again refunds that should be running but are not: pending ones whose task was
     lost (broker outage at commit time) and processing ones whose retry is long overdue
-    (worker killed). Re-running is safe: same idempotency key."""
-    cutoff = timezone.now() - older_than
+    (worker killed). Re-running is safe: same idempotency key, and a run that finds an
+    attempt still in flight (a live claim) leaves it alone; one whose claim expired takes it
+    over. Refunds with a live claim are not queued."""
+    now = timezone.now()
+    cutoff = now - older_than
     stalled = Refund.objects.filter(
         Q(status=R.PENDING, updated_at__lt=cutoff, refund_to_original_method=True)
         | Q(status=R.PROCESSING, next_retry_at__lt=cutoff)
         | Q(status=R.PROCESSING, next_retry_at__isnull=True, updated_at__lt=cutoff)
-    ).values_list("pk", flat=True)
+    ).exclude(in_flight_until__gt=now).values_list("pk", flat=True)
     from refunds.tasks import refund_execute_task
 
     count = 0
@@ -487,29 +696,45 @@ def refund_apply_gateway_result(
 
     - processing → succeeded | failed, exactly as if the gateway call had answered (its
       answer was lost, or the gateway settled the refund asynchronously);
-    - failed after an unknown outcome (its last call timed out, so it kept its reservation)
-      → succeeded when the gateway says it did refund, audited as `refund.recovered`;
+    - failed → succeeded when the gateway says it did refund, audited as `refund.recovered`
+      (money that left is never ignored): after an unknown outcome it still holds its
+      reservation; after a known one it takes it again, or, if other refunds took the
+      amount meanwhile, is recorded anyway with an over-refund alert;
+    - failed after an unknown outcome, reported failed: the outcome is now known, the
+      reservation is released (audited `refund.outcome_resolved`);
     - anything else is left alone (changed is False): a final refund is never moved back by
       an older event. A refund recorded succeeded that the gateway now reports failed is
       logged for manual reconciliation (the state machine has no way back)."""
     txn, refund = _lock(refund_id)
-    if refund.status == R.FAILED and succeeded and refund.outcome_unknown and refund.holds_reservation:
-        previous = {"error": refund.failure_code, "attempts": refund.attempts}
-        refund.retry(new_key=False, now=timezone.now())
-        refund.save()
-        audit_record(actor=actor, action="refund.recovered", target=refund, details={**previous, "reference": reference})
-    if refund.status != R.PROCESSING:
-        if refund.status == R.SUCCEEDED and not succeeded:
-            logger.warning(
-                "gateway reports a succeeded refund failed: manual reconciliation needed",
-                extra={"refund": refund.public_id, "transaction": txn.public_id, "gateway": refund.gateway,
-                       "error": failure_code},
-            )
-        return refund, False
     if succeeded:
+        if refund.status not in (R.PROCESSING, R.FAILED):
+            return refund, False
         result = OperationResult(succeeded=True, reference=reference, amount=refund.amount)
-    else:
-        code = failure_code or "refund_failed"
-        result = OperationResult(succeeded=False, reference=reference, amount=refund.amount, error_code=code,
-                                 message=f"The gateway reported the refund failed ({code}).")
-    return _refund_record_outcome(refund_id=refund.pk, result=result, actor=actor, final_attempt=True), True
+        return _refund_record_outcome(refund_id=refund.pk, result=result, actor=actor, final_attempt=True,
+                                      authoritative=True), True
+    code = failure_code or "refund_failed"
+    message = f"The gateway reported the refund failed ({code})."
+    if refund.status == R.PROCESSING:
+        result = OperationResult(succeeded=False, reference=reference, amount=refund.amount, error_code=code, message=message)
+        return _refund_record_outcome(refund_id=refund.pk, result=result, actor=actor, final_attempt=True,
+                                      authoritative=True), True
+    if refund.status == R.FAILED and refund.outcome_unknown:
+        # The gateway's word on the call that timed out: nothing was refunded.
+        refund.outcome_unknown = False
+        refund.holds_reservation = False
+        previous = {"error": refund.failure_code, "attempts": refund.attempts}
+        refund.failure_code = code[:64]
+        refund.failure_message = message[:500]
+        refund.save()
+        _release(transaction_id=txn.pk, amount=refund.amount)
+        audit_record(actor=actor, action="refund.outcome_resolved", target=refund,
+                     details={**previous, "gateway_error": code, "reference": reference, "reservation_released": True,
+                              "idempotency_key": refund.idempotency_key})
+        return refund, True
+    if refund.status == R.SUCCEEDED:
+        logger.warning(
+            "gateway reports a succeeded refund failed: manual reconciliation needed",
+            extra={"refund": refund.public_id, "transaction": txn.public_id, "gateway": refund.gateway,
+                   "error": failure_code},
+        )
+    return refund, False
