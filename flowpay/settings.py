@@ -329,6 +329,12 @@ UNFOLD = {
 # Largest refund (minor units of the transaction's currency) support may issue alone; above
 # it a finance or admin user must approve (four-eyes).
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
+# One run at a time sends a refund: its claim lasts this long (longer than the task's time
+# limit and the gateway timeouts) before another run may take over with the same key.
+FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default=300.0)
+# Gateways keep idempotency keys this long (Stripe: 24 h): an unknown-outcome refund whose key
+# is older is looked up at the gateway instead of being sent again.
+FLOWPAY_REFUND_KEY_RETENTION_SECONDS = env.float("FLOWPAY_REFUND_KEY_RETENTION_SECONDS", default=86400.0)
 
 # --- Inbound gateway webhooks (issue #6) ---------------------------------------------------
 # A failed inbound event is retried this many times (with backoff), then waits for replay_webhook_events.
