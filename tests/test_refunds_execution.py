@@ -368,3 +368,22 @@ def test_a_merchant_retries_its_failed_refund_over_the_api(merchant_a, merchant_
     assert merchant_a.client.get(f"/payment/refunds/{refund.public_id}").json()["status"] == "succeeded"
     assert merchant_a.client.post(url).status_code == 409  # only failed refunds can be retried
     assert charge_of(refund.transaction).amount_refunded == 500
+
+
+def test_a_chargeback_opened_after_the_refund_was_queued_stops_it_before_the_gateway(refund_of, queued_refunds, monkeypatch):
+    from payments.gateways.simulator import SimulatorGateway
+    from refunds.services.chargebacks import chargeback_create
+
+    refund = refund_of(amount=500, payment_amount=2000)
+    queued_refunds.clear()
+    chargeback_create(transaction_id=refund.transaction_id, chargeback_reference="CB-LATE", amount=1000,
+                      reason="Unauthorized transaction", actor=Actor.system("test"))
+    calls = []
+    monkeypatch.setattr(SimulatorGateway, "refund", lambda self, **kw: calls.append(kw))
+
+    run_task(refund)
+
+    refund.refresh_from_db()
+    assert (refund.status, refund.failure_code) == ("failed", "charge_disputed") and calls == []
+    refund.transaction.refresh_from_db()
+    assert refund.transaction.amount_refund_reserved == 0  # nothing went out: the reservation is released

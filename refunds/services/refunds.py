@@ -449,6 +449,13 @@ def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> _Attempt | None:
                      details={"attempt": refund.attempts, "in_flight_until": refund.in_flight_until.isoformat(),
                               "idempotency_key": refund.idempotency_key})
         refund.end_claim()
+    if not refund.outcome_unknown and Chargeback.objects.filter(transaction=txn, status__in=OPEN_CHARGEBACK_STATES).exists():
+        # A chargeback opened after the refund was queued: refunding now could return the
+        # money twice (the network takes it back too). Nothing was sent under this key yet.
+        _fail(refund=refund, txn=txn, code="charge_disputed", now=now, actor=actor,
+              message=f"Not sent: transaction {txn.public_id} has an open chargeback; refund after the dispute is closed.",
+              details={"gateway": txn.gateway, "attempt": refund.attempts})
+        return None
     gateway_name = refund.gateway or txn.gateway
     look_up_first = refund.outcome_unknown and _key_may_be_forgotten(refund, now)
     if look_up_first and _refund_lookup(gateway_name) is None:
