@@ -61,7 +61,7 @@ DisableSimplifiedFlowApi = _toggle(services.ops_set_simplified_flow, False, "Dis
 
 
 class ReloadApiKeysApi(OpsApiView):
-    @extend_schema(request=ReasonInput, summary="Reload gateway API keys in every process")
+    @extend_schema(request=ReasonInput, responses={200: OpsStateOutput}, summary="Reload gateway API keys in every process")
     def post(self, request):
         return Response(services.ops_reload_api_keys(reason=self.reason(), actor=request.actor))
 

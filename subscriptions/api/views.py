@@ -114,6 +114,7 @@ class SubscriptionDetailApi(ApiView):
         return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
 
     @extend_schema(request=SubscriptionUpdateInput, responses={200: SubscriptionOutput}, parameters=[IDEMPOTENCY_HEADER],
+                   operation_id="payment_subscriptions_update",
                    summary="Update a subscription's payment method or cancelAtPeriodEnd")
     @idempotent
     def post(self, request, subscription_id: str):

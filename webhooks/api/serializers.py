@@ -34,6 +34,15 @@ class WebhookEndpointCreatedOutput(WebhookEndpointOutput):
 
 
 class EventOutput(serializers.Serializer):
+    """An event as merchants receive it: the same document as the webhook body."""
+
+    id = serializers.CharField()
+    object = serializers.CharField()
+    type = serializers.CharField()
+    created = serializers.IntegerField(help_text="Unix seconds")
+    created_at = serializers.DateTimeField()
+    data = serializers.JSONField(help_text='{"object": <the object as the API returns it>}')
+
     def to_representation(self, instance):
         return event_document(instance)
 

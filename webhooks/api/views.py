@@ -71,7 +71,8 @@ class WebhookEndpointDetailApi(ApiView):
 class EventListApi(ApiView):
     permission_classes = [MerchantOrAnyStaff]
 
-    @extend_schema(parameters=[EventListFilters], summary="List events, newest first (the webhook payloads)")
+    @extend_schema(parameters=[EventListFilters], responses={200: EventOutput(many=True)},
+                   summary="List events, newest first (the webhook payloads)")
     def get(self, request):
         filters = self.validated_query(EventListFilters)
         query = events_list(
@@ -84,7 +85,7 @@ class EventListApi(ApiView):
 class EventDetailApi(ApiView):
     permission_classes = [MerchantOrAnyStaff]
 
-    @extend_schema(summary="Retrieve an event")
+    @extend_schema(responses={200: EventOutput}, operation_id="payment_events_detail", summary="Retrieve an event")
     def get(self, request, event_id: str):
         return Response(EventOutput(event_get(public_id=event_id, merchant=request.merchant)).data)
 
