@@ -132,3 +132,14 @@ def test_the_openapi_schema_is_valid_and_complete(tmp_path):
     # --fail-on-warn: every view has documented input and output, no operation id collides
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     assert "/payment/events/{event_id}" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_the_production_image_copies_every_local_app():
+    from pathlib import Path
+
+    from django.apps import apps
+    from django.conf import settings
+
+    dockerfile = (Path(settings.BASE_DIR) / "docker" / "Dockerfile").read_text()
+    local = {config.name for config in apps.get_app_configs() if Path(config.path).parent == Path(settings.BASE_DIR)}
+    assert local and all(f"COPY {name} ./{name}" in dockerfile for name in local), local
