@@ -5,7 +5,7 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
-from flowpay.errors import NotFound
+from flowpay.selectors import get_by_public_id
 from payments.models import Customer, Merchant, PaymentMethod, Transaction
 from payments.models.transactions import INFLIGHT_STATES
 
@@ -15,10 +15,7 @@ def transaction_get(*, public_id: str, merchant: Merchant | None) -> Transaction
     query = Transaction.objects.select_related("merchant", "customer")
     if merchant is not None:
         query = query.filter(merchant=merchant)
-    txn = query.filter(public_id=public_id).first()
-    if txn is None:
-        raise NotFound(f"No such transaction: '{public_id[:64]}'", param="id")
-    return txn
+    return get_by_public_id(query, public_id=public_id, label="transaction")
 
 
 def transactions_list(
@@ -69,10 +66,7 @@ def customer_get(*, public_id: str, merchant: Merchant | None, param: str = "id"
     query = Customer.objects.all()
     if merchant is not None:
         query = query.filter(merchant=merchant)
-    customer = query.filter(public_id=public_id).first()
-    if customer is None:
-        raise NotFound(f"No such customer: '{public_id[:64]}'", param=param)
-    return customer
+    return get_by_public_id(query, public_id=public_id, label="customer", param=param)
 
 
 def customers_list(*, merchant: Merchant | None, email: str | None = None) -> QuerySet[Customer]:

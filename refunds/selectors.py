@@ -5,7 +5,7 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
-from flowpay.errors import NotFound
+from flowpay.selectors import get_by_public_id
 from payments.models import Merchant
 from refunds.models import Chargeback, Refund, RefundStatus
 
@@ -14,10 +14,7 @@ def refund_get(*, public_id: str, merchant: Merchant | None) -> Refund:
     query = Refund.objects.select_related("transaction", "merchant")
     if merchant is not None:
         query = query.filter(merchant=merchant)
-    refund = query.filter(public_id=public_id).first()
-    if refund is None:
-        raise NotFound(f"No such refund: '{public_id[:64]}'", param="id")
-    return refund
+    return get_by_public_id(query, public_id=public_id, label="refund")
 
 
 def refunds_list(
@@ -54,10 +51,7 @@ def chargeback_get(*, public_id: str, merchant: Merchant | None) -> Chargeback:
     query = Chargeback.objects.select_related("transaction", "merchant").prefetch_related("evidence")
     if merchant is not None:
         query = query.filter(merchant=merchant)
-    chargeback = query.filter(public_id=public_id).first()
-    if chargeback is None:
-        raise NotFound(f"No such chargeback: '{public_id[:64]}'", param="id")
-    return chargeback
+    return get_by_public_id(query, public_id=public_id, label="chargeback")
 
 
 def chargebacks_list(

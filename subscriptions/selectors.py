@@ -4,7 +4,7 @@ merchant's rows: another merchant's id is indistinguishable from a missing one
 
 from django.db.models import Count, QuerySet
 
-from flowpay.errors import NotFound
+from flowpay.selectors import get_by_public_id
 from payments.models import Merchant
 from subscriptions.models import REBILL_QUEUES, Invoice, Plan, RebillJob, RebillJobStatus, Subscription, SubscriptionSettings
 
@@ -14,10 +14,7 @@ def _scoped(query: QuerySet, merchant: Merchant | None) -> QuerySet:
 
 
 def plan_get(*, public_id: str, merchant: Merchant | None) -> Plan:
-    plan = _scoped(Plan.objects.all(), merchant).filter(public_id=public_id).first()
-    if plan is None:
-        raise NotFound(f"No such plan: '{public_id[:64]}'", param="id")
-    return plan
+    return get_by_public_id(_scoped(Plan.objects.all(), merchant), public_id=public_id, label="plan")
 
 
 def plans_list(*, merchant: Merchant | None, active: bool | None = None) -> QuerySet[Plan]:
@@ -27,10 +24,7 @@ def plans_list(*, merchant: Merchant | None, active: bool | None = None) -> Quer
 
 def subscription_get(*, public_id: str, merchant: Merchant | None) -> Subscription:
     query = _scoped(Subscription.objects.select_related("plan", "customer"), merchant)
-    subscription = query.filter(public_id=public_id).first()
-    if subscription is None:
-        raise NotFound(f"No such subscription: '{public_id[:64]}'", param="id")
-    return subscription
+    return get_by_public_id(query, public_id=public_id, label="subscription")
 
 
 def subscriptions_list(
@@ -48,10 +42,7 @@ def subscriptions_list(
 
 def invoice_get(*, public_id: str, merchant: Merchant | None) -> Invoice:
     query = _scoped(Invoice.objects.select_related("subscription", "customer", "transaction"), merchant)
-    invoice = query.filter(public_id=public_id).first()
-    if invoice is None:
-        raise NotFound(f"No such invoice: '{public_id[:64]}'", param="id")
-    return invoice
+    return get_by_public_id(query, public_id=public_id, label="invoice")
 
 
 def invoices_list(

@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from flowpay.errors import NotFound
+from flowpay.selectors import get_by_public_id
 from payments.models import Merchant
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
@@ -11,10 +11,7 @@ def webhook_endpoints_list(*, merchant: Merchant | None) -> QuerySet[WebhookEndp
 
 
 def webhook_endpoint_get(*, public_id: str, merchant: Merchant | None) -> WebhookEndpoint:
-    endpoint = webhook_endpoints_list(merchant=merchant).filter(public_id=public_id).first()
-    if endpoint is None:
-        raise NotFound(f"No such webhook endpoint: '{public_id[:64]}'", param="id")
-    return endpoint
+    return get_by_public_id(webhook_endpoints_list(merchant=merchant), public_id=public_id, label="webhook endpoint")
 
 
 def events_list(*, merchant: Merchant | None, event_type: str | None = None, created_gte=None, created_lte=None) -> QuerySet[OutboxEvent]:
@@ -31,10 +28,7 @@ def events_list(*, merchant: Merchant | None, event_type: str | None = None, cre
 
 
 def event_get(*, public_id: str, merchant: Merchant | None) -> OutboxEvent:
-    event = events_list(merchant=merchant).filter(public_id=public_id).first()
-    if event is None:
-        raise NotFound(f"No such event: '{public_id[:64]}'", param="id")
-    return event
+    return get_by_public_id(events_list(merchant=merchant), public_id=public_id, label="event")
 
 
 def webhook_deliveries_list(
@@ -53,7 +47,4 @@ def webhook_deliveries_list(
 
 
 def webhook_delivery_get(*, public_id: str, merchant: Merchant | None) -> WebhookDelivery:
-    delivery = webhook_deliveries_list(merchant=merchant).filter(public_id=public_id).first()
-    if delivery is None:
-        raise NotFound(f"No such webhook delivery: '{public_id[:64]}'", param="id")
-    return delivery
+    return get_by_public_id(webhook_deliveries_list(merchant=merchant), public_id=public_id, label="webhook delivery")
