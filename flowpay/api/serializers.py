@@ -147,6 +147,17 @@ class TokenField(serializers.RegexField):
         self.error_messages["invalid"] = "Must be a payment method token such as 'pm_card_visa' or a saved method id (pm_…)."
 
 
+class StatusListMixin:
+    """`status` may be repeated (?status=a&status=b) or comma-separated (?status=a,b)."""
+
+    def to_internal_value(self, data):
+        if "status" in data:
+            raw = data["status"]
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            data = {**data, "status": [item.strip() for item in items if item.strip()]}
+        return super().to_internal_value(data)
+
+
 class CreatedRangeMixin(serializers.Serializer):
     created_gte = serializers.DateTimeField(required=False)
     created_lte = serializers.DateTimeField(required=False)

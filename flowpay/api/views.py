@@ -63,6 +63,18 @@ class ApiView(APIView):
             params[_camel_to_snake(key)] = values if len(values) > 1 else values[0]
         return self.validated(serializer_class, data=params)
 
+    def visible_merchant(self, merchant_public_id: str | None = None):
+        """Whose rows the caller may list: an API key's own merchant (any ?merchant= is
+        ignored); for staff, every merchant (None) unless narrowed with ?merchant=mer_…
+        (an unknown one matches nothing)."""
+        from payments.models import Merchant
+
+        if self.request.merchant is not None:
+            return self.request.merchant
+        if merchant_public_id:
+            return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
+        return None
+
     def paginate(self, queryset, output_serializer) -> Response:
         paginator = LimitCursorPagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)

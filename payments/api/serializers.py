@@ -9,6 +9,7 @@ from flowpay.api.serializers import (
     InputSerializer,
     MetadataField,
     RawField,
+    StatusListMixin,
     StrictIntegerField,
     TokenField,
     utc_iso,
@@ -42,21 +43,11 @@ class EmptyInput(InputSerializer):
     pass
 
 
-def _status_list(value):
-    items = value if isinstance(value, list) else str(value).split(",")
-    return [item.strip() for item in items if item.strip()]
-
-
-class TransactionListFilters(CreatedRangeMixin, InputSerializer):
+class TransactionListFilters(StatusListMixin, CreatedRangeMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=TransactionStatus.values), required=False)
     gateway = serializers.ChoiceField(choices=list(GATEWAY_CLASSES), required=False)
     customer = serializers.CharField(max_length=40, required=False)
     merchant = serializers.CharField(max_length=40, required=False)  # staff only
-
-    def to_internal_value(self, data):
-        if "status" in data:
-            data = {**data, "status": _status_list(data["status"])}
-        return super().to_internal_value(data)
 
 
 class CustomerSummaryOutput(serializers.Serializer):

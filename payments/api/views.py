@@ -22,7 +22,7 @@ from payments.api.serializers import (
     TransactionOutput,
 )
 from payments.gateways.router import primary_gateway_name
-from payments.models import Merchant, TransactionStatus
+from payments.models import TransactionStatus
 from payments.selectors import (
     customer_get,
     customers_list,
@@ -46,16 +46,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Makes the request safe to retry: the first result is replayed for 24 hours.",
 )
-
-
-def _merchant_filter(request, merchant_public_id: str | None):
-    """The merchant whose rows a caller may see: its own for API keys; for staff, every
-    merchant unless they narrow it."""
-    if request.merchant is not None:
-        return request.merchant
-    if merchant_public_id:
-        return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
-    return None
 
 
 class TransactionListCreateApi(ApiView):
@@ -87,7 +77,7 @@ class TransactionListCreateApi(ApiView):
     def get(self, request):
         filters = self.validated_query(TransactionListFilters)
         query = transactions_list(
-            merchant=_merchant_filter(request, filters.get("merchant")),
+            merchant=self.visible_merchant(filters.get("merchant")),
             statuses=filters.get("status"),
             gateway=filters.get("gateway"),
             customer_public_id=filters.get("customer"),

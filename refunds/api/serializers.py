@@ -3,23 +3,11 @@ camelCase parser and renderer translate at the edge)."""
 
 from rest_framework import serializers
 
-from flowpay.api.serializers import CreatedRangeMixin, InputSerializer, StrictIntegerField, utc_iso
+from flowpay.api.serializers import CreatedRangeMixin, InputSerializer, StatusListMixin, StrictIntegerField, utc_iso
 from flowpay.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
 from refunds.services.chargebacks import EVIDENCE_FILE_REF_MAX_LENGTH, EVIDENCE_MAX_FILES, EVIDENCE_TEXT_MAX_LENGTH
 from refunds.services.refunds import REASON_MAX_LENGTH
-
-
-def _status_list(value):
-    items = value if isinstance(value, list) else str(value).split(",")
-    return [item.strip() for item in items if item.strip()]
-
-
-class StatusListMixin:
-    def to_internal_value(self, data):
-        if "status" in data:
-            data = {**data, "status": _status_list(data["status"])}
-        return super().to_internal_value(data)
 
 
 class VerbatimTextField(serializers.CharField):

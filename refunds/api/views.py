@@ -10,7 +10,6 @@ from flowpay import roles
 from flowpay.api.views import ApiView, idempotent, role_permission
 from payments.api.serializers import EmptyInput
 from payments.api.views import IDEMPOTENCY_HEADER
-from payments.models import Merchant
 from payments.selectors import transaction_get
 from refunds.api.serializers import (
     ChargebackCreateInput,
@@ -36,16 +35,6 @@ from refunds.services.refunds import refund_approve, refund_create, refund_rejec
 MerchantOrRefundStaff = role_permission(merchant=True, roles=(roles.SUPPORT, roles.FINANCE, roles.ADMIN))
 MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
 Approvers = role_permission(merchant=False, roles=(roles.FINANCE, roles.ADMIN))
-
-
-def _merchant_filter(request, merchant_public_id: str | None):
-    """The merchant whose rows a caller may see: its own for API keys; for staff, every
-    merchant unless they narrow it with ?merchant=."""
-    if request.merchant is not None:
-        return request.merchant
-    if merchant_public_id:
-        return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
-    return None
 
 
 class RefundsApiView(ApiView):
@@ -103,7 +92,7 @@ class RefundListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(RefundListFilters)
         query = refunds_list(
-            merchant=_merchant_filter(request, filters.get("merchant")),
+            merchant=self.visible_merchant(filters.get("merchant")),
             statuses=filters.get("status"),
             transaction_public_id=filters.get("transaction"),
             created_gte=filters.get("created_gte"),
@@ -202,7 +191,7 @@ class ChargebackListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(ChargebackListFilters)
         query = chargebacks_list(
-            merchant=_merchant_filter(request, filters.get("merchant")),
+            merchant=self.visible_merchant(filters.get("merchant")),
             statuses=filters.get("status"),
             due_before=filters.get("due_before"),
             transaction_public_id=filters.get("transaction"),

@@ -8,6 +8,7 @@ from flowpay.api.serializers import (
     InputSerializer,
     MetadataField,
     RawField,
+    StatusListMixin,
     StrictIntegerField,
     TokenField,
     utc_iso,
@@ -23,11 +24,6 @@ from subscriptions.models import (
 
 # Longest billing interval accepted (3 years), per unit.
 MAX_INTERVAL_COUNT = {Interval.DAY: 1095, Interval.WEEK: 156, Interval.MONTH: 36, Interval.YEAR: 3}
-
-
-def _status_list(value):
-    items = value if isinstance(value, list) else str(value).split(",")
-    return [item.strip() for item in items if item.strip()]
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -81,26 +77,16 @@ class EmptyInput(InputSerializer):
     pass
 
 
-class SubscriptionListFilters(InputSerializer):
+class SubscriptionListFilters(StatusListMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=SubscriptionStatus.values), required=False)
     customer = serializers.CharField(max_length=40, required=False)
     plan = serializers.CharField(max_length=40, required=False)
 
-    def to_internal_value(self, data):
-        if "status" in data:
-            data = {**data, "status": _status_list(data["status"])}
-        return super().to_internal_value(data)
 
-
-class InvoiceListFilters(InputSerializer):
+class InvoiceListFilters(StatusListMixin, InputSerializer):
     subscription = serializers.RegexField(r"^sub_[A-Za-z0-9]+$", max_length=40, required=False,
                                           error_messages={"invalid": "Must be a subscription id (sub_…)."})
     status = serializers.ListField(child=serializers.ChoiceField(choices=InvoiceStatus.values), required=False)
-
-    def to_internal_value(self, data):
-        if "status" in data:
-            data = {**data, "status": _status_list(data["status"])}
-        return super().to_internal_value(data)
 
 
 class SubscriptionSettingsInput(InputSerializer):
