@@ -8,7 +8,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from audit.models import AuditEntry, AuditSeal
-from flowpay.admin import ReadOnlyModelAdmin
+from core.admin import ReadOnlyModelAdmin
 
 
 @admin.register(AuditEntry)

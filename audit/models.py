@@ -37,7 +37,7 @@ class AuditEntry(models.Model):
     actor_type = models.CharField(max_length=16, db_index=True)
     actor_id = models.CharField(max_length=150, db_index=True)
     merchant = models.ForeignKey(
-        "payments.Merchant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.Merchant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     action = models.CharField(max_length=100, db_index=True)
     object_type = models.CharField(max_length=50, blank=True)

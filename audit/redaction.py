@@ -3,7 +3,7 @@ reach the log."""
 
 from typing import Any
 
-from flowpay.carddata import contains_card_number
+from core.carddata import contains_card_number
 
 SECRET_KEY_FRAGMENTS = ("password", "secret", "token", "api_key", "apikey", "cvc", "cvv", "card_number", "pan")
 REDACTED = "[redacted]"

@@ -2,10 +2,10 @@ from typing import Any
 
 from django.db import models
 
-from audit.actors import Actor
 from audit.models import AuditEntry
 from audit.redaction import redact
-from flowpay.observability.context import get_correlation_id
+from core.actors import Actor
+from core.observability.context import get_correlation_id
 
 
 def audit_record(

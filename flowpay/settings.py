@@ -55,21 +55,26 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "auditlog",
-    "flowpay",
+    # Local apps, from the shared kernel down to the back office (the layers of `make lint`).
+    "core",
     "audit",
+    "accounts",
+    "webhooks",
+    "gateways",
     "payments",
     "refunds",
     "subscriptions",
-    "webhooks",
+    "gateway_events",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "flowpay.middleware.CorrelationIdMiddleware",
-    "flowpay.middleware.RuntimeSwitchesMiddleware",
+    "core.middleware.CorrelationIdMiddleware",
+    "core.middleware.RuntimeSwitchesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "flowpay.middleware.CardDataGuardMiddleware",
+    "core.middleware.CardDataGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -227,14 +232,14 @@ WHITENOISE_MANIFEST_STRICT = False
 
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["flowpay.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["djangorestframework_camel_case.render.CamelCaseJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["flowpay.api.parsers.StrictCamelCaseJSONParser"],
-    "EXCEPTION_HANDLER": "flowpay.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.StrictCamelCaseJSONParser"],
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["flowpay.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("FLOWPAY_API_RATE_LIMIT", default="6000/min")},
 }
 JSON_CAMEL_CASE = {
@@ -296,7 +301,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "flowpay.observability.logging.CorrelationIdFilter"}},
+    "filters": {"correlation": {"()": "core.observability.logging.CorrelationIdFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from flowpay import health
-from flowpay.observability.views import metrics_view
+from backoffice import health
+from core.observability.views import metrics_view
 
-handler400 = "flowpay.api.errors.json_bad_request"
-handler403 = "flowpay.api.errors.json_permission_denied"
-handler404 = "flowpay.api.errors.json_not_found"
-handler500 = "flowpay.api.errors.json_server_error"
+handler400 = "core.api.errors.json_bad_request"
+handler403 = "core.api.errors.json_permission_denied"
+handler404 = "core.api.errors.json_not_found"
+handler500 = "core.api.errors.json_server_error"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -21,7 +21,7 @@ urlpatterns = [
     path("payment/", include("refunds.api.urls")),
     path("payment/", include("subscriptions.api.urls")),
     path("payment/", include("webhooks.api.urls")),
-    path("internal/api/", include("flowpay.ops.urls")),
-    path("webhooks/", include("payments.inbound.urls")),
+    path("internal/api/", include("backoffice.ops.urls")),
+    path("webhooks/", include("gateway_events.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -6,7 +6,4 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        from payments import auditlog_registry  # noqa: F401
-        from payments.gateways import (
-            registry,  # noqa: F401  (registers the gateway system check)
-        )
+        from payments import auditlog_registry  # noqa: F401  (registers admin edit history)

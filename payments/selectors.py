@@ -5,8 +5,9 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
-from flowpay.selectors import get_by_public_id
-from payments.models import Customer, Merchant, PaymentMethod, Transaction
+from accounts.models import Merchant
+from core.selectors import get_by_public_id
+from payments.models import Customer, PaymentMethod, Transaction
 from payments.models.transactions import INFLIGHT_STATES
 
 

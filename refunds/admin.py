@@ -18,12 +18,13 @@ from django.urls import reverse
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action
 
-from flowpay import roles
-from flowpay.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
-from flowpay.errors import FlowPayError
-from flowpay.money import format_minor_units
-from flowpay.roles import user_roles
-from payments.admin import _run_per_row, _staff_actor
+from core import permissions as roles
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin import run_per_row as _run_per_row
+from core.admin import staff_actor as _staff_actor
+from core.errors import FlowPayError
+from core.money import format_minor_units
+from core.permissions import user_roles
 from refunds.forms import ChargebackOutcomeForm, RefundRejectForm
 from refunds.models import Chargeback, ChargebackEvidence, ChargebackStatus, Refund, RefundStatus
 from refunds.services.chargebacks import OUTCOME_ROLES, chargeback_accept, chargeback_record_outcome

@@ -8,7 +8,7 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
-from flowpay.money import MAX_AMOUNT
+from core.money import MAX_AMOUNT
 from refunds.services.refunds import REASON_MAX_LENGTH
 
 

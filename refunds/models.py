@@ -48,8 +48,8 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from flowpay.models import TimeStampedModel, new_public_id
-from flowpay.money import MAX_AMOUNT
+from core.models import TimeStampedModel, new_public_id
+from core.money import MAX_AMOUNT
 
 
 class RefundStatus(models.TextChoices):
@@ -73,7 +73,7 @@ def _refund_id() -> str:
 class Refund(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_refund_id, editable=False)
     transaction = models.ForeignKey("payments.Transaction", on_delete=models.PROTECT, related_name="refunds")
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="refunds")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="refunds")
     amount = models.BigIntegerField()  # minor units of `currency`
     currency = models.CharField(max_length=3)
     # Stored exactly as given (never trimmed or sanitised); always rendered escaped.
@@ -121,7 +121,7 @@ class Refund(FSMModelMixin, TimeStampedModel):
     # The Idempotency-Key use that created it: a crashed request re-run under the same key
     # finds this refund instead of refunding again.
     idempotency_record = models.OneToOneField(
-        "payments.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="refund"
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="refund"
     )
 
     class Meta:
@@ -258,7 +258,7 @@ def _chargeback_id() -> str:
 class Chargeback(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_chargeback_id, editable=False)
     transaction = models.ForeignKey("payments.Transaction", on_delete=models.PROTECT, related_name="chargebacks")
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="chargebacks")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="chargebacks")
     # The card network's / acquirer's case reference (the runbook's "CB12345").
     chargeback_reference = models.CharField(max_length=255)
     amount = models.BigIntegerField()

@@ -5,8 +5,8 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
-from flowpay.selectors import get_by_public_id
-from payments.models import Merchant
+from accounts.models import Merchant
+from core.selectors import get_by_public_id
 from refunds.models import Chargeback, Refund, RefundStatus
 
 

@@ -10,7 +10,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from audit.actors import Actor
+from core.actors import Actor
 from refunds.models import RefundStatus
 from refunds.services.refunds import refund_execute, refunds_requeue_stalled
 

@@ -8,9 +8,10 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 from unfold.decorators import action
 
-from flowpay.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
-from flowpay.money import format_minor_units
-from payments.admin import _run_per_row, _staff_actor
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin import run_per_row as _run_per_row
+from core.admin import staff_actor as _staff_actor
+from core.money import format_minor_units
 from subscriptions.models import Invoice, Plan, RebillCharge, RebillJob, Subscription, SubscriptionSettings
 from subscriptions.services.plans import plan_deactivate
 from subscriptions.services.scheduling import rebill_dispatch, rebill_job_requeue_dead

@@ -31,8 +31,8 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from flowpay.models import TimeStampedModel, new_public_id
-from flowpay.money import MAX_AMOUNT
+from core.models import TimeStampedModel, new_public_id
+from core.money import MAX_AMOUNT
 
 MAX_INTERVAL_COUNT = 1095  # 3 years of days; the API narrows it per interval
 MAX_TRIAL_DAYS = 730
@@ -84,7 +84,7 @@ def _job_id() -> str:
 
 class Plan(TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_plan_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="plans")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="plans")
     name = models.CharField(max_length=200)
     amount = models.BigIntegerField()  # minor units of `currency`, per interval
     currency = models.CharField(max_length=3)
@@ -123,7 +123,7 @@ class DunningFinalAction(models.TextChoices):
 class SubscriptionSettings(TimeStampedModel):
     """Per-merchant subscription settings. A merchant without a row uses the defaults."""
 
-    merchant = models.OneToOneField("payments.Merchant", on_delete=models.PROTECT, related_name="subscription_settings")
+    merchant = models.OneToOneField("accounts.Merchant", on_delete=models.PROTECT, related_name="subscription_settings")
     # What a subscription becomes when the last dunning retry of an invoice fails.
     dunning_final_action = models.CharField(
         max_length=10, choices=DunningFinalAction.choices, default=DunningFinalAction.UNPAID
@@ -158,7 +158,7 @@ BILLED_STATES = [SS.TRIALING, SS.ACTIVE, SS.PAST_DUE]
 
 class Subscription(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_subscription_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="subscriptions")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="subscriptions")
     customer = models.ForeignKey("payments.Customer", on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     # What the merchant sent (a gateway test token or a saved method's pm_… id); charges use it.
@@ -284,7 +284,7 @@ class Invoice(FSMModelMixin, TimeStampedModel):
     drive dunning."""
 
     public_id = models.CharField(max_length=40, unique=True, default=_invoice_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="invoices")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="invoices")
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
     customer = models.ForeignKey("payments.Customer", on_delete=models.PROTECT, related_name="invoices")
     amount = models.BigIntegerField()
@@ -377,7 +377,7 @@ JS = RebillJobStatus
 
 class RebillJob(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_job_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="rebill_jobs")  # shard key
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="rebill_jobs")  # shard key
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="rebill_jobs")
     invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="rebill_job")
     period_start = models.DateTimeField()

@@ -4,8 +4,8 @@ merchant's rows: another merchant's id is indistinguishable from a missing one
 
 from django.db.models import Count, QuerySet
 
-from flowpay.selectors import get_by_public_id
-from payments.models import Merchant
+from accounts.models import Merchant
+from core.selectors import get_by_public_id
 from subscriptions.models import REBILL_QUEUES, Invoice, Plan, RebillJob, RebillJobStatus, Subscription, SubscriptionSettings
 
 

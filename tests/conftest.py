@@ -14,13 +14,13 @@ from django.db.backends.postgresql.operations import DatabaseOperations
 from localstripe_fixture import localstripe_url, stripe_gateway  # noqa: E402,F401  (fixtures)
 from rest_framework.test import APIClient
 
-from audit.actors import Actor
-from payments.models import Merchant
-from payments.services.credentials import (
+from accounts.models import Merchant
+from accounts.services import (
     api_key_create,
     merchant_create,
     staff_token_create,
 )
+from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
 
 
@@ -45,8 +45,8 @@ def _isolated_shared_state(settings):
     """Each test gets its own cache namespace (breakers, gateway stats, simulator faults,
     rate limits live in Redis, shared by parallel workers), a fresh view of the runtime
     switches, and freshly built gateways."""
-    from flowpay.runtime import runtime_invalidate_local_cache
-    from payments.gateways.registry import gateway_named
+    from core.runtime import runtime_invalidate_local_cache
+    from gateways.registry import gateway_named
 
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["KEY_PREFIX"] = f"flowpay-test-{uuid.uuid4().hex[:12]}"

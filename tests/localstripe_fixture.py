@@ -92,9 +92,9 @@ def localstripe_url(tmp_path_factory):
 @pytest.fixture
 def stripe_gateway(localstripe_url, db):
     """A StripeGateway whose credentials (read per call) point at localstripe. Needs the
-    database: reading credentials checks the shared reload counter (flowpay.runtime)."""
-    from payments.gateways.credentials import credentials_reload
-    from payments.gateways.stripe import StripeGateway
+    database: reading credentials checks the shared reload counter (core.runtime)."""
+    from gateways.credentials import credentials_reload
+    from gateways.stripe.adapter import StripeGateway
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STRIPE_API_KEY", f"sk_test_{secrets.token_hex(12)}")

@@ -18,9 +18,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from audit.actors import Actor
-from payments.models import SimulatorCharge, Transaction
-from payments.services.credentials import staff_token_create
+from accounts.services import staff_token_create
+from core.actors import Actor
+from gateways.models import SimulatorCharge
+from payments.models import Transaction
 from refunds.tasks import refund_execute_task
 
 __all__ = [
@@ -102,7 +103,7 @@ def simulator_refund_records(txn: Transaction):
 def fail_gateway_refunds(monkeypatch, error_factory, times: int | None = None) -> dict:
     """Make the simulator's refund raise `error_factory()` for the next `times` calls (every
     call when None); returns a counter of the calls that reached it."""
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator.adapter import SimulatorGateway
 
     original = SimulatorGateway.refund
     calls = {"total": 0, "failed": 0}

@@ -9,16 +9,17 @@ from django.contrib.messages import get_messages
 from django.test import RequestFactory
 from django.urls import reverse
 
-from audit.actors import Actor
-from audit.models import AuditEntry
-from payments.models import ApiKey, Customer, StaffToken, Transaction
-from payments.services.credentials import (
+from accounts.models import ApiKey, StaffToken
+from accounts.services import (
     api_key_create,
     merchant_create,
     staff_token_create,
 )
+from audit.models import AuditEntry
+from core.actors import Actor
+from core.idempotency import idempotency_begin, request_fingerprint
+from payments.models import Customer, Transaction
 from payments.services.customers import customer_create, payment_method_attach
-from payments.services.idempotency import idempotency_begin, request_fingerprint
 from payments.services.transactions import PaymentInput, transaction_create
 
 pytestmark = pytest.mark.django_db
@@ -87,12 +88,12 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     # an inbound gateway event in the inbox (issue #6)
     from django.utils import timezone
 
-    from payments.models import InboundEvent
+    from gateway_events.models import InboundEvent
 
     InboundEvent.objects.create(gateway="stripe", event_id="evt_admin_test", type="customer.created",
                                 gateway_created_at=timezone.now())
     # an operator switch, a merchant event, an endpoint and its delivery (issue #6)
-    from flowpay import runtime
+    from core import runtime
     from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
     runtime.runtime_set(key=runtime.FALLBACK_MODE, value=False, actor=SYSTEM, reason="admin test")

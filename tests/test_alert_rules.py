@@ -40,8 +40,8 @@ def test_every_runbook_alert_exists_and_is_unit_tested():
 
 @pytest.mark.django_db
 def test_the_alerts_use_metrics_that_metrics_exports(client, merchant_a, make_payment, settings):
-    from flowpay.errors import GatewayUnavailable
-    from payments.gateways.simulator import SimulatorFaults, simulator_faults_clear, simulator_faults_set
+    from core.errors import GatewayUnavailable
+    from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_set
 
     settings.FLOWPAY_GATEWAY_RETRIES = 0
     make_payment(merchant_a)

@@ -4,9 +4,9 @@ raw SQL; entries are written in the same database transaction as the action."""
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.actors import Actor
 from audit.models import AuditEntry, AuditLogImmutable
 from audit.services import audit_record
+from core.actors import Actor
 from payments.models import Transaction
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from audit.actors import Actor
 from audit.models import AuditEntry, AuditSeal
 from audit.sealing import audit_seal_pending, audit_verify
 from audit.services import audit_record
+from core.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from payments.models import ApiKey, StaffToken, Transaction
+from accounts.models import ApiKey, StaffToken
+from payments.models import Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +31,8 @@ def test_keys_are_stored_hashed_with_only_a_prefix_in_clear(merchant_a):
 
 
 def test_revoked_key_answers_401(merchant_a):
-    from audit.actors import Actor
-    from payments.services.credentials import api_key_revoke
+    from accounts.services import api_key_revoke
+    from core.actors import Actor
 
     api_key_revoke(api_key_id=ApiKey.objects.get(merchant=merchant_a.merchant).pk, actor=Actor.system("test"))
     assert merchant_a.client.get(URL).status_code == 401
@@ -83,8 +84,8 @@ def test_capture_with_staff_token_needs_support_or_admin(merchant_a, make_paymen
 
 
 def test_staff_user_without_role_is_forbidden(db, client, django_user_model):
-    from audit.actors import Actor
-    from payments.services.credentials import staff_token_create
+    from accounts.services import staff_token_create
+    from core.actors import Actor
 
     issued = staff_token_create(username="bob", role="finance", actor=Actor.system("test"))
     django_user_model.objects.get(username="bob").groups.clear()

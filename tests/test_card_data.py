@@ -5,7 +5,7 @@ import logging
 import pytest
 from django.db import connection
 
-from flowpay.carddata import contains_card_number, luhn_valid
+from core.carddata import contains_card_number, luhn_valid
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,7 @@ def test_log_lines_mask_card_numbers_that_reach_a_logger(json_log_lines):
 
 
 def test_mask_card_numbers_keeps_other_text():
-    from flowpay.carddata import mask_card_numbers
+    from core.carddata import mask_card_numbers
 
     assert mask_card_numbers("a 4242 4242 4242 4242 b 12345") == "a [card number removed] b 12345"
 

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from refund_helpers import *  # noqa: F403
 
-from audit.actors import Actor, ActorType
 from audit.models import AuditEntry
+from core.actors import Actor, ActorType
 from refunds.models import Chargeback, ChargebackEvidence
 from refunds.services.chargebacks import chargeback_create
 

@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from accounts.models import ApiKey, Merchant
 from audit.models import AuditEntry
-from payments.models import ApiKey, Merchant
 
 pytestmark = pytest.mark.django_db
 

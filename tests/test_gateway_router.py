@@ -13,11 +13,12 @@ from django.utils import timezone
 from processes import sibling_env
 
 from audit.models import AuditEntry
-from payments.gateways import registry
-from payments.gateways.base import GatewayTimeout, GatewayUnavailableError
-from payments.gateways.breaker import BreakerState, breaker_for
-from payments.gateways.simulator import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
-from payments.models import PaymentAttempt, SimulatorCharge, Transaction
+from gateways import registry
+from gateways.base import GatewayTimeout, GatewayUnavailableError
+from gateways.breaker import BreakerState, breaker_for
+from gateways.models import SimulatorCharge
+from gateways.simulator.adapter import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
+from payments.models import PaymentAttempt, Transaction
 from payments.tasks import check_stuck_transactions_task
 
 URL = "/payment/transactions"
@@ -214,7 +215,7 @@ def test_a_resolved_automatic_payment_found_authorized_continues_to_capture(merc
     registry.gateway_named.cache_clear()
     body = merchant_a.client.post(URL, BODY, format="json").json()
     assert body["status"] == "processing"
-    from audit.actors import Actor
+    from core.actors import Actor
 
     txn = transaction_resolve_stuck(transaction_id=Transaction.objects.get(public_id=body["id"]).pk, actor=Actor.worker("test"))
     assert (txn.status, txn.amount_captured) == ("completed", 1999)
@@ -265,16 +266,16 @@ def test_the_breaker_state_is_shared_by_two_processes():
     for _ in range(django_settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD):
         breaker_for("simulator").record_failure()
     assert _in_another_process(
-        "from payments.gateways.breaker import breaker_for; print(breaker_for('simulator').status().state)"
+        "from gateways.breaker import breaker_for; print(breaker_for('simulator').status().state)"
     ) == "open"
     # failures recorded there open the breaker here
     assert _in_another_process(
-        "from payments.gateways.breaker import breaker_for\n"
+        "from gateways.breaker import breaker_for\n"
         "[breaker_for('paypal').record_failure() for _ in range(5)]\n"
         "print(breaker_for('paypal').status().state)"
     ) == "open"
     assert breaker_for("paypal").status().state == BreakerState.OPEN
-    assert json.loads(_in_another_process("import json; from payments.gateways.breaker import breaker_for; "
+    assert json.loads(_in_another_process("import json; from gateways.breaker import breaker_for; "
                                           "print(json.dumps(breaker_for('simulator').allow_request()))")) is False
 
 
@@ -284,7 +285,7 @@ def test_simulator_faults_command_sets_and_clears_faults_for_every_process():
 
     from django.core.management import CommandError, call_command
 
-    from payments.gateways.simulator import simulator_faults_get
+    from gateways.simulator.adapter import simulator_faults_get
 
     out = StringIO()
     call_command("simulator_faults", "--error-rate", "0.5", "--latency-ms", "20", stdout=out)
@@ -298,7 +299,7 @@ def test_simulator_faults_command_sets_and_clears_faults_for_every_process():
 
 @pytest.mark.django_db
 def test_no_record_at_the_gateway_fails_a_sent_payment_only_after_the_grace_period(merchant_a, two_gateways, settings):
-    from audit.actors import Actor
+    from core.actors import Actor
     from payments.services.stuck import transaction_resolve_stuck
 
     # the call was sent and timed out; the gateway shows no record (yet)
@@ -319,7 +320,7 @@ def test_no_record_at_the_gateway_fails_a_sent_payment_only_after_the_grace_peri
 
 @pytest.mark.django_db
 def test_a_late_gateway_success_recovers_a_payment_settled_as_failed_meanwhile(merchant_a, scripted):
-    from audit.actors import Actor
+    from core.actors import Actor
     from payments.services.stuck import transaction_resolve_manually
 
     class SettledWhileInFlight(ScriptedGateway):

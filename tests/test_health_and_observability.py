@@ -29,7 +29,7 @@ def test_payment_health_details(client):
 
 
 def test_payment_health_is_503_when_the_database_is_unreachable(client, monkeypatch):
-    from flowpay import health
+    from backoffice import health
 
     def broken():
         raise ConnectionError("database unreachable")
@@ -42,8 +42,8 @@ def test_payment_health_is_503_when_the_database_is_unreachable(client, monkeypa
 
 
 def test_payment_health_is_503_when_no_gateway_is_healthy(client, settings, monkeypatch):
-    from payments.gateways.base import HealthStatus
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.base import HealthStatus
+    from gateways.simulator.adapter import SimulatorGateway
 
     monkeypatch.setattr(SimulatorGateway, "health_check", lambda self: HealthStatus(healthy=False, detail="down"))
     response = client.get("/payment/health")

@@ -7,9 +7,11 @@ import pytest
 import requests
 from django.utils import timezone
 
-from payments.models import IdempotencyRecord, SimulatorCharge, Transaction
-from payments.services.idempotency import idempotency_records_purge, request_fingerprint
-from payments.tasks import purge_idempotency_keys_task
+from core.idempotency import idempotency_records_purge, request_fingerprint
+from core.models import IdempotencyRecord
+from core.tasks import purge_idempotency_keys_task
+from gateways.models import SimulatorCharge
+from payments.models import Transaction
 
 URL = "/payment/transactions"
 BODY = {"amount": 2500, "currency": "eur", "paymentMethod": "pm_card_visa"}

@@ -25,15 +25,16 @@ from django.utils import timezone
 from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, stripe_gateway)
 from paypal_fake import FakePayPal, fixture
 
-from audit.actors import Actor
 from audit.models import AuditEntry
-from flowpay.carddata import luhn_valid
-from payments.gateways import credentials, registry
-from payments.gateways.base import GatewayTimeout
-from payments.gateways.credentials import credentials_reload, gateway_credentials
-from payments.gateways.paypal import PayPalGateway, clear_token_cache
-from payments.gateways.stripe import StripeGateway
-from payments.models import InboundEvent, PaymentAttempt, Transaction
+from core.actors import Actor
+from core.carddata import luhn_valid
+from gateway_events.models import InboundEvent
+from gateways import credentials, registry
+from gateways.base import GatewayTimeout
+from gateways.credentials import credentials_reload, gateway_credentials
+from gateways.paypal.adapter import PayPalGateway, clear_token_cache
+from gateways.stripe.adapter import StripeGateway
+from payments.models import PaymentAttempt, Transaction
 from payments.services.transactions import PaymentInput, transaction_create
 from refunds.models import Chargeback
 from refunds.services.refunds import refund_create, refund_execute
@@ -634,7 +635,7 @@ def test_webhooks_of_a_gateway_not_enabled_or_not_configured_are_refused_clearly
 def test_a_webhook_is_answered_503_when_its_processing_cannot_be_queued_and_a_redelivery_queues_it(
     stripe_webhooks, monkeypatch, deliver,
 ):
-    from payments.tasks import process_inbound_event_task
+    from gateway_events.tasks import process_inbound_event_task
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
@@ -766,10 +767,10 @@ def test_the_admin_lists_inbound_events_and_replays_them(stripe_webhooks, admin_
     deliver.stripe(stripe_event("customer.created", {"id": "cus_1", "object": "customer"}))
     row = InboundEvent.objects.get()
 
-    assert admin_client.get("/admin/payments/inboundevent/").status_code == 200
-    assert admin_client.get(f"/admin/payments/inboundevent/{row.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/gateway_events/inboundevent/").status_code == 200
+    assert admin_client.get(f"/admin/gateway_events/inboundevent/{row.pk}/change/").status_code == 200
     with deliver.capture(execute=True):
-        response = admin_client.post("/admin/payments/inboundevent/", {"action": "replay_selected", "_selected_action": [row.pk]})
+        response = admin_client.post("/admin/gateway_events/inboundevent/", {"action": "replay_selected", "_selected_action": [row.pk]})
     assert response.status_code == 302
     assert AuditEntry.objects.filter(action="inbound_event.replay", actor_type="staff").count() == 1
     row.refresh_from_db()
@@ -777,7 +778,7 @@ def test_the_admin_lists_inbound_events_and_replays_them(stripe_webhooks, admin_
 
 
 def test_events_whose_processing_was_lost_are_queued_again_by_beat(stripe_webhooks, deliver, settings):
-    from payments.tasks import requeue_stalled_inbound_events_task
+    from gateway_events.tasks import requeue_stalled_inbound_events_task
 
     settings.FLOWPAY_INBOUND_EVENT_LEASE_SECONDS = 600
     long_ago = timezone.now() - dt.timedelta(minutes=20)
@@ -938,14 +939,14 @@ def test_localstripe_delivers_its_signed_event_to_a_live_flowpay_which_settles_t
 
 # --- what events mean (the gateways' translators, no I/O) ---------------------------------------
 def webhook_event(gateway: str, event_type: str, data: dict, flowpay_reference: str | None = None):
-    from payments.gateways.base import WebhookEvent
+    from gateways.base import WebhookEvent
 
     return WebhookEvent(id="evt_t", gateway=gateway, type=event_type, created=dt.datetime.now(dt.UTC),
                         object_type="", object_reference=data.get("id"), flowpay_reference=flowpay_reference, data=data)
 
 
 def test_stripe_events_translate_to_flowpay_changes():
-    from payments.gateways.events import webhook_event_changes
+    from gateways.events import webhook_event_changes
 
     charge = {"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "refunds": {"object": "list", "data": [
         {"id": "re_a", "object": "refund", "amount": 300, "status": "succeeded", "charge": "ch_1",
@@ -971,7 +972,7 @@ def test_stripe_events_translate_to_flowpay_changes():
 
 
 def test_paypal_events_translate_to_flowpay_changes():
-    from payments.gateways.events import webhook_event_changes
+    from gateways.events import webhook_event_changes
 
     denied = webhook_event_changes(webhook_event("paypal", "PAYMENT.CAPTURE.DENIED", {
         "id": "CAP1", "status": "DENIED", "custom_id": "txn_1",

@@ -7,7 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEntry
-from payments.models import Customer, IdempotencyRecord, SimulatorCharge, Transaction
+from core.models import IdempotencyRecord
+from gateways.models import SimulatorCharge
+from payments.models import Customer, Transaction
 
 pytestmark = pytest.mark.django_db
 

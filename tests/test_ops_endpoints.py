@@ -11,9 +11,9 @@ from django.conf import settings as django_settings
 from processes import sibling_env
 
 from audit.models import AuditEntry
-from flowpay.runtime import runtime_invalidate_local_cache
-from payments.gateways import registry
-from payments.gateways.simulator import SimulatorGateway
+from core.runtime import runtime_invalidate_local_cache
+from gateways import registry
+from gateways.simulator.adapter import SimulatorGateway
 
 ENDPOINTS = [
     ("/internal/api/payment/switch-gateway", {"primaryGateway": "backup", "reason": "Stripe outage"}),
@@ -104,7 +104,7 @@ def test_simplified_flow_is_reported_in_health(operator, client, gateways):
 
 @pytest.mark.django_db
 def test_reload_api_keys_refuses_an_unreadable_secrets_file_and_keeps_the_old_keys(operator, monkeypatch, tmp_path):
-    from payments.gateways.credentials import gateway_credentials
+    from gateways.credentials import gateway_credentials
 
     good = tmp_path / "secrets.json"
     good.write_text(json.dumps({"stripe": {"api_key": "sk_test_oldkey1111", "created_at": "2026-10-01"}}))
@@ -124,9 +124,9 @@ def test_reload_api_keys_refuses_an_unreadable_secrets_file_and_keeps_the_old_ke
 WATCHER = r"""
 import json, sys, time
 from django.db import connection
-from flowpay.runtime import follow_db_connection_refresh
-from payments.gateways.credentials import gateway_credentials
-from payments.gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
+from core.runtime import follow_db_connection_refresh
+from gateways.credentials import gateway_credentials
+from gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
 
 def pid():
     with connection.cursor() as cursor:

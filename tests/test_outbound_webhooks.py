@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.db import transaction
 from processes import sibling_env
 
-from audit.actors import Actor
-from flowpay import runtime
+from core import runtime
+from core.actors import Actor
 from webhooks.models import OutboxEvent, WebhookDelivery
 from webhooks.services.outbox import outbox_publish
 from webhooks.signing import verify_signature

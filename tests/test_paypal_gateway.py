@@ -9,9 +9,8 @@ import socket
 import pytest
 from paypal_fake import FakePayPal, fixture, fixture_bytes
 
-from payments.gateways import credentials
-from payments.gateways import paypal as paypal_module
-from payments.gateways.base import (
+from gateways import credentials
+from gateways.base import (
     ChargeRequest,
     Gateway,
     GatewayRequestError,
@@ -20,7 +19,8 @@ from payments.gateways.base import (
     Outcome,
     WebhookVerificationError,
 )
-from payments.gateways.paypal import PayPalGateway, clear_token_cache
+from gateways.paypal import adapter as paypal_module
+from gateways.paypal.adapter import PayPalGateway, clear_token_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -285,11 +285,11 @@ def test_an_amount_paypal_cannot_express_is_refused_before_any_call(gateway, pay
 def test_a_server_error_on_authorize_is_a_gateway_timeout_logged_without_the_secret(gateway, paypal, caplog):
     paypal.queue("POST", ORDERS, status=500, fixture="error_500_internal_server_error")
 
-    with caplog.at_level(logging.WARNING, logger="payments.gateways.paypal"), pytest.raises(GatewayTimeout) as caught:
+    with caplog.at_level(logging.WARNING, logger="gateways.paypal.adapter"), pytest.raises(GatewayTimeout) as caught:
         gateway.authorize(payment=charge(), idempotency_key=key(1))
 
     assert not caught.value.retryable
-    (record,) = [r for r in caplog.records if r.name == "payments.gateways.paypal"]
+    (record,) = [r for r in caplog.records if r.name == "gateways.paypal.adapter"]
     assert record.levelno == logging.WARNING and "gateway timeout" in record.getMessage()
     assert record.credential == "…9f3k"
     assert CLIENT_SECRET not in caplog.text
@@ -300,7 +300,7 @@ def test_no_answer_in_time_is_a_gateway_timeout(paypal, caplog):
     gateway.verify_credentials()  # the token call is not what hangs
     paypal.queue("POST", ORDERS, delay=5)
 
-    with caplog.at_level(logging.WARNING, logger="payments.gateways.paypal"), pytest.raises(GatewayTimeout):
+    with caplog.at_level(logging.WARNING, logger="gateways.paypal.adapter"), pytest.raises(GatewayTimeout):
         gateway.authorize(payment=charge(), idempotency_key=key(1))
 
     assert "gateway timeout" in caplog.text

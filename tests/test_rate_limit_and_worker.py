@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from processes import start_celery_worker, stop_process
 
-from flowpay.api.throttling import ApiKeyRateThrottle
-from payments.models import IdempotencyRecord
+from core.api.throttling import ApiKeyRateThrottle
+from core.models import IdempotencyRecord
 
 
 @pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_requests_beyond_the_key_rate_limit_get_429(merchant_a, merchant_b, monk
 def test_a_real_celery_worker_runs_the_idempotency_purge(tmp_path):
     import datetime as dt
 
-    from payments.tasks import purge_idempotency_keys_task
+    from core.tasks import purge_idempotency_keys_task
 
     IdempotencyRecord.objects.create(
         scope="merchant:1", key="stale", fingerprint="f", method="POST", path="/payment/transactions",

@@ -8,9 +8,9 @@ from django.urls import reverse
 from refund_helpers import *  # noqa: F403
 from refund_helpers import run_queued
 
-from audit.actors import Actor
 from audit.models import AuditEntry
-from flowpay.errors import PermissionDenied
+from core.actors import Actor
+from core.errors import PermissionDenied
 from refunds.models import Chargeback, Refund
 from refunds.services.chargebacks import chargeback_create
 from refunds.services.refunds import refund_approve, refund_create

@@ -147,7 +147,7 @@ def test_idempotency_key_replays_the_refund_and_never_refunds_twice(merchant_a, 
 
 def test_refund_to_another_method_is_an_off_gateway_credit_without_gateway_call(merchant_a, make_payment, queued_refunds,
                                                                                 monkeypatch):
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator.adapter import SimulatorGateway
 
     def no_call(self, **kwargs):
         raise AssertionError("an off-gateway credit must not call the gateway")

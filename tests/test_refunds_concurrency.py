@@ -77,7 +77,7 @@ def test_50_concurrent_partial_refunds_never_exceed_the_captured_amount(merchant
 def test_concurrent_refunds_of_different_sizes_and_omitted_amounts_stay_within_captured(merchant_a, make_payment,
                                                                                         queued_refunds):
     # given a 50.00 payment and 40 services refunding 1.00 to 4.00, or "what remains", at once
-    from audit.actors import Actor
+    from core.actors import Actor
 
     txn = make_payment(merchant_a, amount=5000)
     actor = Actor(type="api", id="concurrency", merchant_id=merchant_a.merchant.pk)

@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from refund_helpers import *  # noqa: F403
 from refund_helpers import charge_of, fail_gateway_refunds, run_queued, simulator_refund_records
 
-from audit.actors import Actor
 from audit.models import AuditEntry
-from payments.gateways.base import GatewayRequestError, GatewayTimeout, GatewayUnavailableError
+from core.actors import Actor
+from gateways.base import GatewayRequestError, GatewayTimeout, GatewayUnavailableError
 from refunds.models import Refund
 from refunds.services.refunds import refund_create, refunds_requeue_stalled
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
@@ -142,7 +142,7 @@ def test_retry_after_an_outage_refunds_once(refund_of, queued_refunds, monkeypat
 
 
 def test_an_open_circuit_defers_the_refund_without_calling_the_gateway(refund_of, queued_refunds, monkeypatch):
-    from payments.gateways.breaker import breaker_for
+    from gateways.breaker import breaker_for
 
     refund = refund_of(amount=500)
     queued_refunds.clear()
@@ -160,7 +160,7 @@ def test_an_open_circuit_defers_the_refund_without_calling_the_gateway(refund_of
 
 
 def test_the_task_run_twice_refunds_once(refund_of, queued_refunds, monkeypatch):
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator.adapter import SimulatorGateway
 
     refund = refund_of(amount=700)
     queued_refunds.clear()
@@ -211,7 +211,7 @@ def test_a_crash_after_the_gateway_refunded_is_recovered_without_refunding_twice
 def test_a_timeout_keeps_the_reservation_and_the_retry_resends_the_same_key(refund_of, queued_refunds, monkeypatch,
                                                                            django_capture_on_commit_callbacks, breaker_off):
     # given a gateway that refunds but whose answer is lost, on every automatic attempt
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator.adapter import SimulatorGateway
 
     refund = refund_of(amount=800, payment_amount=1000)
     queued_refunds.clear()
@@ -371,7 +371,7 @@ def test_a_merchant_retries_its_failed_refund_over_the_api(merchant_a, merchant_
 
 
 def test_a_chargeback_opened_after_the_refund_was_queued_stops_it_before_the_gateway(refund_of, queued_refunds, monkeypatch):
-    from payments.gateways.simulator import SimulatorGateway
+    from gateways.simulator.adapter import SimulatorGateway
     from refunds.services.chargebacks import chargeback_create
 
     refund = refund_of(amount=500, payment_amount=2000)

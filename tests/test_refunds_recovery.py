@@ -18,18 +18,18 @@ from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, strip
 from refund_helpers import *  # noqa: F403
 from refund_helpers import charge_of, run_queued, simulator_refund_records
 
-from audit.actors import Actor
 from audit.models import AuditEntry
-from flowpay.errors import InvalidState
-from payments.gateways import registry
-from payments.gateways.base import (
+from core.actors import Actor
+from core.errors import InvalidState
+from gateways import registry
+from gateways.base import (
     GatewayRequestError,
     GatewayTimeout,
     GatewayUnavailableError,
     OperationResult,
 )
-from payments.gateways.simulator import SimulatorGateway
-from payments.gateways.stripe import StripeGateway
+from gateways.simulator.adapter import SimulatorGateway
+from gateways.stripe.adapter import StripeGateway
 from refunds.models import Refund
 from refunds.services import refunds as svc
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task

@@ -9,9 +9,9 @@ import pytest
 from refund_helpers import *  # noqa: F403
 from refund_helpers import charge_of
 
-from audit.actors import Actor
+from accounts.services import staff_token_create
 from audit.models import AuditEntry
-from payments.services.credentials import staff_token_create
+from core.actors import Actor
 from refunds.models import Chargeback, Refund
 
 RUNBOOK_BASE_URL = "https://api.internal.flowmart.com"

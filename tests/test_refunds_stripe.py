@@ -11,9 +11,9 @@ from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, strip
 from refund_helpers import *  # noqa: F403
 from refund_helpers import run_queued
 
-from payments.gateways import registry
-from payments.gateways.credentials import credentials_reload, gateway_credentials
-from payments.gateways.stripe import StripeGateway
+from gateways import registry
+from gateways.credentials import credentials_reload, gateway_credentials
+from gateways.stripe.adapter import StripeGateway
 from refunds.models import Refund
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
 

@@ -16,12 +16,13 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from flowpay.cli import format_duration, parse_duration
-from payments.gateways.breaker import breaker_for
-from payments.gateways.credentials import credentials_reload
-from payments.gateways.simulator import SimulatorFaults, simulator_faults_clear, simulator_faults_set
-from payments.gateways.stats import gateway_recent_stats
-from payments.models import PaymentAttempt, SimulatorCharge, Transaction
+from core.cli import format_duration, parse_duration
+from gateways.breaker import breaker_for
+from gateways.credentials import credentials_reload
+from gateways.models import SimulatorCharge
+from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_set
+from gateways.stats import gateway_recent_stats
+from payments.models import PaymentAttempt, Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +100,7 @@ def stuck_payment(merchant_a, make_payment):
     return make
 
 
-# --- flowpay.cli -------------------------------------------------------------------------
+# --- core.cli -------------------------------------------------------------------------
 def test_durations_parse_in_one_place():
     assert parse_duration("30s") == dt.timedelta(seconds=30)
     assert parse_duration("10m") == dt.timedelta(minutes=10)
@@ -377,7 +378,7 @@ def test_monitor_gateway_health_exit_status_is_the_last_check():
 
 
 def test_monitor_gateway_health_shows_the_recovery(monkeypatch):
-    from payments.management.commands import monitor_gateway_health
+    from gateways.management.commands import monitor_gateway_health
 
     simulator_faults_set(SimulatorFaults(error_rate=1.0))
     monkeypatch.setattr(monitor_gateway_health.time, "sleep", lambda seconds: simulator_faults_clear())
@@ -386,7 +387,7 @@ def test_monitor_gateway_health_shows_the_recovery(monkeypatch):
 
 
 def test_monitor_gateway_health_runs_until_interrupted(monkeypatch):
-    from payments.management.commands import monitor_gateway_health
+    from gateways.management.commands import monitor_gateway_health
 
     def interrupt(seconds):
         raise KeyboardInterrupt

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from payments.models import ApiKey, Merchant, Transaction, TransactionStatus
+from accounts.models import ApiKey, Merchant
+from payments.models import Transaction, TransactionStatus
 
 
 def _seed(**kwargs) -> dict:

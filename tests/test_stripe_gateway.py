@@ -15,9 +15,9 @@ import uuid
 import pytest
 import requests
 
-from audit.actors import Actor
-from payments.gateways import registry
-from payments.gateways.base import (
+from core.actors import Actor
+from gateways import registry
+from gateways.base import (
     ChargeRequest,
     GatewayRequestError,
     GatewayTimeout,
@@ -25,12 +25,12 @@ from payments.gateways.base import (
     Outcome,
     WebhookVerificationError,
 )
-from payments.gateways.credentials import credentials_reload, gateway_credentials
-from payments.gateways.stripe import StripeGateway
+from gateways.credentials import credentials_reload, gateway_credentials
+from gateways.stripe.adapter import StripeGateway
 from payments.models import TransactionStatus
 from payments.services.transactions import transaction_capture
 
-LOGGER = "payments.gateways.stripe"
+LOGGER = "gateways.stripe.adapter"
 
 
 def charge(amount=1999, *, payment_method="pm_card_visa", capture=True, currency="USD"):

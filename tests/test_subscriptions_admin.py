@@ -5,8 +5,8 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 
-from audit.actors import Actor
 from audit.models import AuditEntry
+from core.actors import Actor
 from payments.services.customers import customer_create
 from subscriptions.models import Invoice, Plan, RebillJob, Subscription, SubscriptionSettings
 from subscriptions.services.plans import plan_create, subscription_settings_update

@@ -4,7 +4,7 @@ isolation, idempotency and the synchronous first charge."""
 import pytest
 
 from audit.models import AuditEntry
-from payments.models import SimulatorCharge
+from gateways.models import SimulatorCharge
 from subscriptions.models import Invoice, Subscription
 
 PLAN = {"name": "Pro", "amount": 1999, "currency": "usd", "interval": "month"}

@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
-from audit.actors import Actor
 from audit.models import AuditEntry
-from payments.models import PaymentMethod, SimulatorCharge, Transaction
+from core.actors import Actor
+from gateways.models import SimulatorCharge
+from payments.models import PaymentMethod, Transaction
 from payments.services.customers import customer_create, payment_method_attach
 from subscriptions.models import (
     ChargeOutcome,
@@ -448,7 +449,7 @@ def test_state_machines_refuse_transitions_outside_the_design(merchant_a, custom
     job = RebillJob.objects.get(invoice=invoice)
     with pytest.raises(TransitionNotAllowed):
         job.lease(owner="x", now=job.created_at, expires_at=job.created_at)
-    from flowpay.errors import InvalidState
+    from core.errors import InvalidState
 
     with pytest.raises(InvalidState):
         subscription_resume(subscription_id=sub.pk, actor=TEST)

@@ -16,9 +16,10 @@ import time_machine
 from django.utils import timezone
 from processes import start_celery_worker, stop_process
 
-from audit.actors import Actor
-from payments.gateways.simulator import SimulatorFaults, simulator_faults_set
-from payments.models import SimulatorCharge, Transaction
+from core.actors import Actor
+from gateways.models import SimulatorCharge
+from gateways.simulator.adapter import SimulatorFaults, simulator_faults_set
+from payments.models import Transaction
 from payments.services.customers import customer_create
 from subscriptions.models import Invoice, InvoiceStatus, RebillCharge, RebillJob, RebillJobStatus
 from subscriptions.services.plans import plan_create

@@ -57,7 +57,7 @@ def test_admin_edits_are_recorded_by_auditlog(admin_client, merchant_a):
 
     merchant = merchant_a.merchant
     response = admin_client.post(
-        f"/admin/payments/merchant/{merchant.pk}/change/", {"name": "Renamed", "is_active": "on",
+        f"/admin/accounts/merchant/{merchant.pk}/change/", {"name": "Renamed", "is_active": "on",
                                                              "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
     )
     assert response.status_code == 302

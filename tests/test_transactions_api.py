@@ -3,7 +3,8 @@
 import pytest
 
 from audit.models import AuditEntry
-from payments.models import PaymentAttempt, SimulatorCharge, Transaction
+from gateways.models import SimulatorCharge
+from payments.models import PaymentAttempt, Transaction
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ deliveries, with re-sending as an action that calls the service."""
 from django.contrib import admin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
-from flowpay.admin import ReadOnlyModelAdmin, run_per_row, staff_actor
+from core.admin import ReadOnlyModelAdmin, run_per_row, staff_actor
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from webhooks.services.deliveries import webhook_delivery_resend
 

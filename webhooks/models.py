@@ -8,7 +8,7 @@ webhook issue's work; until then events accumulate here, listed by merchant.
 
 from django.db import models
 
-from flowpay.models import new_public_id
+from core.models import new_public_id
 
 
 def _event_id() -> str:
@@ -17,7 +17,7 @@ def _event_id() -> str:
 
 class OutboxEvent(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=_event_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="events")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="events")
     type = models.CharField(max_length=64, db_index=True)  # e.g. invoice.paid, transaction.completed
     payload = models.JSONField()  # the object as the API renders it, at the time of the change
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -53,7 +53,7 @@ class WebhookEndpoint(models.Model):
         DISABLED = "disabled"
 
     public_id = models.CharField(max_length=40, unique=True, default=_endpoint_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="webhook_endpoints")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="webhook_endpoints")
     url = models.URLField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     enabled_events = models.JSONField(default=list, blank=True)  # event types; empty means every event

@@ -1,7 +1,7 @@
 from django.db.models import QuerySet
 
-from flowpay.selectors import get_by_public_id
-from payments.models import Merchant
+from accounts.models import Merchant
+from core.selectors import get_by_public_id
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 

@@ -3,7 +3,7 @@ camelCase parser and renderer translate at the edge)."""
 
 from rest_framework import serializers
 
-from flowpay.api.serializers import (
+from core.api.serializers import (
     CreatedRangeMixin,
     CurrencyField,
     InputSerializer,
@@ -15,8 +15,8 @@ from flowpay.api.serializers import (
     utc_iso,
     validate_amount,
 )
-from flowpay.money import MAX_AMOUNT
-from payments.gateways.registry import GATEWAY_CLASSES  # names only: no gateway module is imported
+from core.money import MAX_AMOUNT
+from gateways.registry import GATEWAY_CLASSES  # names only: no gateway module is imported
 from payments.models import CaptureMethod, TransactionStatus
 
 

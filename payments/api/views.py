@@ -5,9 +5,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from flowpay import roles
-from flowpay.api.views import ApiView, idempotent, role_permission
-from flowpay.errors import CardDeclined
+from core import permissions as roles
+from core.api.views import ApiView, idempotent, role_permission
+from core.errors import CardDeclined
+from gateways.router import primary_gateway_name
 from payments.api.serializers import (
     CustomerCreateInput,
     CustomerDetailOutput,
@@ -21,7 +22,6 @@ from payments.api.serializers import (
     TransactionListFilters,
     TransactionOutput,
 )
-from payments.gateways.router import primary_gateway_name
 from payments.models import TransactionStatus
 from payments.selectors import (
     customer_get,

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import payments.models.customers
-import payments.models.merchants
+import accounts.models
 import payments.models.transactions
 
 
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('public_id', models.CharField(default=payments.models.merchants._merchant_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=accounts.models._merchant_id, editable=False, max_length=40, unique=True)),
                 ('name', models.CharField(max_length=200)),
                 ('is_active', models.BooleanField(default=True)),
             ],

@@ -1,9 +1,4 @@
-from payments.models.credentials import ApiKey, StaffToken
 from payments.models.customers import Customer, PaymentMethod
-from payments.models.idempotency import IdempotencyRecord
-from payments.models.inbound import InboundEvent, InboundEventStatus
-from payments.models.merchants import Merchant
-from payments.models.simulator import SimulatorCharge
 from payments.models.transactions import (
     CaptureMethod,
     PaymentAttempt,
@@ -12,17 +7,10 @@ from payments.models.transactions import (
 )
 
 __all__ = [
-    "ApiKey",
     "CaptureMethod",
     "Customer",
-    "IdempotencyRecord",
-    "InboundEvent",
-    "InboundEventStatus",
-    "Merchant",
     "PaymentAttempt",
     "PaymentMethod",
-    "SimulatorCharge",
-    "StaffToken",
     "Transaction",
     "TransactionStatus",
 ]

@@ -1,6 +1,6 @@
 from django.db import models
 
-from flowpay.models import TimeStampedModel, new_public_id
+from core.models import TimeStampedModel, new_public_id
 
 
 def _customer_id() -> str:
@@ -13,7 +13,7 @@ def _payment_method_id() -> str:
 
 class Customer(TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_customer_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="customers")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="customers")
     email = models.EmailField(blank=True)
     name = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -30,7 +30,7 @@ class PaymentMethod(TimeStampedModel):
     """A saved payment method: the gateway's token and display hints, never card data."""
 
     public_id = models.CharField(max_length=40, unique=True, default=_payment_method_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="payment_methods")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="payment_methods")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_methods")
     gateway = models.CharField(max_length=20)
     gateway_token = models.CharField(max_length=255)

@@ -21,8 +21,8 @@ from django.db import models
 from django.db.models import F, Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
-from flowpay.models import TimeStampedModel, new_public_id
-from flowpay.money import MAX_AMOUNT
+from core.models import TimeStampedModel, new_public_id
+from core.money import MAX_AMOUNT
 
 
 class TransactionStatus(models.TextChoices):
@@ -55,7 +55,7 @@ def _transaction_id() -> str:
 
 class Transaction(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_transaction_id, editable=False)
-    merchant = models.ForeignKey("payments.Merchant", on_delete=models.PROTECT, related_name="transactions")
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="transactions")
     customer = models.ForeignKey(
         "payments.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
     )
@@ -88,7 +88,7 @@ class Transaction(FSMModelMixin, TimeStampedModel):
     # The Idempotency-Key use that created this transaction: a crashed request that is
     # re-run under the same key finds this row instead of creating (and charging) again.
     idempotency_record = models.OneToOneField(
-        "payments.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="transaction"
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="transaction"
     )
     processing_started_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)

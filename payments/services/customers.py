@@ -1,9 +1,10 @@
 from django.db import IntegrityError, transaction
 
-from audit.actors import Actor
+from accounts.models import Merchant
 from audit.services import audit_record
-from flowpay.errors import InvalidRequest
-from payments.models import Customer, Merchant, PaymentMethod
+from core.actors import Actor
+from core.errors import InvalidRequest
+from payments.models import Customer, PaymentMethod
 
 
 @transaction.atomic

@@ -7,7 +7,7 @@ every step is audited like any other (Kill Bill's janitor, without its stuck-ret
 
 `transaction_apply_gateway_status` is the one place where a payment is settled from the
 gateway's view: the checker, the runbook's manual resolution and inbound gateway webhooks
-(payments.services.inbound) all go through it.
+(gateway_events.services) all go through it.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.services import audit_record
-from flowpay.errors import InvalidRequest, InvalidState
-from flowpay.observability.metrics import payments_processed
-from payments.gateways.base import GatewayError, GatewayPayment
-from payments.gateways.registry import gateway_named
-from payments.gateways.router import observed_call
+from core.actors import Actor
+from core.errors import InvalidRequest, InvalidState
+from core.observability.metrics import payments_processed
+from gateways.base import GatewayError, GatewayPayment
+from gateways.registry import gateway_named
+from gateways.router import observed_call
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.services.transaction_events import transaction_announce
 from payments.services.transactions import transaction_capture

@@ -19,17 +19,18 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from audit.actors import Actor
+from accounts.models import Merchant
 from audit.services import audit_record
-from flowpay.errors import (
+from core.actors import Actor
+from core.errors import (
     AmountTooLarge,
     GatewayUnavailable,
     InvalidRequest,
     InvalidState,
     NotFound,
 )
-from flowpay.observability.metrics import payment_processing_latency, payments_processed
-from payments.gateways.base import (
+from core.observability.metrics import payment_processing_latency, payments_processed
+from gateways.base import (
     ChargeRequest,
     ChargeResult,
     GatewayError,
@@ -38,9 +39,9 @@ from payments.gateways.base import (
     GatewayUnavailableError,
     Outcome,
 )
-from payments.gateways.breaker import breaker_for
-from payments.gateways.registry import gateway_named
-from payments.gateways.router import (
+from gateways.breaker import breaker_for
+from gateways.registry import gateway_named
+from gateways.router import (
     any_gateway_supports,
     backoff_delay,
     max_retries,
@@ -48,13 +49,7 @@ from payments.gateways.router import (
     observed_call,
     primary_gateway_name,
 )
-from payments.models import (
-    CaptureMethod,
-    Merchant,
-    PaymentAttempt,
-    Transaction,
-    TransactionStatus,
-)
+from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_get, payment_method_get_saved
 from payments.services.transaction_events import transaction_announce
 

@@ -3,8 +3,8 @@ camelCase parser and renderer translate at the edge)."""
 
 from rest_framework import serializers
 
-from flowpay.api.serializers import CreatedRangeMixin, InputSerializer, StatusListMixin, StrictIntegerField, utc_iso
-from flowpay.money import MAX_AMOUNT
+from core.api.serializers import CreatedRangeMixin, InputSerializer, StatusListMixin, StrictIntegerField, utc_iso
+from core.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
 from refunds.services.chargebacks import EVIDENCE_FILE_REF_MAX_LENGTH, EVIDENCE_MAX_FILES, EVIDENCE_TEXT_MAX_LENGTH
 from refunds.services.refunds import REASON_MAX_LENGTH

@@ -17,11 +17,11 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from audit.actors import Actor, ActorType
 from audit.services import audit_record
-from flowpay import roles
-from flowpay.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
-from flowpay.money import format_minor_units
+from core import permissions as roles
+from core.actors import Actor, ActorType
+from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
+from core.money import format_minor_units
 from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus

@@ -37,13 +37,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from audit.actors import Actor, ActorType
 from audit.services import audit_record
-from flowpay import roles
-from flowpay.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
-from flowpay.money import format_minor_units
-from flowpay.observability.metrics import refund_processing_latency
-from payments.gateways.base import (
+from core import permissions as roles
+from core.actors import Actor, ActorType
+from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
+from core.money import format_minor_units
+from core.observability.metrics import refund_processing_latency
+from gateways.base import (
     GatewayError,
     GatewayRequestError,
     GatewayTimeout,
@@ -338,7 +338,7 @@ class RefundLookup(Protocol):
 
 
 def _refund_lookup(gateway_name: str) -> RefundLookup | None:
-    from payments.gateways.registry import gateway_named
+    from gateways.registry import gateway_named
 
     try:
         gateway = gateway_named(gateway_name)
@@ -405,9 +405,9 @@ def _gateway_find_refund(attempt: _Attempt) -> OperationResult | None:
 
 def _gateway_refund(*, gateway_name: str, reference: str, refund: Refund) -> OperationResult:
     # Imported here: the router is part of the gateway layer and pulls in its metrics.
-    from payments.gateways.breaker import breaker_for
-    from payments.gateways.registry import gateway_named
-    from payments.gateways.router import observed_call
+    from gateways.breaker import breaker_for
+    from gateways.registry import gateway_named
+    from gateways.router import observed_call
 
     try:
         gateway = gateway_named(gateway_name)

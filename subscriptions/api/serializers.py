@@ -3,7 +3,7 @@ parser and renderer translate at the edge). Outputs are also the outbox event pa
 
 from rest_framework import serializers
 
-from flowpay.api.serializers import (
+from core.api.serializers import (
     CurrencyField,
     InputSerializer,
     MetadataField,

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from flowpay.api.views import ApiView, idempotent
+from core.api.views import ApiView, idempotent
 from payments.api.views import IDEMPOTENCY_HEADER, MerchantOnly, MerchantOrAnyStaff
 from subscriptions.api.serializers import (
     EmptyInput,

@@ -3,10 +3,10 @@ outbox payloads and the merchant's settings."""
 
 from collections.abc import Iterable
 
-from audit.actors import Actor
 from audit.models import AuditEntry
 from audit.redaction import redact
-from flowpay.observability.context import get_correlation_id
+from core.actors import Actor
+from core.observability.context import get_correlation_id
 from subscriptions.models import DunningFinalAction, SubscriptionSettings
 
 # Every transition made by the rebill pipeline (scheduler, workers, reaper) is audited as this.

@@ -1,9 +1,9 @@
 from django.db import transaction
 
-from audit.actors import Actor
+from accounts.models import Merchant
 from audit.services import audit_record
-from flowpay.errors import InvalidState
-from payments.models import Merchant
+from core.actors import Actor
+from core.errors import InvalidState
 from subscriptions.models import Plan, SubscriptionSettings
 
 

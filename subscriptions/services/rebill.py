@@ -34,13 +34,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.services import audit_record
-from flowpay.errors import FlowPayError, IdempotencyInFlight
-from flowpay.observability.metrics import rebill_job_duration_seconds, rebill_jobs_failed
-from payments.models import IdempotencyRecord, PaymentAttempt, Transaction, TransactionStatus
+from core.actors import Actor
+from core.errors import FlowPayError, IdempotencyInFlight
+from core.idempotency import idempotency_begin, idempotency_finish
+from core.models import IdempotencyRecord
+from core.observability.metrics import rebill_job_duration_seconds, rebill_jobs_failed
+from payments.models import PaymentAttempt, Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
-from payments.services.idempotency import idempotency_begin, idempotency_finish
 from payments.services.stuck import transaction_resolve_stuck
 from payments.services.transactions import PaymentInput, transaction_capture, transaction_create
 from subscriptions import conf

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.services import audit_record
+from core.actors import Actor
 from subscriptions import conf
 from subscriptions.models import (
     BILLED_STATES,
@@ -216,7 +216,7 @@ def rebill_dispatch() -> int:
 @transaction.atomic
 def rebill_job_requeue_dead(*, job_id: int, actor: Actor) -> RebillJob:
     """dead → queued, by an operator (list_dead_rebills --requeue, admin)."""
-    from flowpay.errors import InvalidState
+    from core.errors import InvalidState
 
     job = RebillJob.objects.select_for_update().get(pk=job_id)
     if job.status != JS.DEAD:

@@ -15,11 +15,12 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
+from accounts.models import Merchant
 from audit.services import audit_record
-from flowpay.errors import InvalidRequest, InvalidState, NotFound
-from payments.gateways.router import any_gateway_supports
-from payments.models import Customer, Merchant, PaymentMethod
+from core.actors import Actor
+from core.errors import InvalidRequest, InvalidState, NotFound
+from gateways.router import any_gateway_supports
+from payments.models import Customer, PaymentMethod
 from payments.selectors import customer_get, payment_method_get_saved
 from subscriptions import conf
 from subscriptions.models import (

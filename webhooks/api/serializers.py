@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from flowpay.api.serializers import CreatedRangeMixin, InputSerializer, utc_iso
+from core.api.serializers import CreatedRangeMixin, InputSerializer, utc_iso
 from webhooks.events import EVENT_TYPES
 from webhooks.models import WebhookDelivery
 from webhooks.services.deliveries import event_document

@@ -4,8 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from flowpay import roles
-from flowpay.api.views import ApiView, idempotent, role_permission
+from core import permissions as roles
+from core.api.views import ApiView, idempotent, role_permission
 from payments.api.serializers import EmptyInput
 from payments.api.views import IDEMPOTENCY_HEADER
 from webhooks.api.serializers import (

@@ -27,10 +27,10 @@ from django.utils import timezone
 from djangorestframework_camel_case.settings import api_settings as camel_settings
 from djangorestframework_camel_case.util import camelize
 
-from audit.actors import Actor
 from audit.services import audit_record
-from flowpay.errors import InvalidRequest, InvalidState
-from payments.gateways.router import simplified_flow_enabled
+from core.actors import Actor
+from core.errors import InvalidRequest, InvalidState
+from gateways.router import simplified_flow_enabled
 from webhooks.models import OutboxEvent, WebhookDelivery
 from webhooks.signing import signature_header
 

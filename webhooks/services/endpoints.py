@@ -1,10 +1,10 @@
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
+from accounts.models import Merchant
 from audit.services import audit_record
-from flowpay.errors import InvalidRequest
-from payments.models import Merchant
+from core.actors import Actor
+from core.errors import InvalidRequest
 from webhooks.events import EVENT_TYPES
 from webhooks.models import WebhookEndpoint
 from webhooks.services.deliveries import validate_destination

@@ -18,7 +18,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from payments.gateways.router import simplified_flow_enabled
+from gateways.router import simplified_flow_enabled
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)

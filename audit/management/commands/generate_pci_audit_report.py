@@ -7,7 +7,7 @@ What a PCI DSS assessor asks about, for the month, from the audit log: that the 
 intact (hash chain), attempts to send card data (refused, never stored), credential
 lifecycle (merchant API keys, staff tokens, gateway key rotation), who holds which staff
 role, privileged operator actions, four-eyes refund approvals, and staff activity.
-Exit status (flowpay.cli): 1 when the audit chain is broken or a gateway key is overdue.
+Exit status (core.cli): 1 when the audit chain is broken or a gateway key is overdue.
 """
 
 import calendar
@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.sealing import audit_verify
-from flowpay.cli import Column, Report, RunbookCommand
-from flowpay.roles import STAFF_ROLES
-from payments.gateways.rotation import gateway_key_rotation
+from core.cli import Column, Report, RunbookCommand
+from core.permissions import STAFF_ROLES
+from gateways.rotation import gateway_key_rotation
 
 COUNTED_ACTIONS = {
     "security.card_data_rejected": "Requests refused for carrying card data",

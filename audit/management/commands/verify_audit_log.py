@@ -3,11 +3,11 @@ range, and any edited or missing seal, is reported.
 
     python manage.py verify_audit_log [--seal-first] [--format table|json]
 
-Exit status (flowpay.cli): 1 when tampering is found, 0 when the chain holds.
+Exit status (core.cli): 1 when tampering is found, 0 when the chain holds.
 """
 
 from audit.sealing import audit_seal_pending, audit_verify
-from flowpay.cli import Column, Report, RunbookCommand
+from core.cli import Column, Report, RunbookCommand
 
 
 class Command(RunbookCommand):

@@ -6,9 +6,9 @@ authorization attempt) and prints FlowPay's record next to the gateway's, then a
 consistent, MISMATCH, gateway unreachable, or no record at gateway. A gateway with no record
 of a payment FlowPay failed is consistent (nothing was charged)."""
 
-from flowpay.cli import Column, Report, RunbookCommand
-from flowpay.errors import NotFound
-from flowpay.money import format_minor_units
+from core.cli import Column, Report, RunbookCommand
+from core.errors import NotFound
+from core.money import format_minor_units
 from payments.models import TransactionStatus
 from payments.selectors import transaction_get
 from payments.services.stuck import transaction_gateway_view

@@ -7,8 +7,8 @@ check_gateway_transaction --transaction-id=ID, then resolve_stuck_transaction.""
 
 from django.utils import timezone
 
-from flowpay.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
-from flowpay.money import format_minor_units
+from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
+from core.money import format_minor_units
 from payments.selectors import transactions_stuck_with_last_attempt
 from payments.services.stuck import stuck_threshold
 

@@ -10,7 +10,7 @@ refunded since) or failed; in-flight payments are listed apart, canceled ones no
 
 from django.utils import timezone
 
-from flowpay.cli import Column, Report, RunbookCommand, format_duration, non_negative_float, parse_duration, positive_int
+from core.cli import Column, Report, RunbookCommand, format_duration, non_negative_float, parse_duration, positive_int
 from payments.selectors import payment_success_counts
 
 

@@ -3,8 +3,8 @@ scripts/query-failed-transactions.js --last-hour)."""
 
 from django.utils import timezone
 
-from flowpay.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
-from flowpay.money import format_minor_units
+from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
+from core.money import format_minor_units
 from payments.selectors import transactions_failed_latest, transactions_failed_summary
 
 

@@ -6,10 +6,10 @@ payments.services.stuck.transaction_resolve_manually: refused when the gateway s
 otherwise, unless --force with a --reason (audited as transaction.resolved_forced with the
 gateway's view). A refusal is printed on stderr and exits 1."""
 
-from audit.actors import Actor
-from flowpay.cli import Column, Report, RunbookCommand, to_json
-from flowpay.errors import InvalidRequest, InvalidState, NotFound
-from flowpay.money import format_minor_units
+from core.actors import Actor
+from core.cli import Column, Report, RunbookCommand, to_json
+from core.errors import InvalidRequest, InvalidState, NotFound
+from core.money import format_minor_units
 from payments.models import TransactionStatus
 from payments.selectors import transaction_get
 from payments.services.stuck import transaction_resolve_manually

@@ -3,7 +3,7 @@ left `failed` (gateway errors after every automatic retry, or refused by the gat
 
     python manage.py list_failed_refunds [--last-24h | --since 7d] [--retry] [--format table|json]
 
-Exit status (flowpay.cli): 1 when failed refunds are found, 0 when there are none, 2 for
+Exit status (core.cli): 1 when failed refunds are found, 0 when there are none, 2 for
 usage errors. With --retry every listed refund is queued again (refund_retry, audited as
 this command): the exit status is then 1 only if some refund could not be re-queued.
 """
@@ -12,10 +12,10 @@ import datetime as dt
 
 from django.utils import timezone
 
-from audit.actors import Actor
-from flowpay.cli import Column, Report, RunbookCommand, format_duration, parse_duration
-from flowpay.errors import FlowPayError
-from flowpay.money import format_minor_units
+from core.actors import Actor
+from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration
+from core.errors import FlowPayError
+from core.money import format_minor_units
 from refunds.models import Refund
 from refunds.selectors import refunds_failed_since
 from refunds.services.refunds import refund_retry

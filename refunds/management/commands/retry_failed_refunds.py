@@ -11,8 +11,8 @@ refundable), 0 otherwise, 2 for usage errors (unknown or not-failed refund ids).
 
 from django.utils import timezone
 
-from audit.actors import Actor
-from flowpay.cli import Report, RunbookCommand
+from core.actors import Actor
+from core.cli import Report, RunbookCommand
 from refunds.management.commands.list_failed_refunds import add_window_arguments, report_retries, retry_all, window_of
 from refunds.models import Refund, RefundStatus
 from refunds.selectors import refunds_failed_since

@@ -13,8 +13,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
-from flowpay.errors import FlowPayError
+from core.actors import Actor
+from core.errors import FlowPayError
 from subscriptions.models import RebillJob
 from subscriptions.selectors import rebill_jobs_dead
 from subscriptions.services.scheduling import rebill_dispatch, rebill_job_requeue_dead

@@ -3,15 +3,15 @@
     python manage.py webhook_deliveries [--status dead|retrying|pending|succeeded|all]
         [--merchant mer_…] [--resend whd_… | --resend-dead] [--limit N] [--format table|json]
 
-Exit status (flowpay.cli): 1 when dead deliveries are listed (or a re-send was refused),
+Exit status (core.cli): 1 when dead deliveries are listed (or a re-send was refused),
 0 otherwise, 2 for usage errors.
 """
 
 from django.core.management.base import CommandError
 
-from audit.actors import Actor
-from flowpay.cli import Column, Report, RunbookCommand, positive_int
-from flowpay.errors import FlowPayError
+from core.actors import Actor
+from core.cli import Column, Report, RunbookCommand, positive_int
+from core.errors import FlowPayError
 from webhooks.models import WebhookDelivery
 from webhooks.services.deliveries import webhook_delivery_resend
 

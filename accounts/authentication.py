@@ -1,0 +1,68 @@
+"""`Authorization: Bearer <token>` for merchant API keys (fp_test_…, fp_live_…) and
+personal staff tokens (fp_staff_…). Missing or invalid credentials answer 401."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from accounts.models import ApiKey, Merchant, StaffToken
+from accounts.services import (
+    API_KEY_PREFIXES,
+    STAFF_TOKEN_PREFIX,
+    credential_digest,
+)
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per credential per minute
+
+
+@dataclass
+class MerchantPrincipal:
+    """request.user for calls made with a merchant API key."""
+
+    merchant: Merchant
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk: None = None
+
+    def get_username(self) -> str:
+        return self.api_key.prefix
+
+
+def _touch(model, pk: int) -> None:
+    now = timezone.now()
+    model.objects.filter(pk=pk).exclude(last_used_at__gt=now - LAST_USED_RESOLUTION).update(last_used_at=now)
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() != "bearer":
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <API key or staff token>'.")
+        secret = parts[1]
+        digest = credential_digest(secret)
+        if secret.startswith(tuple(API_KEY_PREFIXES.values())):
+            key = ApiKey.objects.select_related("merchant").filter(key_hash=digest).first()
+            if key is None or not key.is_active or not key.merchant.is_active:
+                raise exceptions.AuthenticationFailed("Invalid API key provided.")
+            _touch(ApiKey, key.pk)
+            return MerchantPrincipal(merchant=key.merchant, api_key=key), key
+        if secret.startswith(STAFF_TOKEN_PREFIX):
+            token = StaffToken.objects.select_related("user").filter(key_hash=digest).first()
+            if token is None or not token.is_active or not token.user.is_active:
+                raise exceptions.AuthenticationFailed("Invalid staff token provided.")
+            _touch(StaffToken, token.pk)
+            return token.user, token
+        raise exceptions.AuthenticationFailed("Invalid API key provided.")
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="flowpay"'

@@ -1,0 +1,116 @@
+"""The one error shape: {"error": {"type", "code", "message", "param"}}.
+
+Every exception a request can raise is rendered here: domain errors (core.errors),
+DRF's validation, parse, authentication and permission errors, and Django's 404.
+"""
+
+import re
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from core.errors import FlowPayError
+
+_CAMEL = re.compile(r"_([a-z0-9])")
+
+
+def camel_param(param: str | None) -> str | None:
+    """amount_refunded -> amountRefunded; metadata.order_id keeps the merchant's key."""
+    if not param:
+        return param
+    head, dot, rest = param.partition(".")
+    return _CAMEL.sub(lambda m: m.group(1).upper(), head) + dot + rest
+
+
+def error_body(*, type: str, code: str, message: str, param: str | None = None, **extra) -> dict:
+    return {"error": {"type": type, "code": code, "message": message, "param": camel_param(param), **extra}}
+
+
+def _first_validation_error(detail, path: str = "") -> tuple[str, str, str]:
+    """(param, message, code) of the first error in a DRF ValidationError detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key in ("non_field_errors", "__all__"):
+                param, message, code = _first_validation_error(value, path)
+            elif isinstance(key, int):  # an item of a list parameter: name the parameter
+                param, message, code = _first_validation_error(value, path)
+            else:
+                param, message, code = _first_validation_error(value, f"{path}.{key}" if path else str(key))
+            return param, message, code
+    if isinstance(detail, list) and detail:
+        for index, item in enumerate(detail):
+            if isinstance(item, (dict, list)):
+                return _first_validation_error(item, f"{path}[{index}]")
+            return _first_validation_error(item, path)
+    return path, str(detail), getattr(detail, "code", None) or "invalid"
+
+
+_DRF_ERRORS = {
+    exceptions.NotAuthenticated: ("authentication_error", "authentication_required"),
+    exceptions.AuthenticationFailed: ("authentication_error", "invalid_credentials"),
+    exceptions.PermissionDenied: ("permission_error", "permission_denied"),
+    exceptions.NotFound: ("invalid_request_error", "resource_missing"),
+    exceptions.MethodNotAllowed: ("invalid_request_error", "method_not_allowed"),
+    exceptions.NotAcceptable: ("invalid_request_error", "not_acceptable"),
+    exceptions.Throttled: ("rate_limit_error", "rate_limited"),
+}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, FlowPayError):
+        return Response(
+            error_body(type=exc.error_type, code=exc.code, message=exc.message, param=exc.param, **exc.extra()),
+            status=exc.http_status,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("No such resource.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    headers = {}
+    if isinstance(exc, exceptions.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+
+    if isinstance(exc, exceptions.ValidationError):
+        param, message, code = _first_validation_error(exc.detail)
+        return Response(error_body(type="invalid_request_error", code=code, message=message, param=param or None), status=400)
+    if isinstance(exc, exceptions.ParseError):
+        return Response(
+            error_body(type="invalid_request_error", code="invalid_json", message=f"The request body could not be parsed: {exc.detail}"),
+            status=400,
+        )
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return Response(
+            error_body(
+                type="invalid_request_error", code="unsupported_content_type",
+                message=f"{exc.detail} Send 'Content-Type: application/json'.",
+            ),
+            status=400,
+        )
+    for klass, (error_type, code) in _DRF_ERRORS.items():
+        if isinstance(exc, klass):
+            return Response(error_body(type=error_type, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers)
+    if isinstance(exc, exceptions.APIException):
+        return Response(error_body(type="api_error", code=exc.default_code, message=str(exc.detail)), status=exc.status_code)
+    return None  # unexpected: Django's 500 handler (below) answers in the same shape
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(error_body(type="invalid_request_error", code="resource_missing", message=f"Unrecognized request URL ({request.method}: {request.path})."), status=404)
+
+
+def json_server_error(request):
+    return JsonResponse(error_body(type="api_error", code="internal_error", message="An internal error occurred; it has been logged."), status=500)
+
+
+def json_bad_request(request, exception=None):
+    return JsonResponse(error_body(type="invalid_request_error", code="bad_request", message="Bad request."), status=400)
+
+
+def json_permission_denied(request, exception=None):
+    return JsonResponse(error_body(type="permission_error", code="permission_denied", message="Permission denied."), status=403)

@@ -1,0 +1,174 @@
+"""Input-validation building blocks shared by every API: strict fields, unknown-field
+rejection (no mass assignment), money and metadata rules."""
+
+import datetime as dt
+
+from rest_framework import serializers
+
+from core.money import CURRENCY_EXPONENTS, MAX_AMOUNT, format_minor_units
+
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class InputSerializer(serializers.Serializer):
+    """Rejects parameters it does not declare: `status` or `amountRefunded` in a create
+    request is an error, never silently ignored or assigned."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in self.fields or self.fields[key].read_only]
+            if unknown:
+                field = unknown[0]
+                raise serializers.ValidationError(
+                    {field: [serializers.ErrorDetail(f"Received unknown parameter: {_camel(str(field))}", code="parameter_unknown")]}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.Field):
+    """A JSON integer and nothing else: no floats, numeric strings or booleans."""
+
+    default_error_messages = {
+        "invalid": "Must be an integer.",
+        "min_value": "Must be at least {min_value}.",
+        "max_value": "Must be at most {max_value}.",
+    }
+
+    def __init__(self, *, min_value: int | None = None, max_value: int | None = None, **kwargs):
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        if self.min_value is not None and data < self.min_value:
+            self.fail("min_value", min_value=self.min_value)
+        if self.max_value is not None and data > self.max_value:
+            self.fail("max_value", max_value=self.max_value)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class CurrencyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Currency must be a three-letter ISO 4217 code such as 'usd'.", code="invalid")
+        code = super().to_internal_value(data).upper()
+        if code not in CURRENCY_EXPONENTS:
+            raise serializers.ValidationError(
+                f"Unknown currency '{data[:8]}': use a three-letter ISO 4217 code such as 'usd' or 'eur'.",
+                code="invalid_currency",
+            )
+        return code
+
+
+def validate_amount(value, *, currency: str | None, field: str = "amount", min_value: int = 1) -> int:
+    """Amounts are integers in the currency's minor unit; say so precisely when they are not."""
+    if currency in CURRENCY_EXPONENTS:
+        unit_hint = (
+            f"{currency} has {CURRENCY_EXPONENTS[currency]} decimals, so send 1999 for {format_minor_units(1999, currency)}"
+        )
+    else:
+        unit_hint = "send 1999 for 19.99 USD"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise serializers.ValidationError({field: serializers.ErrorDetail(
+            f"Amount must be an integer number of minor units; {unit_hint}", code="invalid_amount")})
+    if isinstance(value, float):
+        raise serializers.ValidationError({field: serializers.ErrorDetail(
+            f"Amount must be an integer number of minor units, not a decimal ({value}); {unit_hint}", code="invalid_amount")})
+    if value < min_value:
+        raise serializers.ValidationError({field: serializers.ErrorDetail(
+            f"Amount must be at least {min_value}.", code="amount_too_small")})
+    if value > MAX_AMOUNT:
+        raise serializers.ValidationError({field: serializers.ErrorDetail(
+            f"Amount must be at most {MAX_AMOUNT}.", code="amount_too_large")})
+    return value
+
+
+class RawField(serializers.Field):
+    """Passes the JSON value through; validated by the serializer's validate()."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class MetadataField(serializers.Field):
+    """Merchant metadata: up to 50 keys of at most 40 characters, scalar values, strings up
+    to 500 characters, no NUL characters (PostgreSQL refuses them)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Metadata must be an object of key/value pairs.", code="invalid_metadata")
+        if len(data) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"Metadata can have at most {METADATA_MAX_KEYS} keys.", code="invalid_metadata")
+        for key, value in data.items():
+            if not key or len(key) > METADATA_MAX_KEY_LENGTH or "\x00" in key:
+                raise serializers.ValidationError(
+                    f"Metadata keys must be 1 to {METADATA_MAX_KEY_LENGTH} characters.", code="invalid_metadata"
+                )
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise serializers.ValidationError(f"Metadata value of '{key}' must be a string, number, boolean or null.", code="invalid_metadata")
+            if isinstance(value, str) and (len(value) > METADATA_MAX_VALUE_LENGTH or "\x00" in value):
+                raise serializers.ValidationError(
+                    f"Metadata value of '{key}' must be at most {METADATA_MAX_VALUE_LENGTH} characters without NUL.", code="invalid_metadata"
+                )
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+                raise serializers.ValidationError(f"Metadata value of '{key}' is too large a number; send it as a string.", code="invalid_metadata")
+            if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+                raise serializers.ValidationError(f"Metadata value of '{key}' is not a finite number.", code="invalid_metadata")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class TokenField(serializers.RegexField):
+    """A gateway token or a FlowPay public id: letters, digits and underscores."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 255)
+        super().__init__(r"^[A-Za-z0-9_]+$", **kwargs)
+        self.error_messages["invalid"] = "Must be a payment method token such as 'pm_card_visa' or a saved method id (pm_…)."
+
+
+class StatusListMixin:
+    """`status` may be repeated (?status=a&status=b) or comma-separated (?status=a,b)."""
+
+    def to_internal_value(self, data):
+        if "status" in data:
+            raw = data["status"]
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            data = {**data, "status": [item.strip() for item in items if item.strip()]}
+        return super().to_internal_value(data)
+
+
+class CreatedRangeMixin(serializers.Serializer):
+    created_gte = serializers.DateTimeField(required=False)
+    created_lte = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        gte, lte = attrs.get("created_gte"), attrs.get("created_lte")
+        if gte and lte and gte > lte:
+            raise serializers.ValidationError({"created_gte": "createdGte must not be after createdLte."})
+        return attrs
+
+
+def utc_iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None

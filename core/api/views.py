@@ -1,0 +1,128 @@
+"""Base classes for thin API views: who is calling (request.actor, request.merchant),
+input validation helpers, role permissions and the Idempotency-Key wrapper."""
+
+import functools
+
+from rest_framework import permissions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import MerchantPrincipal
+from core.actors import Actor
+from core.api.pagination import LimitCursorPagination
+from core.api.serializers import InputSerializer
+from core.idempotency import (
+    Replay,
+    idempotency_begin,
+    idempotency_finish,
+    idempotency_key_validate,
+    request_fingerprint,
+)
+from core.permissions import user_roles
+
+PAGINATION_PARAMS = ("limit", "cursor")
+
+
+def client_ip(request) -> str | None:
+    # REMOTE_ADDR is the proxy's address behind a load balancer; gunicorn's
+    # --forwarded-allow-ips makes it trustworthy (see README, production).
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _camel_to_snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+class ApiView(APIView):
+    """Every API view: authenticated by Bearer token, errors in the one shape."""
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        user, ip = request.user, client_ip(request)
+        request.merchant = None
+        request.roles = set()
+        request.actor = None
+        if isinstance(user, MerchantPrincipal):
+            request.merchant = user.merchant
+            request.actor = Actor.api_key(api_key=user.api_key, ip=ip)
+        elif user is not None and getattr(user, "is_authenticated", False):
+            request.roles = user_roles(user)
+            request.actor = Actor.staff(user=user, ip=ip)
+
+    def validated(self, serializer_class: type[InputSerializer], data=None) -> dict:
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def validated_query(self, serializer_class: type[InputSerializer]) -> dict:
+        """Query parameters are camelCase like the JSON; unknown ones are rejected."""
+        params = {}
+        for key, values in self.request.query_params.lists():
+            if key in PAGINATION_PARAMS:
+                continue
+            params[_camel_to_snake(key)] = values if len(values) > 1 else values[0]
+        return self.validated(serializer_class, data=params)
+
+    def visible_merchant(self, merchant_public_id: str | None = None):
+        """Whose rows the caller may list: an API key's own merchant (any ?merchant= is
+        ignored); for staff, every merchant (None) unless narrowed with ?merchant=mer_…
+        (an unknown one matches nothing)."""
+        from accounts.models import Merchant
+
+        if self.request.merchant is not None:
+            return self.request.merchant
+        if merchant_public_id:
+            return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
+        return None
+
+    def paginate(self, queryset, output_serializer) -> Response:
+        paginator = LimitCursorPagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(output_serializer(page, many=True).data)
+
+
+def role_permission(*, merchant: bool, roles: tuple[str, ...] = ()):
+    """A permission class: merchant API keys (when `merchant`) and staff holding one of `roles`."""
+
+    class MerchantOrStaffRole(permissions.BasePermission):
+        message = (
+            "This endpoint needs a merchant API key" if merchant else "This endpoint needs a staff token"
+        ) + (f" or a staff token with one of the roles: {', '.join(roles)}." if roles and merchant else
+             f" with one of the roles: {', '.join(roles)}." if roles else ".")
+
+        def has_permission(self, request, view):
+            if getattr(request, "merchant", None) is not None:
+                return merchant
+            return bool(set(roles) & getattr(request, "roles", set()))
+
+    return MerchantOrStaffRole
+
+
+def idempotent(handler):
+    """Wraps a POST handler with Idempotency-Key semantics (core.idempotency).
+    Keys are scoped per merchant, or per staff user for staff tokens."""
+
+    @functools.wraps(handler)
+    def wrapper(self: ApiView, request, *args, **kwargs):
+        raw_key = request.headers.get("Idempotency-Key")
+        if raw_key is None:
+            return handler(self, request, *args, **kwargs)
+        key = idempotency_key_validate(raw_key)
+        scope = f"merchant:{request.merchant.pk}" if request.merchant is not None else f"staff:{request.user.pk}"
+        fingerprint = request_fingerprint(method=request.method, path=request.path, data=request.data)
+        outcome = idempotency_begin(scope=scope, key=key, method=request.method, path=request.path, fingerprint=fingerprint)
+        if isinstance(outcome, Replay):
+            return Response(outcome.body, status=outcome.status, headers={"Idempotent-Replayed": "true"})
+        request.idempotency_record = outcome
+        try:
+            response = handler(self, request, *args, **kwargs)
+        except Exception as exc:
+            try:
+                response = self.handle_exception(exc)
+            except Exception:
+                idempotency_finish(record=outcome, status=500, body=None)
+                raise
+        idempotency_finish(record=outcome, status=response.status_code, body=response.data)
+        return response
+
+    return wrapper

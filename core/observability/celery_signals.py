@@ -1,0 +1,35 @@
+"""Carries the correlation id from the publisher to the task through message headers."""
+
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from core.observability.context import correlation_id
+
+HEADER = "correlation_id"
+
+
+@before_task_publish.connect
+def _attach_correlation_id(headers: dict | None = None, **_: object) -> None:
+    value = correlation_id.get()
+    if value and headers is not None:
+        headers.setdefault(HEADER, value)
+
+
+@task_prerun.connect
+def _restore_correlation_id(task=None, task_id: str | None = None, **_: object) -> None:
+    value = getattr(task.request, HEADER, None) if task is not None else None
+    task.request._flowpay_cid_token = correlation_id.set(value or task_id)
+
+
+@task_prerun.connect
+def _follow_runtime_switches(**_: object) -> None:
+    # Workers follow refresh-db-connections between tasks, like web processes between requests.
+    from core.runtime import follow_db_connection_refresh
+
+    follow_db_connection_refresh()
+
+
+@task_postrun.connect
+def _clear_correlation_id(task=None, **_: object) -> None:
+    token = getattr(task.request, "_flowpay_cid_token", None) if task is not None else None
+    if token is not None:
+        correlation_id.reset(token)

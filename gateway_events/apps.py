@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GatewayEventsConfig(AppConfig):
+    name = "gateway_events"
+    verbose_name = "Inbound gateway events"

@@ -1,0 +1,63 @@
+"""The inbound webhook endpoint: verify, store in the inbox, acknowledge. Nothing else.
+
+The signature is the authentication (no API key, no session, no CSRF token): the body is
+read exactly as sent (`request.body`) and handed to the gateway adapter, which verifies it
+(Stripe: `Stripe-Signature` with stripe.Webhook.construct_event, 300 s tolerance, several
+secrets while rotating; PayPal: its verify-webhook-signature call). An unverifiable
+delivery is answered 400 and nothing is stored, logged or audited but the rejection itself
+(never the body). A verified event is stored and acknowledged with 200 before it is
+processed (by the `payments.process_inbound_event` task); a redelivery is acknowledged
+with `"duplicate": true` and has no second effect.
+"""
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from core.api.errors import error_body
+from gateway_events.services import InboxQueueError, inbound_event_record
+from gateways.base import WebhookVerificationError
+from gateways.events import webhook_configuration_hint, webhook_configured
+from gateways.registry import gateway_named
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, *, code: str, message: str, type: str = "invalid_request_error") -> JsonResponse:
+    return JsonResponse(error_body(type=type, code=code, message=message), status=status)
+
+
+@csrf_exempt
+def gateway_webhook(request: HttpRequest, gateway: str) -> JsonResponse:
+    if request.method != "POST":
+        response = _error(405, code="method_not_allowed", message=f"Method {request.method} not allowed: POST the event.")
+        response["Allow"] = "POST"
+        return response
+    enabled = gateway in settings.FLOWPAY_GATEWAYS
+    if not webhook_configured(gateway):
+        # A gateway that is configured for webhooks is served even when it no longer takes
+        # new payments: refunds and disputes of its past payments keep arriving.
+        if not enabled:
+            return _error(404, code="resource_missing", message=f"The {gateway} gateway is not enabled in this deployment.")
+        logger.error("inbound webhook refused: %s webhooks are not configured", gateway, extra={"gateway": gateway})
+        return _error(400, code="webhook_not_configured",
+                      message=f"{gateway} webhooks are not configured: {webhook_configuration_hint(gateway)}.")
+    try:
+        event = gateway_named(gateway).parse_webhook(payload=request.body, headers=request.headers)
+    except WebhookVerificationError as exc:
+        logger.warning("inbound webhook rejected: %s", exc, extra={"gateway": gateway, "reason": exc.code})
+        return _error(400, code=exc.code, message=str(exc))
+    try:
+        row, created = inbound_event_record(event=event)
+    except InboxQueueError:
+        # Stored, but not queued: a non-2xx makes the gateway deliver it again, which
+        # finds the stored event and queues it.
+        return _error(503, type="api_error", code="queue_unavailable",
+                      message="The event was stored but cannot be queued right now; deliver it again later.")
+    logger.info(
+        "inbound webhook %s", "received" if created else "duplicate",
+        extra={"gateway": gateway, "event": event.id, "event_type": event.type, "inbound_event": row.pk},
+    )
+    return JsonResponse({"received": True, "duplicate": not created})

@@ -1,0 +1,27 @@
+from django.db import models
+
+
+class SimulatorCharge(models.Model):
+    """State of the simulator gateway, kept in the database so that every web and worker
+    process sees the same "gateway". It plays the role of the PSP's own records: FlowPay's
+    business code never reads it, only the simulator adapter does."""
+
+    reference = models.CharField(max_length=40, unique=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    flowpay_reference = models.CharField(max_length=64, db_index=True)
+    payment_method = models.CharField(max_length=255)
+    amount = models.BigIntegerField()
+    amount_captured = models.BigIntegerField(default=0)
+    amount_refunded = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20)
+    decline_code = models.CharField(max_length=50, blank=True)
+    call_count = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The table keeps the name it was created with; the model moved, the data did not.
+        db_table = "payments_simulatorcharge"
+
+    def __str__(self) -> str:
+        return self.reference

@@ -1,0 +1,310 @@
+"""The simulator gateway: deterministic, in-process, with its records in the database so
+every web and worker process sees one gateway.
+
+It accepts Stripe's test payment-method ids:
+- pm_card_visa (and the other plain pm_card_<brand> / tok_<brand> ids) succeed;
+- pm_card_visa_chargeDeclined, pm_card_chargeCustomerFail → card_declined;
+  pm_card_chargeDeclinedInsufficientFunds → insufficient_funds; other chargeDeclined* ids
+  → their Stripe decline codes;
+- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action.
+Like a real PSP it honours idempotency keys: a repeated key returns the first result.
+
+Faults can be injected at runtime, shared by every process through the cache
+(`simulator_faults_set`, or `manage.py simulator_faults`): added latency, a share of calls
+failing with "unavailable" (nothing happened) or timing out before reaching the gateway,
+and `timeout_after_charge` (the charge is made, then the response is lost), for demos,
+fault tests and load tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from core.models import new_public_id
+from gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayPayment,
+    GatewayRequestError,
+    GatewayTimeout,
+    GatewayUnavailableError,
+    HealthStatus,
+    OperationResult,
+    Outcome,
+    Settlement,
+    WebhookEvent,
+    WebhookVerificationError,
+)
+from gateways.models import SimulatorCharge
+
+SUCCEEDING_TOKENS = {
+    "pm_card_visa",
+    "pm_card_visa_debit",
+    "pm_card_mastercard",
+    "pm_card_mastercard_debit",
+    "pm_card_amex",
+    "pm_card_discover",
+    "pm_card_diners",
+    "pm_card_jcb",
+    "pm_card_unionpay",
+    "pm_card_us",
+    "pm_card_gb",
+    "pm_card_de",
+    "pm_card_fr",
+    "pm_card_jp",
+    "tok_visa",
+    "tok_mastercard",
+    "tok_amex",
+}
+DECLINING_TOKENS = {
+    "pm_card_visa_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_chargeCustomerFail": ("card_declined", "Your card was declined."),
+    "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
+    "pm_card_chargeDeclinedFraudulent": ("fraudulent", "Your card was declined."),
+    "pm_card_chargeDeclinedIncorrectCvc": ("incorrect_cvc", "Your card's security code is incorrect."),
+    "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
+    "pm_card_chargeDeclinedLostCard": ("lost_card", "Your card was declined."),
+    "pm_card_chargeDeclinedStolenCard": ("stolen_card", "Your card was declined."),
+    "pm_card_chargeDeclinedProcessingError": ("processing_error", "An error occurred while processing your card."),
+}
+ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
+
+
+FAULTS_CACHE_KEY = "flowpay:simulator:faults"
+
+
+@dataclass(frozen=True)
+class SimulatorFaults:
+    latency_ms: int = 0
+    error_rate: float = 0.0  # share of calls answered "unavailable" (nothing happened)
+    timeout_rate: float = 0.0  # share of calls timing out before reaching the gateway
+    timeout_after_charge: bool = False  # authorize: charge made, response lost
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge)
+
+
+def simulator_faults_get(name: str = "simulator") -> SimulatorFaults:
+    stored = cache.get(f"{FAULTS_CACHE_KEY}:{name}")
+    return SimulatorFaults(**stored) if stored else SimulatorFaults()
+
+
+def simulator_faults_set(faults: SimulatorFaults, name: str = "simulator") -> SimulatorFaults:
+    if not (0 <= faults.error_rate <= 1 and 0 <= faults.timeout_rate <= 1 and faults.latency_ms >= 0):
+        raise ValueError("rates must be between 0 and 1 and latency must not be negative")
+    cache.set(f"{FAULTS_CACHE_KEY}:{name}", asdict(faults), timeout=None)
+    return faults
+
+
+def simulator_faults_clear(name: str = "simulator") -> None:
+    cache.delete(f"{FAULTS_CACHE_KEY}:{name}")
+
+
+def _apply_faults(operation: str, name: str) -> SimulatorFaults:
+    faults = simulator_faults_get(name)
+    if faults.latency_ms:
+        time.sleep(faults.latency_ms / 1000)
+    if faults.error_rate and random.random() < faults.error_rate:
+        raise GatewayUnavailableError(f"simulator: injected outage on {operation}")
+    if faults.timeout_rate and random.random() < faults.timeout_rate:
+        raise GatewayTimeout(f"simulator: injected timeout on {operation}")
+    return faults
+
+
+class ChargeStatus:
+    AUTHORIZED = "requires_capture"
+    SUCCEEDED = "succeeded"
+    DECLINED = "failed"
+    REQUIRES_ACTION = "requires_action"
+    CANCELED = "canceled"
+    REFUND = "refund"  # a refund record; flowpay_reference holds the charge it refunds
+
+
+class SimulatorGateway:
+    """`name` lets tests and demos run a second, independent simulator (own faults and
+    breaker) to show failover; both share the simulator's records."""
+
+    def __init__(self, name: str = "simulator"):
+        self.name = name
+
+    def supports_payment_method(self, token: str) -> bool:
+        return token in SUCCEEDING_TOKENS or token in DECLINING_TOKENS or token in ACTION_TOKENS
+
+    def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult:
+        faults = _apply_faults("authorize", self.name)
+        token = payment.payment_method
+        if token not in SUCCEEDING_TOKENS and token not in DECLINING_TOKENS and token not in ACTION_TOKENS:
+            raise GatewayRequestError(f"No such payment method: '{token[:60]}'", code="resource_missing")
+        decline_code, message = DECLINING_TOKENS.get(token, ("", ""))
+        if decline_code:
+            status = ChargeStatus.DECLINED
+        elif token in ACTION_TOKENS:
+            status = ChargeStatus.REQUIRES_ACTION
+        elif payment.capture:
+            status = ChargeStatus.SUCCEEDED
+        else:
+            status = ChargeStatus.AUTHORIZED
+        charge = self._create_once(
+            idempotency_key=idempotency_key,
+            defaults={
+                "reference": new_public_id("sim_ch"),
+                "flowpay_reference": payment.flowpay_reference,
+                "payment_method": token,
+                "amount": payment.amount,
+                "amount_captured": payment.amount if status == ChargeStatus.SUCCEEDED else 0,
+                "currency": payment.currency,
+                "status": status,
+                "decline_code": decline_code,
+            },
+        )
+        if faults.timeout_after_charge:
+            raise GatewayTimeout("simulator: injected lost response after the charge was made")
+        return self._charge_result(charge, message)
+
+    def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        _apply_faults("capture", self.name)
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            if charge.status == ChargeStatus.SUCCEEDED:
+                return OperationResult(succeeded=True, reference=reference, amount=charge.amount_captured)
+            if charge.status != ChargeStatus.AUTHORIZED:
+                return OperationResult(
+                    succeeded=False, reference=reference, error_code="charge_not_capturable",
+                    message=f"This charge is {charge.status} and cannot be captured.",
+                )
+            if amount > charge.amount:
+                raise GatewayRequestError("Capture amount exceeds the authorized amount.", code="amount_too_large")
+            charge.status = ChargeStatus.SUCCEEDED
+            charge.amount_captured = amount
+            charge.save(update_fields=["status", "amount_captured"])
+            return OperationResult(succeeded=True, reference=reference, amount=amount)
+
+    def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
+        _apply_faults("void", self.name)
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            if charge.status == ChargeStatus.CANCELED:
+                return OperationResult(succeeded=True, reference=reference)
+            if charge.status not in (ChargeStatus.AUTHORIZED, ChargeStatus.REQUIRES_ACTION):
+                return OperationResult(
+                    succeeded=False, reference=reference, error_code="charge_not_voidable",
+                    message=f"This charge is {charge.status} and cannot be voided.",
+                )
+            charge.status = ChargeStatus.CANCELED
+            charge.save(update_fields=["status"])
+            return OperationResult(succeeded=True, reference=reference)
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
+        """A refund is its own record (status "refund") under the refund's idempotency key,
+        so the same refund sent twice refunds once, as at a real PSP."""
+        _apply_faults("refund", self.name)
+        with transaction.atomic():
+            charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None:
+                raise GatewayRequestError(f"No such charge: '{reference}'", code="resource_missing")
+            existing = SimulatorCharge.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                SimulatorCharge.objects.filter(pk=existing.pk).update(call_count=F("call_count") + 1)
+                return OperationResult(succeeded=True, reference=existing.reference, amount=existing.amount)
+            if charge.amount_refunded + amount > charge.amount_captured:
+                raise GatewayRequestError("Refund exceeds the captured amount.", code="amount_too_large")
+            refund = SimulatorCharge.objects.create(
+                reference=new_public_id("sim_re"), idempotency_key=idempotency_key, flowpay_reference=charge.reference,
+                payment_method=charge.payment_method, amount=amount, currency=charge.currency, status=ChargeStatus.REFUND,
+            )
+            charge.amount_refunded = F("amount_refunded") + amount
+            charge.save(update_fields=["amount_refunded"])
+            return OperationResult(succeeded=True, reference=refund.reference, amount=amount)
+
+    def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
+        """The refund made on charge `reference` under `idempotency_key`, without making one;
+        None when there is none (a read: no faults, no call counted)."""
+        record = SimulatorCharge.objects.filter(
+            status=ChargeStatus.REFUND, flowpay_reference=reference, idempotency_key=idempotency_key
+        ).first()
+        if record is None:
+            return None
+        return OperationResult(succeeded=True, reference=record.reference, amount=record.amount)
+
+    def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None:
+        query = SimulatorCharge.objects.all()
+        if reference:
+            query = query.filter(reference=reference)
+        elif idempotency_key:
+            query = query.filter(idempotency_key=idempotency_key)
+        else:
+            return None
+        charge = query.first()
+        if charge is None:
+            return None
+        return GatewayPayment(
+            reference=charge.reference, status=charge.status, amount=charge.amount,
+            amount_captured=charge.amount_captured, currency=charge.currency,
+            flowpay_reference=charge.flowpay_reference,
+        )
+
+    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
+        records = SimulatorCharge.objects.filter(created_at__date=date, status__in=[ChargeStatus.SUCCEEDED, ChargeStatus.REFUND])
+        return [
+            Settlement(
+                reference=r.reference, flowpay_reference=r.flowpay_reference,
+                amount=r.amount_captured if r.status == ChargeStatus.SUCCEEDED else -r.amount,
+                currency=r.currency, type="charge" if r.status == ChargeStatus.SUCCEEDED else "refund", created=r.created_at,
+            )
+            for r in records.order_by("id")
+        ]
+
+    def verify_credentials(self) -> bool:
+        return True
+
+    def health_check(self) -> HealthStatus:
+        started = time.perf_counter()
+        faults = simulator_faults_get(self.name)
+        SimulatorCharge.objects.exists()
+        if faults.error_rate >= 1 or faults.timeout_rate >= 1:
+            return HealthStatus(healthy=False, latency_ms=(time.perf_counter() - started) * 1000, detail="injected outage")
+        return HealthStatus(healthy=True, latency_ms=(time.perf_counter() - started) * 1000 + faults.latency_ms)
+
+    def parse_webhook(self, *, payload: bytes, headers) -> "WebhookEvent":
+        raise WebhookVerificationError("the simulator gateway sends no webhooks")
+
+    # --- internals ----------------------------------------------------------------
+    @staticmethod
+    def _create_once(*, idempotency_key: str, defaults: dict) -> SimulatorCharge:
+        """Create the charge, or return the one already made under this key (and count the call)."""
+        try:
+            with transaction.atomic():
+                return SimulatorCharge.objects.create(idempotency_key=idempotency_key, **defaults)
+        except IntegrityError:
+            SimulatorCharge.objects.filter(idempotency_key=idempotency_key).update(call_count=F("call_count") + 1)
+            return SimulatorCharge.objects.get(idempotency_key=idempotency_key)
+
+    @staticmethod
+    def _charge_result(charge: SimulatorCharge, message: str) -> ChargeResult:
+        if charge.status == ChargeStatus.DECLINED:
+            return ChargeResult(
+                outcome=Outcome.DECLINED, reference=charge.reference, amount=charge.amount,
+                decline_code=charge.decline_code, message=message or "Your card was declined.",
+            )
+        if charge.status == ChargeStatus.REQUIRES_ACTION:
+            return ChargeResult(
+                outcome=Outcome.REQUIRES_ACTION, reference=charge.reference, amount=charge.amount,
+                next_action={"type": "redirect_to_url", "url": f"https://simulator.invalid/3ds/{charge.reference}"},
+            )
+        return ChargeResult(
+            outcome=Outcome.SUCCEEDED, reference=charge.reference, amount=charge.amount,
+            amount_captured=charge.amount_captured,
+        )

@@ -1,1 +1,0 @@
-"""Inbound gateway webhooks: POST /webhooks/stripe and POST /webhooks/paypal."""
