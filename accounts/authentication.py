@@ -1,36 +1,20 @@
 """`Authorization: Bearer <token>` for merchant API keys (fp_test_…, fp_live_…) and
 personal staff tokens (fp_staff_…). Missing or invalid credentials answer 401."""
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiKey, Merchant, StaffToken
+from accounts.models import ApiKey, StaffToken
 from accounts.services import (
     API_KEY_PREFIXES,
     STAFF_TOKEN_PREFIX,
     credential_digest,
 )
+from core.api.authentication import MerchantPrincipal
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per credential per minute
-
-
-@dataclass
-class MerchantPrincipal:
-    """request.user for calls made with a merchant API key."""
-
-    merchant: Merchant
-    api_key: ApiKey
-    is_authenticated: bool = True
-    is_active: bool = True
-    is_staff: bool = False
-    is_superuser: bool = False
-    pk: None = None
-
-    def get_username(self) -> str:
-        return self.api_key.prefix
 
 
 def _touch(model, pk: int) -> None:

@@ -46,7 +46,7 @@ def check_broker() -> dict:
         folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
         folder.mkdir(parents=True, exist_ok=True)
         return {"transport": "filesystem"}
-    from flowpay.celery import app
+    from celery import current_app as app  # the project's app (flowpay/celery.py), set current at start-up
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)

@@ -24,12 +24,13 @@ class TimeStampedModel(models.Model):
 class RuntimeSetting(models.Model):
     """Operator switches that every web and worker process must follow (primary gateway,
     fallback and simplified-flow modes, reload counters). Written only by
-    core.runtime.runtime_set, which audits the change; processes re-read within seconds."""
+    core.runtime.runtime_set, called by the audited operator services (backoffice.ops); processes re-read within seconds."""
 
     key = models.CharField(max_length=64, primary_key=True)
     value = models.JSONField()
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
+    reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         # The table keeps the name it was created with; the model moved, the data did not.

@@ -16,7 +16,6 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from audit.services import audit_record
 from core.actors import Actor
 
 PRIMARY_GATEWAY = "primary_gateway"
@@ -62,31 +61,43 @@ def runtime_get(key: str, default: Any = None) -> Any:
 
 @transaction.atomic
 def runtime_set(*, key: str, value: Any, actor: Actor, reason: str = "") -> Any:
-    """Persist a switch and audit who changed it and why."""
+    """Persist a switch with who set it and why; returns the previous value. The audit entry
+    is the caller's to write in the same transaction (backoffice.ops does): the kernel imports
+    no app, the audit log included."""
     from core.models import RuntimeSetting
 
     previous = RuntimeSetting.objects.select_for_update().filter(key=key).values_list("value", flat=True).first()
-    RuntimeSetting.objects.update_or_create(key=key, defaults={"value": value, "updated_by": actor.id[:150]})
-    audit_record(
-        actor=actor, action=f"runtime.{key}", details={"previous": previous, "value": value, "reason": reason},
+    RuntimeSetting.objects.update_or_create(
+        key=key, defaults={"value": value, "updated_by": actor.id[:150], "reason": reason[:500]},
     )
     runtime_invalidate_local_cache()
-    return value
+    return previous
 
 
 @transaction.atomic
 def runtime_bump(*, key: str, actor: Actor, reason: str = "") -> int:
-    """Increment a counter that every process watches (reload requests)."""
+    """Increment a counter that every process watches (reload requests); returns the new
+    value. As with runtime_set, the caller writes the audit entry."""
     from core.models import RuntimeSetting
 
     RuntimeSetting.objects.get_or_create(key=key, defaults={"value": 0, "updated_by": actor.id[:150]})
     row = RuntimeSetting.objects.select_for_update().get(key=key)
     row.value = int(row.value or 0) + 1
     row.updated_by = actor.id[:150]
-    row.save(update_fields=["value", "updated_by", "updated_at"])
-    audit_record(actor=actor, action=f"runtime.{key}", details={"value": row.value, "reason": reason})
+    row.reason = reason[:500]
+    row.save(update_fields=["value", "updated_by", "reason", "updated_at"])
     runtime_invalidate_local_cache()
     return row.value
+
+
+def fallback_mode_enabled() -> bool:
+    return bool(runtime_get(FALLBACK_MODE, False))
+
+
+def simplified_flow_enabled() -> bool:
+    """Degraded mode for disaster recovery: non-essential steps (advanced fraud rules,
+    merchant webhook fan-out) are skipped and caught up when it is switched off."""
+    return bool(runtime_get(SIMPLIFIED_FLOW, False))
 
 
 def credentials_version() -> int:

@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "core.middleware.RuntimeSwitchesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "core.middleware.CardDataGuardMiddleware",
+    "audit.middleware.CardDataGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

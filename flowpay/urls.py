@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice import health
-from core.observability.views import metrics_view
+from backoffice.metrics import metrics_view
 
 handler400 = "core.api.errors.json_bad_request"
 handler403 = "core.api.errors.json_permission_denied"

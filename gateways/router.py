@@ -25,6 +25,7 @@ from django.conf import settings
 
 from core import runtime
 from core.observability.metrics import gateway_request_duration_seconds, gateway_requests, psp_call_errors
+from core.runtime import fallback_mode_enabled, simplified_flow_enabled  # noqa: F401  (part of the router's API)
 from gateways.base import (
     ChargeResult,
     Gateway,
@@ -47,16 +48,6 @@ def primary_gateway_name() -> str:
     enabled = enabled_gateway_names()
     chosen = runtime.runtime_get(runtime.PRIMARY_GATEWAY)
     return chosen if chosen in enabled else enabled[0]
-
-
-def fallback_mode_enabled() -> bool:
-    return bool(runtime.runtime_get(runtime.FALLBACK_MODE, False))
-
-
-def simplified_flow_enabled() -> bool:
-    """Degraded mode for disaster recovery: non-essential steps (advanced fraud rules,
-    merchant webhook fan-out) are skipped and caught up when it is switched off."""
-    return bool(runtime.runtime_get(runtime.SIMPLIFIED_FLOW, False))
 
 
 def routing_order() -> list[str]:

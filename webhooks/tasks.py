@@ -24,7 +24,7 @@ def webhook_deliver_task(delivery_id: int) -> None:
 def webhooks_sweep_task() -> int:
     """Beat: relay what a lost kick left behind, then queue due retries and deliveries
     whose sender died (expired lease)."""
-    from gateways.router import simplified_flow_enabled
+    from core.runtime import simplified_flow_enabled
     from webhooks.services.deliveries import webhook_deliveries_due
     from webhooks.services.outbox import outbox_relay
 

@@ -4,7 +4,7 @@ and takes effect in every web and worker process (core.runtime) within seconds."
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import connections, transaction
 
 from audit.services import audit_record
 from core import runtime
@@ -13,6 +13,21 @@ from core.errors import InvalidRequest
 from gateways.credentials import credentials_reload
 from gateways.registry import GATEWAY_CLASSES, enabled_gateway_names
 from gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
+
+
+@transaction.atomic
+def ops_switch_set(*, key: str, value, reason: str, actor: Actor) -> None:
+    """Set a runtime switch and audit who changed it, from what, and why, in one transaction."""
+    previous = runtime.runtime_set(key=key, value=value, actor=actor, reason=reason)
+    audit_record(actor=actor, action=f"runtime.{key}", details={"previous": previous, "value": value, "reason": reason})
+
+
+@transaction.atomic
+def ops_counter_bump(*, key: str, reason: str, actor: Actor) -> int:
+    """Bump a counter every process follows (reload requests) and audit it, in one transaction."""
+    value = runtime.runtime_bump(key=key, actor=actor, reason=reason)
+    audit_record(actor=actor, action=f"runtime.{key}", details={"value": value, "reason": reason})
+    return value
 
 
 def ops_state() -> dict:
@@ -38,17 +53,17 @@ def ops_switch_gateway(*, primary_gateway: str, reason: str, actor: Actor) -> di
             f"Gateway '{primary_gateway}' is not enabled (FLOWPAY_GATEWAYS={','.join(enabled)}); enable it first.",
             code="gateway_disabled", param="primary_gateway",
         )
-    runtime.runtime_set(key=runtime.PRIMARY_GATEWAY, value=primary_gateway, actor=actor, reason=reason)
+    ops_switch_set(key=runtime.PRIMARY_GATEWAY, value=primary_gateway, reason=reason, actor=actor)
     return ops_state()
 
 
 def ops_set_fallback_mode(*, enabled: bool, reason: str, actor: Actor) -> dict:
-    runtime.runtime_set(key=runtime.FALLBACK_MODE, value=enabled, actor=actor, reason=reason)
+    ops_switch_set(key=runtime.FALLBACK_MODE, value=enabled, reason=reason, actor=actor)
     return ops_state()
 
 
 def ops_set_simplified_flow(*, enabled: bool, reason: str, actor: Actor) -> dict:
-    runtime.runtime_set(key=runtime.SIMPLIFIED_FLOW, value=enabled, actor=actor, reason=reason)
+    ops_switch_set(key=runtime.SIMPLIFIED_FLOW, value=enabled, reason=reason, actor=actor)
     return ops_state()
 
 
@@ -60,12 +75,12 @@ def ops_reload_api_keys(*, reason: str, actor: Actor) -> dict:
     except ImproperlyConfigured as exc:
         audit_record(actor=actor, action="runtime.credentials_reload", result="failure", details={"error": str(exc), "reason": reason})
         raise InvalidRequest(f"The new gateway credentials could not be loaded: {exc}", code="credentials_invalid") from None
-    runtime.runtime_bump(key=runtime.CREDENTIALS_VERSION, actor=actor, reason=reason)
+    ops_counter_bump(key=runtime.CREDENTIALS_VERSION, reason=reason, actor=actor)
     return {**ops_state(), "keys": [c.describe() for c in fresh.values()]}
 
 
 def ops_refresh_db_connections(*, reason: str, actor: Actor) -> dict:
-    runtime.runtime_bump(key=runtime.DB_CONNECTIONS_VERSION, actor=actor, reason=reason)
+    ops_counter_bump(key=runtime.DB_CONNECTIONS_VERSION, reason=reason, actor=actor)
     # This process too, at once (the bump was committed above; nothing is in flight here).
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:

@@ -172,3 +172,7 @@ class CreatedRangeMixin(serializers.Serializer):
 
 def utc_iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+class EmptyInput(InputSerializer):
+    """The body of an action that takes no parameters: anything sent is an unknown field."""

@@ -3,12 +3,13 @@ input validation helpers, role permissions and the Idempotency-Key wrapper."""
 
 import functools
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import MerchantPrincipal
 from core.actors import Actor
+from core.api.authentication import MerchantPrincipal
 from core.api.pagination import LimitCursorPagination
 from core.api.serializers import InputSerializer
 from core.idempotency import (
@@ -63,18 +64,6 @@ class ApiView(APIView):
             params[_camel_to_snake(key)] = values if len(values) > 1 else values[0]
         return self.validated(serializer_class, data=params)
 
-    def visible_merchant(self, merchant_public_id: str | None = None):
-        """Whose rows the caller may list: an API key's own merchant (any ?merchant= is
-        ignored); for staff, every merchant (None) unless narrowed with ?merchant=mer_…
-        (an unknown one matches nothing)."""
-        from accounts.models import Merchant
-
-        if self.request.merchant is not None:
-            return self.request.merchant
-        if merchant_public_id:
-            return Merchant.objects.filter(public_id=merchant_public_id).first() or Merchant(pk=-1)
-        return None
-
     def paginate(self, queryset, output_serializer) -> Response:
         paginator = LimitCursorPagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
@@ -96,6 +85,13 @@ def role_permission(*, merchant: bool, roles: tuple[str, ...] = ()):
             return bool(set(roles) & getattr(request, "roles", set()))
 
     return MerchantOrStaffRole
+
+
+# The header every idempotent POST documents in the OpenAPI schema.
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Makes the request safe to retry: the first result is replayed for 24 hours.",
+)
 
 
 def idempotent(handler):

@@ -39,10 +39,6 @@ class TransactionCaptureInput(InputSerializer):
     amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, required=False)
 
 
-class EmptyInput(InputSerializer):
-    pass
-
-
 class TransactionListFilters(StatusListMixin, CreatedRangeMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=TransactionStatus.values), required=False)
     gateway = serializers.ChoiceField(choices=list(GATEWAY_CLASSES), required=False)

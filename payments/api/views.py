@@ -1,12 +1,14 @@
 """Merchant payments API: thin views that parse input, call one service or selector, and
 render. Merchants see only their own objects; staff tokens may read across merchants."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from accounts.selectors import merchant_visible_to
 from core import permissions as roles
-from core.api.views import ApiView, idempotent, role_permission
+from core.api.serializers import EmptyInput
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
 from core.errors import CardDeclined
 from gateways.router import primary_gateway_name
 from payments.api.serializers import (
@@ -14,7 +16,6 @@ from payments.api.serializers import (
     CustomerDetailOutput,
     CustomerListFilters,
     CustomerOutput,
-    EmptyInput,
     PaymentMethodAttachInput,
     PaymentMethodOutput,
     TransactionCaptureInput,
@@ -42,10 +43,6 @@ MerchantOnly = role_permission(merchant=True)
 MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
 MerchantOrSupport = role_permission(merchant=True, roles=(roles.SUPPORT, roles.ADMIN))
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Makes the request safe to retry: the first result is replayed for 24 hours.",
-)
 
 
 class TransactionListCreateApi(ApiView):
@@ -77,7 +74,7 @@ class TransactionListCreateApi(ApiView):
     def get(self, request):
         filters = self.validated_query(TransactionListFilters)
         query = transactions_list(
-            merchant=self.visible_merchant(filters.get("merchant")),
+            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
             statuses=filters.get("status"),
             gateway=filters.get("gateway"),
             customer_public_id=filters.get("customer"),

@@ -6,10 +6,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from accounts.selectors import merchant_visible_to
 from core import permissions as roles
-from core.api.views import ApiView, idempotent, role_permission
-from payments.api.serializers import EmptyInput
-from payments.api.views import IDEMPOTENCY_HEADER
+from core.api.serializers import EmptyInput
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
 from payments.selectors import transaction_get
 from refunds.api.serializers import (
     ChargebackCreateInput,
@@ -92,7 +92,7 @@ class RefundListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(RefundListFilters)
         query = refunds_list(
-            merchant=self.visible_merchant(filters.get("merchant")),
+            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
             statuses=filters.get("status"),
             transaction_public_id=filters.get("transaction"),
             created_gte=filters.get("created_gte"),
@@ -191,7 +191,7 @@ class ChargebackListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(ChargebackListFilters)
         query = chargebacks_list(
-            merchant=self.visible_merchant(filters.get("merchant")),
+            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
             statuses=filters.get("status"),
             due_before=filters.get("due_before"),
             transaction_public_id=filters.get("transaction"),

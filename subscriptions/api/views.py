@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from core.api.views import ApiView, idempotent
-from payments.api.views import IDEMPOTENCY_HEADER, MerchantOnly, MerchantOrAnyStaff
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
+from payments.api.views import MerchantOnly, MerchantOrAnyStaff
 from subscriptions.api.serializers import (
     EmptyInput,
     InvoiceListFilters,

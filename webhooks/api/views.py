@@ -5,9 +5,8 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from core import permissions as roles
-from core.api.views import ApiView, idempotent, role_permission
-from payments.api.serializers import EmptyInput
-from payments.api.views import IDEMPOTENCY_HEADER
+from core.api.serializers import EmptyInput
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
 from webhooks.api.serializers import (
     EventListFilters,
     EventOutput,

@@ -30,7 +30,7 @@ from djangorestframework_camel_case.util import camelize
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState
-from gateways.router import simplified_flow_enabled
+from core.runtime import simplified_flow_enabled
 from webhooks.models import OutboxEvent, WebhookDelivery
 from webhooks.signing import signature_header
 

@@ -18,7 +18,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from gateways.router import simplified_flow_enabled
+from core.runtime import simplified_flow_enabled
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)

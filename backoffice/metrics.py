@@ -1,0 +1,112 @@
+"""/metrics: the counters and histograms of every process, plus gauges read from the database
+at scrape time. The gauges read payments, gateways and subscriptions, so they live in the back
+office, the one layer that may read every app."""
+
+import datetime as dt
+import os
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpResponse
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from core.observability.metrics import DatabaseUpCollector
+from gateways.stats import gateway_recent_stats
+from payments.selectors import transaction_outcomes_since, transactions_inflight_count
+from subscriptions.selectors import rebill_queue_depths
+
+RUNBOOK_RATE_WINDOW_MINUTES = 5
+
+
+class PaymentsInflightCollector:
+    """payments_inflight_total: payments not finalized yet (pending, processing,
+    requires_action), read from the database at scrape time."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "payments_inflight_total", "Payments not finalized yet (pending, processing, requires_action)."
+        )
+        try:
+            family.add_metric([], transactions_inflight_count())
+        except DatabaseError:
+            return
+        yield family
+
+
+class PaymentRatesCollector:
+    """The runbook's key metrics, over the last 5 minutes, from the database at scrape time
+    (the same numbers whichever process is scraped):
+    payment_processing_rate: payments processed per minute (warn < 5, critical < 1);
+    payment_success_rate: share of processed payments that did not fail, 0..1 (warn < 0.95,
+    critical < 0.90); absent when nothing was processed, so an idle night raises no alert."""
+
+    def collect(self):
+        try:
+            processed, failed = transaction_outcomes_since(timezone.now() - dt.timedelta(minutes=RUNBOOK_RATE_WINDOW_MINUTES))
+        except DatabaseError:
+            return
+        rate = GaugeMetricFamily("payment_processing_rate", "Payments processed per minute over the last 5 minutes.")
+        rate.add_metric([], processed / RUNBOOK_RATE_WINDOW_MINUTES)
+        yield rate
+        if processed:
+            success = GaugeMetricFamily(
+                "payment_success_rate", "Share of payments processed in the last 5 minutes that did not fail (0..1)."
+            )
+            success.add_metric([], (processed - failed) / processed)
+            yield success
+
+
+class GatewayErrorRateCollector:
+    """gateway_error_rate{gateway,operation}: share of failed calls over the last 5 minutes,
+    from the shared call statistics (the same numbers /payment/health shows), so every
+    process reports the same value."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "gateway_error_rate", "Failed share of gateway calls over the last 5 minutes (runbook: warn > 2%, critical > 5%).",
+            labels=["gateway", "operation"],
+        )
+        try:
+            for name in settings.FLOWPAY_GATEWAYS:
+                for operation, stats in gateway_recent_stats(name).by_operation.items():
+                    family.add_metric([name, operation], stats.error_rate)
+        except Exception:  # a scrape never fails because the cache is away
+            return
+        yield family
+
+
+class RebillQueueDepthCollector:
+    """rebill_queue_depth{queue}: rebill jobs queued (waiting for a worker) per queue, read
+    from the database at scrape time."""
+
+    def collect(self):
+        family = GaugeMetricFamily("rebill_queue_depth", "Rebill jobs queued per queue.", labels=["queue"])
+        try:
+            for queue, depth in rebill_queue_depths().items():
+                family.add_metric([queue], depth)
+        except DatabaseError:
+            return
+        yield family
+
+
+# Gauges read from the database at scrape time live in their own registry, so that they
+# are reported once whatever the number of worker processes.
+_database_registry = CollectorRegistry(auto_describe=False)
+_database_registry.register(DatabaseUpCollector())
+_database_registry.register(PaymentsInflightCollector())
+_database_registry.register(PaymentRatesCollector())
+_database_registry.register(GatewayErrorRateCollector())
+_database_registry.register(RebillQueueDepthCollector())
+
+
+def metrics_view(request):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry) + generate_latest(_database_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
