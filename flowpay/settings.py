@@ -269,7 +269,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- FlowPay --------------------------------------------------------------------------
-# Gateways in priority order; the router (gateway issue) fails over along this list.
+# Gateways in priority order; the router fails over along this list.
 FLOWPAY_GATEWAYS = env.list("FLOWPAY_GATEWAYS", default=["simulator"])
 # Idempotency keys are kept at least this long, then purged by beat.
 FLOWPAY_IDEMPOTENCY_TTL = timedelta(hours=env.int("FLOWPAY_IDEMPOTENCY_TTL_HOURS", default=24))
@@ -330,7 +330,7 @@ UNFOLD = {
     "SITE_HEADER": "FlowPay back-office",
 }
 
-# --- Refunds (refunds issue #4) ---------------------------------------------------------
+# --- Refunds ---------------------------------------------------------
 # Largest refund (minor units of the transaction's currency) support may issue alone; above
 # it a finance or admin user must approve (four-eyes).
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
@@ -341,13 +341,13 @@ FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default
 # is older is looked up at the gateway instead of being sent again.
 FLOWPAY_REFUND_KEY_RETENTION_SECONDS = env.float("FLOWPAY_REFUND_KEY_RETENTION_SECONDS", default=86400.0)
 
-# --- Inbound gateway webhooks (issue #6) ---------------------------------------------------
+# --- Inbound gateway webhooks ---------------------------------------------------
 # A failed inbound event is retried this many times (with backoff), then waits for replay_webhook_events.
 FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS = env.int("FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS", default=5)
 # An event left processing by a dead worker is claimable again after this long (> the task time limit).
 FLOWPAY_INBOUND_EVENT_LEASE_SECONDS = env.int("FLOWPAY_INBOUND_EVENT_LEASE_SECONDS", default=600)
 
-# --- Subscriptions and the rebill scheduler (subscriptions issue #5) ------------------------
+# --- Subscriptions and the rebill scheduler ------------------------
 # Dunning: retries of a declined invoice, in days after its first failed charge.
 FLOWPAY_DUNNING_SCHEDULE_DAYS = env.str("FLOWPAY_DUNNING_SCHEDULE_DAYS", default="1,3,5,7")
 # Decline codes not retried with the same payment method (closed account, lost card, ...).
@@ -373,7 +373,7 @@ FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD = env.int("FLOWPAY_REBILL_MAX_PARALLEL_PER
 # Prefix of the rebill queue names (tests use private queues; empty in production).
 FLOWPAY_REBILL_QUEUE_PREFIX = env.str("FLOWPAY_REBILL_QUEUE_PREFIX", default="")
 
-# --- Merchant webhooks (events issue #6) ------------------------------------------------
+# --- Merchant webhooks ------------------------------------------------
 # Deliveries retry with exponential backoff (base, doubling, capped) and jitter for about
 # three days, then are dead-lettered (re-sendable through the API or webhook_deliveries).
 FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS = env.float("FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS", default=60.0)

@@ -1,6 +1,6 @@
 """The router: which gateway a new payment goes to, and how every gateway call is observed.
 
-Routing rules (DESIGN.md, runbook "Payment Gateway Issues" and "Failure Recovery"):
+Routing rules (runbook "Payment Gateway Issues" and "Failure Recovery"):
 - Candidates are the enabled gateways (FLOWPAY_GATEWAYS, in priority order) with the
   primary first. The primary is the operator's runtime choice (switch-gateway), shared by
   every process, else the first enabled gateway.

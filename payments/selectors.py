@@ -3,12 +3,15 @@ merchant's rows: another merchant's id is indistinguishable from a missing one."
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Case, CharField, Count, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import Merchant
 from core.selectors import get_by_public_id
-from payments.models import Customer, PaymentMethod, Transaction
-from payments.models.transactions import INFLIGHT_STATES
+from payments.models import Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
+from payments.models.transactions import CAPTURED_STATES, INFLIGHT_STATES
 
 
 def transaction_get(*, public_id: str, merchant: Merchant | None) -> Transaction:
@@ -51,10 +54,6 @@ def transactions_inflight_count() -> int:
 def transaction_outcomes_since(since: dt.datetime) -> tuple[int, int]:
     """(processed, failed): payments created since `since` that reached a final outcome,
     and how many of them failed. One aggregate on the created_at index."""
-    from django.db.models import Count, Q
-
-    from payments.models import TransactionStatus
-
     counts = (
         Transaction.objects.filter(created_at__gte=since)
         .exclude(status__in=INFLIGHT_STATES)
@@ -89,11 +88,6 @@ def payment_methods_for_customer(*, customer: Customer) -> QuerySet[PaymentMetho
 
 # --- runbook commands (query_failed_transactions, payment_method_success_rates,
 # find_stuck_transactions): aggregates are computed by the database ------------------------
-from django.db.models import Case, CharField, Count, OuterRef, Q, Subquery, Value, When  # noqa: E402
-from django.db.models.functions import Lower  # noqa: E402
-
-from payments.models import PaymentAttempt, TransactionStatus  # noqa: E402
-from payments.models.transactions import CAPTURED_STATES  # noqa: E402
 
 
 def transactions_failed_since(*, since: dt.datetime) -> QuerySet[Transaction]:
@@ -171,12 +165,27 @@ def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict
     return [{**row, "attempts": row["succeeded"] + row["failed"]} for row in rows]
 
 
+def stuck_threshold() -> dt.timedelta:
+    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_AFTER_SECONDS", 120)))
+
+
+def transactions_stuck(*, older_than: dt.timedelta | None = None):
+    """Processing payments whose last gateway call started before the threshold (counted
+    from the last attempt, so retries and failovers in progress are not mistaken for stuck)."""
+    cutoff = timezone.now() - (older_than or stuck_threshold())
+    return (
+        Transaction.objects.filter(status=TransactionStatus.PROCESSING, processing_started_at__lt=cutoff)
+        .annotate(last_attempt_started_at=Max("attempts__started_at"))
+        .filter(Q(last_attempt_started_at__lt=cutoff) | Q(last_attempt_started_at__isnull=True))
+        .select_related("merchant")
+        .order_by("processing_started_at")
+    )
+
+
 def transactions_stuck_with_last_attempt(*, older_than: dt.timedelta | None) -> QuerySet[Transaction]:
-    """The stuck transactions (payments.services.stuck.transactions_stuck) annotated with
+    """The stuck transactions (transactions_stuck) annotated with
     their last gateway attempt: last_attempt_number, last_attempt_operation,
     last_attempt_outcome, last_attempt_error."""
-    from payments.services.stuck import transactions_stuck  # here: the services import this module
-
     last = PaymentAttempt.objects.filter(transaction=OuterRef("pk")).order_by("-number")
     return transactions_stuck(older_than=older_than).annotate(
         last_attempt_number=Subquery(last.values("number")[:1]),

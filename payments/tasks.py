@@ -8,7 +8,7 @@ logger = logging.getLogger(__name__)
 @shared_task(name="payments.check_stuck_transactions", ignore_result=True)
 def check_stuck_transactions_task() -> int:
     """Beat: queue one resolution task per stuck transaction (processing for too long)."""
-    from payments.services.stuck import transactions_stuck
+    from payments.selectors import transactions_stuck
 
     ids = list(transactions_stuck().values_list("pk", flat=True)[:500])
     for transaction_id in ids:

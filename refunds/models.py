@@ -1,4 +1,4 @@
-"""Refunds and chargebacks, with their state machines (DESIGN.md).
+"""Refunds and chargebacks, with their state machines.
 
 Refund:
     requires_approval → pending (approve) | rejected (reject)        four-eyes, see below

@@ -1,4 +1,4 @@
-"""Plans, subscriptions, invoices, rebill jobs and their charges (DESIGN.md state machines).
+"""Plans, subscriptions, invoices, rebill jobs and their charges.
 
 Subscription:
     incomplete → active (first invoice paid) | canceled (first invoice never paid)
@@ -45,7 +45,7 @@ class Interval(models.TextChoices):
     YEAR = "year"
 
 
-# The Celery queue of each billing frequency (DESIGN.md "Asynchronous work").
+# The Celery queue of each billing frequency.
 QUEUE_FOR_INTERVAL = {
     Interval.DAY: "rebill.daily",
     Interval.WEEK: "rebill.weekly",

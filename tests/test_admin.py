@@ -85,14 +85,14 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     chargeback, _ = chargeback_create(transaction_id=completed.pk, chargeback_reference="CB-ADMIN", amount=100,
                                       reason="admin test", actor=SYSTEM)
     chargeback_submit_evidence(chargeback_id=chargeback.pk, text="receipt", files=["doc_1"], actor=SYSTEM)
-    # an inbound gateway event in the inbox (issue #6)
+    # an inbound gateway event in the inbox
     from django.utils import timezone
 
     from gateway_events.models import InboundEvent
 
     InboundEvent.objects.create(gateway="stripe", event_id="evt_admin_test", type="customer.created",
                                 gateway_created_at=timezone.now())
-    # an operator switch, a merchant event, an endpoint and its delivery (issue #6)
+    # an operator switch, a merchant event, an endpoint and its delivery
     from core import runtime
     from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 

@@ -1,4 +1,4 @@
-"""Inbound gateway webhooks (issue #6): POST /webhooks/stripe and /webhooks/paypal, the
+"""Inbound gateway webhooks: POST /webhooks/stripe and /webhooks/paypal, the
 inbox, the processing task and replay_webhook_events.
 
 Stripe events are signed here with Stripe's scheme (`Stripe-Signature: t=<ts>,v1=<HMAC-SHA256

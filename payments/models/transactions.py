@@ -1,6 +1,6 @@
 """Transactions (payments) and their gateway attempts.
 
-State machine (DESIGN.md):
+State machine:
     pending → processing → {authorized, completed, failed, requires_action}
     requires_action → processing | canceled
     authorized → completed (capture) | canceled (void)

@@ -5,9 +5,9 @@ attempt's idempotency key or reference), never by sending it elsewhere. Once res
 continues its normal flow: an automatic-capture payment found authorized is captured, and
 every step is audited like any other (Kill Bill's janitor, without its stuck-retry bug).
 
-`transaction_apply_gateway_status` is the one place where a payment is settled from the
-gateway's view: the checker, the runbook's manual resolution and inbound gateway webhooks
-(gateway_events.services) all go through it.
+`payments.services.settlement.transaction_apply_gateway_status` is the one place where a
+payment is settled from the gateway's view: the checker, the runbook's manual resolution and
+inbound gateway webhooks (gateway_events.services) all go through it.
 """
 
 from __future__ import annotations
@@ -17,31 +17,21 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState
-from core.observability.metrics import payments_processed
 from gateways.base import GatewayError, GatewayPayment
 from gateways.registry import gateway_named
 from gateways.router import observed_call
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
-from payments.services.transaction_events import transaction_announce
+from payments.selectors import stuck_threshold, transactions_stuck  # noqa: F401  (the checker's queries)
+from payments.services.settlement import GATEWAY_TO_FLOWPAY, transaction_apply_gateway_status  # noqa: F401  (stuck's API)
 from payments.services.transactions import transaction_capture
 
 logger = logging.getLogger(__name__)
 
 S = TransactionStatus
-# What the gateway says → the status FlowPay records.
-GATEWAY_TO_FLOWPAY = {
-    "succeeded": S.COMPLETED,
-    "requires_capture": S.AUTHORIZED,
-    "requires_action": S.REQUIRES_ACTION,
-    "failed": S.FAILED,
-    "canceled": S.FAILED,
-}
 
 
 @dataclass(frozen=True)
@@ -79,29 +69,10 @@ class GatewayView:
         return status == implied
 
 
-def stuck_threshold() -> dt.timedelta:
-    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_AFTER_SECONDS", 120)))
-
-
 def no_record_grace() -> dt.timedelta:
     """How long after a call was sent "the gateway has no record of it" may still mean
     "not visible yet" (search lag, a request still running there)."""
     return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", 900)))
-
-
-def transactions_stuck(*, older_than: dt.timedelta | None = None):
-    """Processing payments whose last gateway call started before the threshold (counted
-    from the last attempt, so retries and failovers in progress are not mistaken for stuck)."""
-    from django.db.models import Max, Q
-
-    cutoff = timezone.now() - (older_than or stuck_threshold())
-    return (
-        Transaction.objects.filter(status=S.PROCESSING, processing_started_at__lt=cutoff)
-        .annotate(last_attempt_started_at=Max("attempts__started_at"))
-        .filter(Q(last_attempt_started_at__lt=cutoff) | Q(last_attempt_started_at__isnull=True))
-        .select_related("merchant")
-        .order_by("processing_started_at")
-    )
 
 
 def transaction_gateway_view(*, transaction_id: int) -> GatewayView:
@@ -211,113 +182,3 @@ def _transaction_apply_gateway_view(*, view: GatewayView, target: str, actor: Ac
         details={"gateway_error": view.error},
     )
     return applied.transaction
-
-
-@dataclass(frozen=True)
-class GatewayStatusApplied:
-    transaction: Transaction
-    previous_status: str
-
-    @property
-    def changed(self) -> bool:
-        return self.transaction.status != self.previous_status
-
-
-@transaction.atomic
-def transaction_apply_gateway_status(
-    *,
-    transaction_id: int,
-    gateway_status: str | None,
-    reference: str | None,
-    amount_captured: int,
-    actor: Actor,
-    target: str | None = None,
-    failure_code: str | None = None,
-    failure_message: str = "",
-    next_action: dict | None = None,
-    allow_recovery: bool = False,
-    forced_reason: str | None = None,
-    details: dict | None = None,
-) -> GatewayStatusApplied:
-    """Settle a payment from what its gateway says (GatewayPayment statuses: succeeded,
-    requires_capture, requires_action, failed, canceled; `processing` changes nothing).
-    Used by the stuck-transaction checker, the runbook's manual resolution and inbound
-    gateway webhooks, under the transaction's row lock.
-
-    Only forward moves are made, so events applied in any order converge:
-    - processing → completed | authorized | requires_action | failed;
-    - requires_action → (processing →) completed | authorized | failed: the customer finished
-      (or failed) the authentication at the gateway; canceled at the gateway → canceled;
-    - authorized → completed when the gateway reports it captured (a capture whose answer was
-      lost, or made at the gateway), canceled when the gateway canceled it;
-    - failed → completed only with `allow_recovery` (the gateway took the money after all).
-    Anything else (a completed payment and an older event, the same status again) is left
-    alone: `GatewayStatusApplied.changed` is False. `target` overrides the status implied by
-    `gateway_status` (the runbook's manual resolution). The caller continues the normal
-    flow (transaction_continue_after_settlement) once this has committed."""
-    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
-    previous = txn.status
-    target = target or GATEWAY_TO_FLOWPAY.get(gateway_status or "")
-    if target is None:
-        return GatewayStatusApplied(transaction=txn, previous_status=previous)
-    now = timezone.now()
-    reference = reference or txn.gateway_reference
-    captured = min(amount_captured or txn.amount, txn.amount)
-    recovering = allow_recovery and previous == S.FAILED and target == S.COMPLETED
-    operation = PaymentAttempt.Operation.AUTHORIZE
-    from_gateway = forced_reason is None  # a forced resolution only settles processing or failed payments
-
-    if from_gateway and gateway_status == "canceled" and previous in (S.AUTHORIZED, S.REQUIRES_ACTION):
-        txn.cancel(now=now)
-        operation = PaymentAttempt.Operation.VOID
-    elif from_gateway and gateway_status == "succeeded" and previous == S.AUTHORIZED:
-        # Captured at the gateway: our capture's answer was lost, or it was captured there.
-        # The authorization's reference stays (PayPal refunds resolve it to the capture).
-        txn.capture(amount=captured, now=now)
-        operation = PaymentAttempt.Operation.CAPTURE
-    elif recovering:
-        txn.recover_completed(reference=reference, amount_captured=captured, now=now)
-    elif previous == S.PROCESSING or (from_gateway and previous == S.REQUIRES_ACTION and target != previous):
-        if previous == S.REQUIRES_ACTION:
-            txn.resume_processing()
-        if target == S.COMPLETED:
-            txn.mark_completed(reference=reference, amount_captured=captured, now=now)
-        elif target == S.AUTHORIZED:
-            txn.mark_authorized(reference=reference, now=now)
-        elif target == S.REQUIRES_ACTION:
-            txn.mark_requires_action(reference=reference, next_action=next_action or {"type": "complete_at_gateway"})
-        else:
-            txn.mark_failed(
-                code=failure_code or gateway_status or "resolved_failed",
-                message=failure_message or "Resolved from the gateway's records.",
-                reference=reference or None, now=now,
-            )
-    else:
-        return GatewayStatusApplied(transaction=txn, previous_status=previous)  # settled already, or further along
-    txn.save()
-    transaction_announce(txn)  # the merchant's event, in this database transaction (outbox)
-
-    attempt = txn.attempts.filter(operation=operation).order_by("-number").first()
-    if attempt is not None and attempt.outcome in (PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.STARTED):
-        outcome = {
-            S.COMPLETED: PaymentAttempt.Outcome.SUCCEEDED, S.AUTHORIZED: PaymentAttempt.Outcome.SUCCEEDED,
-            S.CANCELED: PaymentAttempt.Outcome.SUCCEEDED, S.REQUIRES_ACTION: PaymentAttempt.Outcome.REQUIRES_ACTION,
-        }.get(txn.status, PaymentAttempt.Outcome.DECLINED if gateway_status else PaymentAttempt.Outcome.ERROR)
-        # An authorization attempt records the payment's reference; a capture or void keeps its own.
-        attempt_reference = reference if operation == PaymentAttempt.Operation.AUTHORIZE else attempt.gateway_reference
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(
-            outcome=outcome, gateway_reference=attempt_reference or "", finished_at=attempt.finished_at or now,
-        )
-    audit_record(
-        actor=actor,
-        action=("transaction.recovered" if recovering else "transaction.resolved")
-        + ("_forced" if forced_reason is not None else ""),
-        target=txn,
-        result="success" if txn.status != S.FAILED else "failure",
-        details={
-            "status": txn.status, "from_status": previous, "gateway": txn.gateway, "gateway_status": gateway_status,
-            "reason": forced_reason, **(details or {}),
-        },
-    )
-    transaction.on_commit(lambda: payments_processed.labels(gateway=txn.gateway, status=txn.status).inc())
-    return GatewayStatusApplied(transaction=txn, previous_status=previous)

@@ -51,6 +51,7 @@ from gateways.router import (
 )
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_get, payment_method_get_saved
+from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
 logger = logging.getLogger(__name__)
@@ -228,8 +229,6 @@ def _transaction_record_authorization(
         if txn.status == S.FAILED and isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED:
             # It was settled as failed, but the gateway did take the money: recover it rather
             # than tell the merchant "failed" (who would retry and charge again).
-            from payments.services.stuck import transaction_apply_gateway_status
-
             logger.warning("late gateway success for a payment settled as failed: recovering it",
                            extra={"transaction": txn.public_id, "gateway": txn.gateway})
             return transaction_apply_gateway_status(

@@ -1,4 +1,4 @@
-"""Runbook "High Latency": check the database connection pool (node scripts/db-pool-stats.js).
+"""Runbook "High Latency": check the database connection pool.
 
 Shows how Django holds its connections (CONN_MAX_AGE, CONN_HEALTH_CHECKS, psycopg pool in
 DATABASES OPTIONS "pool") and, on PostgreSQL, the connections from pg_stat_activity: those

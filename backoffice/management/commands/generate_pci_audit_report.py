@@ -1,5 +1,4 @@
-"""Runbook "Compliance and Auditing": the monthly PCI audit report (node
-scripts/generate-pci-audit-report.js --month=2023-05).
+"""Runbook "Compliance and Auditing": the monthly PCI audit report.
 
     python manage.py generate_pci_audit_report --month=2026-10 [--format table|json]
 

@@ -1,4 +1,4 @@
-"""Replay inbound gateway webhook events from the inbox (issue #6).
+"""Replay inbound gateway webhook events from the inbox.
 
     python manage.py replay_webhook_events --failed [--gateway stripe] [--wait 30] [--format table|json]
     python manage.py replay_webhook_events --id evt_1Nx… --id 42      (gateway event ids or inbox ids)

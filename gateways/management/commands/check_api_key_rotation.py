@@ -1,5 +1,4 @@
-"""Runbook "Payment Gateway Issues": payment gateway API keys rotation status (node
-scripts/check-api-key-rotation.js).
+"""Runbook "Payment Gateway Issues": payment gateway API keys rotation status.
 
 A key is due for rotation once it is FLOWPAY_KEY_ROTATION_DAYS (90) days old; its creation
 date comes with the key (STRIPE_API_KEY_CREATED_AT, PAYPAL_CLIENT_SECRET_CREATED_AT, or

@@ -1,5 +1,5 @@
-"""Runbook "Payment Gateway Issues": is the issue isolated to a specific gateway? (node
-scripts/gateway-health-check.js). Also answers the runbook's connectivity check (the curl
+"""Runbook "Payment Gateway Issues": is the problem isolated to one gateway?
+Also answers the runbook's connectivity check (the curl
 to api.stripe.com) with the configured key and API base."""
 
 from core.cli import Column, Report, RunbookCommand, gateway_names_for, gateway_probe

@@ -1,4 +1,4 @@
-"""Runbook "High Latency": payment gateway response times (node scripts/gateway-latency-check.js).
+"""Runbook "High Latency": payment gateway response times.
 
 Takes --samples timed health checks per gateway (the gateway's reported latency when it
 gives one, else the wall-clock time of the call) and shows min / median / p95 / max next to

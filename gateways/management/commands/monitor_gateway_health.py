@@ -1,5 +1,4 @@
-"""Runbook "Payment Gateway Failure Recovery": monitor gateway status for recovery (node
-scripts/monitor-gateway-health.js --gateway=stripe).
+"""Runbook "Payment Gateway Failure Recovery": monitor gateway status for recovery.
 
 Prints one status line per check, every --interval seconds, until interrupted (Ctrl-C), or
 stops after --count checks (--once = --count 1). With --format json each check is one JSON

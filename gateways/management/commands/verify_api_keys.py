@@ -1,4 +1,4 @@
-"""Runbook "Managing API Keys": verify the new keys are active (node scripts/verify-api-keys.js),
+"""Runbook "Managing API Keys": verify the new keys are active,
 after `POST /internal/api/system/reload-api-keys`.
 
 Each enabled gateway's verify_credentials() is called through the router's observed_call

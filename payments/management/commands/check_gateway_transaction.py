@@ -1,5 +1,4 @@
-"""Runbook "Failed Transactions Recovery": check transaction status with the payment gateway
-(node scripts/check-gateway-transaction.js --transaction-id=TXN123456).
+"""Runbook "Failed Transactions Recovery": check transaction status with the payment gateway.
 
 Asks the transaction's gateway (by its reference, else by the idempotency key of the last
 authorization attempt) and prints FlowPay's record next to the gateway's, then a verdict:

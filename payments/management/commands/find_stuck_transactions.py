@@ -1,5 +1,4 @@
-"""Runbook "Failed Transactions Recovery": identify stuck transactions (node
-scripts/find-stuck-transactions.js).
+"""Runbook "Failed Transactions Recovery": identify stuck transactions.
 
 A stuck transaction is a payment still `processing` (its gateway's answer was lost) for
 longer than --older-than (default FLOWPAY_STUCK_AFTER_SECONDS). Next steps:
@@ -9,8 +8,7 @@ from django.utils import timezone
 
 from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
 from core.money import format_minor_units
-from payments.selectors import transactions_stuck_with_last_attempt
-from payments.services.stuck import stuck_threshold
+from payments.selectors import stuck_threshold, transactions_stuck_with_last_attempt
 
 
 class Command(RunbookCommand):

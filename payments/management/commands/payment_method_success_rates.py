@@ -1,5 +1,4 @@
-"""Runbook "High Error Rate": is the issue specific to a payment method? (node
-scripts/payment-method-success-rates.js)
+"""Runbook "High Error Rate": is the issue specific to a payment method?
 
 Payment method family: a saved method's brand; "paypal" for PayPal payments; the brand named
 by a card token (pm_card_visa, pm_card_visa_debit, tok_visa → visa); "card" for other card

@@ -1,5 +1,4 @@
-"""Runbook "High Error Rate": patterns in failed transactions (node
-scripts/query-failed-transactions.js --last-hour)."""
+"""Runbook "High Error Rate": patterns in failed transactions."""
 
 from django.utils import timezone
 

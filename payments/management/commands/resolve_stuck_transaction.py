@@ -1,5 +1,4 @@
-"""Runbook "Failed Transactions Recovery": resolve a stuck transaction (node
-scripts/resolve-stuck-transaction.js --transaction-id=TXN123456 --status=completed).
+"""Runbook "Failed Transactions Recovery": resolve a stuck transaction.
 
 Settles a `processing` transaction as completed or failed through
 payments.services.stuck.transaction_resolve_manually: refused when the gateway says

@@ -1,4 +1,4 @@
-"""Runbook "Finding Failed Refunds" (node scripts/list-failed-refunds.js --last-24h): refunds
+"""Runbook "Finding Failed Refunds": refunds
 left `failed` (gateway errors after every automatic retry, or refused by the gateway).
 
     python manage.py list_failed_refunds [--last-24h | --since 7d] [--retry] [--format table|json]
