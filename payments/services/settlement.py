@@ -76,52 +76,18 @@ def transaction_apply_gateway_status(
         return GatewayStatusApplied(transaction=txn, previous_status=previous)
     now = timezone.now()
     reference = reference or txn.gateway_reference
-    captured = min(amount_captured or txn.amount, txn.amount)
     recovering = allow_recovery and previous == S.FAILED and target == S.COMPLETED
-    operation = PaymentAttempt.Operation.AUTHORIZE
-    from_gateway = forced_reason is None  # a forced resolution only settles processing or failed payments
-
-    if from_gateway and gateway_status == "canceled" and previous in (S.AUTHORIZED, S.REQUIRES_ACTION):
-        txn.cancel(now=now)
-        operation = PaymentAttempt.Operation.VOID
-    elif from_gateway and gateway_status == "succeeded" and previous == S.AUTHORIZED:
-        # Captured at the gateway: our capture's answer was lost, or it was captured there.
-        # The authorization's reference stays (PayPal refunds resolve it to the capture).
-        txn.capture(amount=captured, now=now)
-        operation = PaymentAttempt.Operation.CAPTURE
-    elif recovering:
-        txn.recover_completed(reference=reference, amount_captured=captured, now=now)
-    elif previous == S.PROCESSING or (from_gateway and previous == S.REQUIRES_ACTION and target != previous):
-        if previous == S.REQUIRES_ACTION:
-            txn.resume_processing()
-        if target == S.COMPLETED:
-            txn.mark_completed(reference=reference, amount_captured=captured, now=now)
-        elif target == S.AUTHORIZED:
-            txn.mark_authorized(reference=reference, now=now)
-        elif target == S.REQUIRES_ACTION:
-            txn.mark_requires_action(reference=reference, next_action=next_action or {"type": "complete_at_gateway"})
-        else:
-            txn.mark_failed(
-                code=failure_code or gateway_status or "resolved_failed",
-                message=failure_message or "Resolved from the gateway's records.",
-                reference=reference or None, now=now,
-            )
-    else:
+    operation = _settle_forward(
+        txn, target=target, gateway_status=gateway_status, reference=reference,
+        captured=min(amount_captured or txn.amount, txn.amount), recovering=recovering,
+        from_gateway=forced_reason is None,  # a forced resolution only settles processing or failed payments
+        failure_code=failure_code, failure_message=failure_message, next_action=next_action, now=now,
+    )
+    if operation is None:
         return GatewayStatusApplied(transaction=txn, previous_status=previous)  # settled already, or further along
     txn.save()
     transaction_announce(txn)  # the merchant's event, in this database transaction (outbox)
-
-    attempt = txn.attempts.filter(operation=operation).order_by("-number").first()
-    if attempt is not None and attempt.outcome in (PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.STARTED):
-        outcome = {
-            S.COMPLETED: PaymentAttempt.Outcome.SUCCEEDED, S.AUTHORIZED: PaymentAttempt.Outcome.SUCCEEDED,
-            S.CANCELED: PaymentAttempt.Outcome.SUCCEEDED, S.REQUIRES_ACTION: PaymentAttempt.Outcome.REQUIRES_ACTION,
-        }.get(txn.status, PaymentAttempt.Outcome.DECLINED if gateway_status else PaymentAttempt.Outcome.ERROR)
-        # An authorization attempt records the payment's reference; a capture or void keeps its own.
-        attempt_reference = reference if operation == PaymentAttempt.Operation.AUTHORIZE else attempt.gateway_reference
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(
-            outcome=outcome, gateway_reference=attempt_reference or "", finished_at=attempt.finished_at or now,
-        )
+    _attempt_record_settled(txn, operation=operation, gateway_status=gateway_status, reference=reference, now=now)
     audit_record(
         actor=actor,
         action=("transaction.recovered" if recovering else "transaction.resolved")
@@ -135,3 +101,56 @@ def transaction_apply_gateway_status(
     )
     transaction.on_commit(lambda: payments_processed.labels(gateway=txn.gateway, status=txn.status).inc())
     return GatewayStatusApplied(transaction=txn, previous_status=previous)
+
+
+def _settle_forward(
+    txn: Transaction, *, target: str, gateway_status: str | None, reference: str, captured: int, recovering: bool,
+    from_gateway: bool, failure_code: str | None, failure_message: str, next_action: dict | None, now,
+) -> str | None:
+    """Apply the forward transition the gateway's view implies (see transaction_apply_gateway_status);
+    returns the attempt operation it settles, or None when nothing moves."""
+    previous = txn.status
+    if from_gateway and gateway_status == "canceled" and previous in (S.AUTHORIZED, S.REQUIRES_ACTION):
+        txn.cancel(now=now)
+        return PaymentAttempt.Operation.VOID
+    if from_gateway and gateway_status == "succeeded" and previous == S.AUTHORIZED:
+        # Captured at the gateway: our capture's answer was lost, or it was captured there.
+        # The authorization's reference stays (PayPal refunds resolve it to the capture).
+        txn.capture(amount=captured, now=now)
+        return PaymentAttempt.Operation.CAPTURE
+    if recovering:
+        txn.recover_completed(reference=reference, amount_captured=captured, now=now)
+        return PaymentAttempt.Operation.AUTHORIZE
+    if not (previous == S.PROCESSING or (from_gateway and previous == S.REQUIRES_ACTION and target != previous)):
+        return None
+    if previous == S.REQUIRES_ACTION:
+        txn.resume_processing()
+    if target == S.COMPLETED:
+        txn.mark_completed(reference=reference, amount_captured=captured, now=now)
+    elif target == S.AUTHORIZED:
+        txn.mark_authorized(reference=reference, now=now)
+    elif target == S.REQUIRES_ACTION:
+        txn.mark_requires_action(reference=reference, next_action=next_action or {"type": "complete_at_gateway"})
+    else:
+        txn.mark_failed(
+            code=failure_code or gateway_status or "resolved_failed",
+            message=failure_message or "Resolved from the gateway's records.",
+            reference=reference or None, now=now,
+        )
+    return PaymentAttempt.Operation.AUTHORIZE
+
+
+def _attempt_record_settled(txn: Transaction, *, operation: str, gateway_status: str | None, reference: str, now) -> None:
+    """The settled operation's last attempt, if its outcome was unknown, takes the outcome now known."""
+    attempt = txn.attempts.filter(operation=operation).order_by("-number").first()
+    if attempt is None or attempt.outcome not in (PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.STARTED):
+        return
+    outcome = {
+        S.COMPLETED: PaymentAttempt.Outcome.SUCCEEDED, S.AUTHORIZED: PaymentAttempt.Outcome.SUCCEEDED,
+        S.CANCELED: PaymentAttempt.Outcome.SUCCEEDED, S.REQUIRES_ACTION: PaymentAttempt.Outcome.REQUIRES_ACTION,
+    }.get(txn.status, PaymentAttempt.Outcome.DECLINED if gateway_status else PaymentAttempt.Outcome.ERROR)
+    # An authorization attempt records the payment's reference; a capture or void keeps its own.
+    attempt_reference = reference if operation == PaymentAttempt.Operation.AUTHORIZE else attempt.gateway_reference
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        outcome=outcome, gateway_reference=attempt_reference or "", finished_at=attempt.finished_at or now,
+    )
