@@ -6,8 +6,9 @@
 - The same key with other parameters gets 422 `idempotency_error`.
 - The same key while the first request still runs gets 409.
 - Results are stored only when the endpoint executed: validation, authentication and
-  not-found errors, and unexpected crashes, release the key so a corrected retry can run.
-  A crashed request whose record stays in flight past the lock timeout may be taken over;
+  not-found errors release the key so a corrected retry can run. A server error (a crash, a
+  database fault) leaves the record in flight, since the request may have charged before it
+  failed: retries answer 409 until the lock timeout, then one takes it over;
   the services then find the objects it created (see Transaction.idempotency_record), so a
   take-over never charges twice.
 - Records are purged after FLOWPAY_IDEMPOTENCY_TTL (24 h) by a beat task.
@@ -86,7 +87,11 @@ def idempotency_begin(*, scope: str, key: str, method: str, path: str, fingerpri
 
 
 def idempotency_finish(*, record: IdempotencyRecord, status: int, body: object) -> None:
-    if status >= 500 or status in NOT_EXECUTED_STATUSES:
+    """Store the result, or release the key when the endpoint provably did nothing. A server
+    error never releases it: the request may have reached the gateway before it failed."""
+    if status >= 500:
+        return
+    if status in NOT_EXECUTED_STATUSES:
         IdempotencyRecord.objects.filter(pk=record.pk, status=IdempotencyRecord.Status.IN_FLIGHT).delete()
         return
     IdempotencyRecord.objects.filter(pk=record.pk).update(

@@ -4,9 +4,11 @@ Every exception a request can raise is rendered here: domain errors (core.errors
 DRF's validation, parse, authentication and permission errors, and Django's 404.
 """
 
+import logging
 import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -14,6 +16,12 @@ from rest_framework.response import Response
 from core.errors import FlowPayError
 
 _CAMEL = re.compile(r"_([a-z0-9])")
+logger = logging.getLogger(__name__)
+
+# A lost or refused database connection, a serialization failure or a deadlock: the request
+# may be retried (with its Idempotency-Key), so it is a 503 with Retry-After, not a 500.
+DATABASE_FAULTS = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 
 def camel_param(param: str | None) -> str | None:
@@ -63,6 +71,15 @@ def exception_handler(exc, context):
         return Response(
             error_body(type=exc.error_type, code=exc.code, message=exc.message, param=exc.param, **exc.extra()),
             status=exc.http_status,
+        )
+    if isinstance(exc, DATABASE_FAULTS):
+        logger.warning("database fault answered 503", exc_info=exc)
+        return Response(
+            error_body(
+                type="api_error", code="database_unavailable",
+                message="The database is briefly unavailable; nothing was lost. Retry the request with the same Idempotency-Key.",
+            ),
+            status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("No such resource.")

@@ -113,12 +113,13 @@ def idempotent(handler):
         try:
             response = handler(self, request, *args, **kwargs)
         except Exception as exc:
-            try:
-                response = self.handle_exception(exc)
-            except Exception:
-                idempotency_finish(record=outcome, status=500, body=None)
-                raise
-        idempotency_finish(record=outcome, status=response.status_code, body=response.data)
+            # An unexpected error or a database fault (503) leaves the claim in flight: the
+            # request may have charged before it failed, so a retry answers 409 until the lock
+            # times out and is then taken over by services that find what this one created.
+            # Nothing is written here: the database may be what failed.
+            response = self.handle_exception(exc)
+        if response.status_code < 500:
+            idempotency_finish(record=outcome, status=response.status_code, body=response.data)
         return response
 
     return wrapper
