@@ -11,15 +11,12 @@ worker that dies after the endpoint answered but before recording it sends it ag
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import logging
 import random
-import socket
 import time
-from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -31,13 +28,13 @@ from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState
 from core.runtime import simplified_flow_enabled
+from webhooks.destinations import DestinationRefused, destination_post, destination_refusal, destination_resolve
 from webhooks.models import OutboxEvent, WebhookDelivery
 from webhooks.signing import signature_header
 
 logger = logging.getLogger(__name__)
 
 D = WebhookDelivery.Status
-_session = requests.Session()
 
 
 def _setting(name: str, default: float) -> float:
@@ -69,30 +66,6 @@ def retry_delay(attempts: int) -> float:
     return random.uniform(delay / 2, delay)
 
 
-def destination_allowed(url: str) -> str | None:
-    """Why a URL may not receive webhooks, or None. Private, loopback and link-local
-    addresses are refused unless FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS (development, tests),
-    so merchants cannot point FlowPay at its own network."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "the URL must be http(s)://host/…"
-    if parts.username or parts.password:
-        return "the URL must not carry credentials"
-    if getattr(settings, "FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS", False):
-        return None
-    if parts.scheme != "https":
-        return "the URL must use https"
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except OSError:
-        return f"the host {parts.hostname!r} does not resolve"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
-            return "the URL resolves to a private or reserved address"
-    return None
-
-
 def webhook_deliveries_due(*, limit: int = 500) -> list[int]:
     now = timezone.now()
     return list(
@@ -122,9 +95,10 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
 
 
 def _send(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    refusal = destination_allowed(delivery.endpoint.url)
-    if refusal:
-        return None, f"destination refused: {refusal}"
+    try:
+        destination = destination_resolve(delivery.endpoint.url)
+    except DestinationRefused as refused:
+        return None, f"destination refused: {refused}"
     body = event_body(delivery.event)
     headers = {
         "Content-Type": "application/json",
@@ -135,10 +109,10 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, str]:
     }
     timeout = _setting("FLOWPAY_WEBHOOK_TIMEOUT_SECONDS", 10)
     try:
-        response = _session.post(delivery.endpoint.url, data=body, headers=headers, timeout=(5, timeout), allow_redirects=False)
-    except requests.RequestException as exc:
+        status = destination_post(destination, body=body, headers=headers, connect_timeout=5, read_timeout=timeout)
+    except urllib3.exceptions.HTTPError as exc:
         return None, f"{type(exc).__name__}: {str(exc)[:300]}"
-    return response.status_code, "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return status, "" if 200 <= status < 300 else f"HTTP {status}"
 
 
 def _record_outcome(*, delivery: WebhookDelivery, status_code: int | None, error: str) -> str:
@@ -180,6 +154,6 @@ def webhook_delivery_resend(*, delivery_id: int, actor: Actor) -> WebhookDeliver
 
 
 def validate_destination(url: str) -> None:
-    refusal = destination_allowed(url)
+    refusal = destination_refusal(url)
     if refusal:
         raise InvalidRequest(f"This URL cannot receive webhooks: {refusal}.", code="url_invalid", param="url")
