@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.permissions import user_roles
+
 
 class ActorType(StrEnum):
     API = "api"  # a merchant API key
@@ -19,6 +21,10 @@ class Actor:
     merchant_id: int | None = None
     user_id: int | None = None
     ip: str | None = None
+    # A staff user's roles (core.permissions), loaded once when the actor is built, so the
+    # services check capabilities on the actor without querying groups again. Empty for
+    # every other kind of actor.
+    roles: frozenset[str] = frozenset()
 
     @classmethod
     def system(cls, name: str = "system") -> "Actor":
@@ -30,7 +36,7 @@ class Actor:
 
     @classmethod
     def staff(cls, *, user, ip: str | None = None) -> "Actor":
-        return cls(type=ActorType.STAFF, id=user.get_username(), user_id=user.pk, ip=ip)
+        return cls(type=ActorType.STAFF, id=user.get_username(), user_id=user.pk, ip=ip, roles=user_roles(user))
 
     @classmethod
     def api_key(cls, *, api_key, ip: str | None = None) -> "Actor":

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from core.actors import Actor
 from core.errors import FlowPayError
+from core.permissions import Capability, roles_can, user_roles
 
 
 class NoWritesMixin:
@@ -51,6 +52,12 @@ class ReadOnlyTabularInline(NoWritesMixin, TabularInline):
 
 def staff_actor(request) -> Actor:
     return Actor.staff(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+
+
+def staff_can(request, capability: Capability) -> bool:
+    """Whether the logged-in staff user's roles hold `capability` (core.permissions): staff
+    roles open admin pages and actions without per-model Django permissions."""
+    return roles_can(user_roles(request.user), capability)
 
 
 def run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Callable[[int], object], done: str) -> None:

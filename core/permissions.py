@@ -1,4 +1,49 @@
-"""Staff roles are Django groups of these names (created by a data migration)."""
+"""Staff roles and the capabilities they hold: the one place that says who may do what.
+
+Staff roles are Django groups of these names (created by a data migration); a superuser
+counts as `admin`. API views, admin pages and services never name roles: they ask for a
+capability (`roles_can(roles, Capability.REFUND_CREATE)`), and CAPABILITY_ROLES below says
+which roles hold it. A staff Actor carries its roles (core.actors), loaded once when it is
+built. Merchant API keys hold no roles: which endpoints they reach is each view's `merchant`
+flag (core.api.permissions), and the services keep them to their own merchant's objects.
+
+Where two surfaces grant different roles the same kind of access, they are two capabilities
+(the API lets every staff role read refunds, the back office's refund pages are for
+support, finance, auditor and admin; capturing a payment is for support and admin, re-sending
+a webhook for support, operator and admin).
+
+| capability            | finance | support | operator | auditor | admin | checked by                                            |
+|-----------------------|---------|---------|----------|---------|-------|-------------------------------------------------------|
+| transaction.read      | yes     | yes     | yes      | yes     | yes   | API: list / retrieve payments                         |
+| transaction.capture   |         | yes     |          |         | yes   | API: capture a payment                                |
+| transaction.cancel    |         | yes     |          |         | yes   | API: cancel (void) a payment                          |
+| customer.read         | yes     | yes     | yes      | yes     | yes   | API: customers and their saved payment methods        |
+| refund.read           | yes     | yes     | yes      | yes     | yes   | API: list / retrieve refunds                          |
+| refund.create         | yes     | yes     |          |         | yes   | API, service; admin: a payment's page and Refund form |
+| refund.retry          | yes     | yes     |          |         | yes   | API, service, admin: retry a failed refund            |
+| refund.approve        | yes     |         |          |         | yes   | API, service, admin: approve / reject (four-eyes);    |
+|                       |         |         |          |         |       | service: never held by the support refund limit       |
+| chargeback.read       | yes     | yes     | yes      | yes     | yes   | API: list / retrieve chargebacks                      |
+| chargeback.record     | yes     | yes     |          |         | yes   | API, service: record a chargeback on a payment        |
+| chargeback.respond    | yes     | yes     |          |         | yes   | API, service, admin: submit evidence, accept          |
+| chargeback.outcome    | yes     |         |          |         | yes   | API, service, admin: record won / lost                |
+| backoffice.refunds    | yes     | yes     |          | yes     | yes   | admin: open the refund and chargeback pages           |
+| subscription.read     | yes     | yes     | yes      | yes     | yes   | API: plans, subscriptions, invoices                   |
+| webhook.read          | yes     | yes     | yes      | yes     | yes   | API: webhook endpoints and deliveries                 |
+| event.read            | yes     | yes     | yes      | yes     | yes   | API: list / retrieve events                           |
+| webhook.resend        |         | yes     | yes      |         | yes   | API: re-send a webhook delivery                       |
+| inbox.read            |         |         | yes      |         | yes   | admin: the inbox of gateway events                    |
+| inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
+| ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
+| ops.system            |         |         | yes      |         |       | ops API: reload gateway keys, refresh DB connections  |
+
+Admin pages not listed here (merchants and keys, payments' customers and attempts,
+subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
+"""
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from types import MappingProxyType
 
 FINANCE = "finance"
 SUPPORT = "support"
@@ -9,10 +54,78 @@ ADMIN = "admin"
 STAFF_ROLES = (FINANCE, SUPPORT, OPERATOR, AUDITOR, ADMIN)
 
 
-def user_roles(user) -> set[str]:
+class Capability(StrEnum):
+    TRANSACTION_READ = "transaction.read"
+    TRANSACTION_CAPTURE = "transaction.capture"
+    TRANSACTION_CANCEL = "transaction.cancel"
+    CUSTOMER_READ = "customer.read"
+    REFUND_READ = "refund.read"
+    REFUND_CREATE = "refund.create"
+    REFUND_RETRY = "refund.retry"
+    REFUND_APPROVE = "refund.approve"
+    CHARGEBACK_READ = "chargeback.read"
+    CHARGEBACK_RECORD = "chargeback.record"
+    CHARGEBACK_RESPOND = "chargeback.respond"
+    CHARGEBACK_OUTCOME = "chargeback.outcome"
+    BACKOFFICE_REFUNDS = "backoffice.refunds"
+    SUBSCRIPTION_READ = "subscription.read"
+    WEBHOOK_READ = "webhook.read"
+    EVENT_READ = "event.read"
+    WEBHOOK_RESEND = "webhook.resend"
+    INBOX_READ = "inbox.read"
+    INBOX_REPLAY = "inbox.replay"
+    OPS_SWITCH_GATEWAY = "ops.switch_gateway"
+    OPS_SYSTEM = "ops.system"
+
+
+ANY_STAFF = frozenset(STAFF_ROLES)
+# Who may move money back to a customer; the approvers also approve others' refunds.
+REFUNDERS = frozenset({SUPPORT, FINANCE, ADMIN})
+APPROVERS = frozenset({FINANCE, ADMIN})
+
+CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
+    Capability.TRANSACTION_READ: ANY_STAFF,
+    Capability.TRANSACTION_CAPTURE: frozenset({SUPPORT, ADMIN}),
+    Capability.TRANSACTION_CANCEL: frozenset({SUPPORT, ADMIN}),
+    Capability.CUSTOMER_READ: ANY_STAFF,
+    Capability.REFUND_READ: ANY_STAFF,
+    Capability.REFUND_CREATE: REFUNDERS,
+    Capability.REFUND_RETRY: REFUNDERS,
+    Capability.REFUND_APPROVE: APPROVERS,
+    Capability.CHARGEBACK_READ: ANY_STAFF,
+    Capability.CHARGEBACK_RECORD: REFUNDERS,
+    Capability.CHARGEBACK_RESPOND: REFUNDERS,
+    Capability.CHARGEBACK_OUTCOME: APPROVERS,
+    Capability.BACKOFFICE_REFUNDS: REFUNDERS | {AUDITOR},
+    Capability.SUBSCRIPTION_READ: ANY_STAFF,
+    Capability.WEBHOOK_READ: ANY_STAFF,
+    Capability.EVENT_READ: ANY_STAFF,
+    Capability.WEBHOOK_RESEND: frozenset({SUPPORT, OPERATOR, ADMIN}),
+    Capability.INBOX_READ: frozenset({OPERATOR, ADMIN}),
+    Capability.INBOX_REPLAY: frozenset({OPERATOR, ADMIN}),
+    # The runbook's switches belong to the operator role alone: admins and superusers do not
+    # hold them unless they are also in the operator group.
+    Capability.OPS_SWITCH_GATEWAY: frozenset({OPERATOR}),
+    Capability.OPS_SYSTEM: frozenset({OPERATOR}),
+})
+
+
+def roles_can(roles: Iterable[str], capability: Capability) -> bool:
+    """Whether any of `roles` holds `capability`."""
+    return not CAPABILITY_ROLES[capability].isdisjoint(roles)
+
+
+def capability_roles(capability: Capability) -> tuple[str, ...]:
+    """The roles holding `capability`, in STAFF_ROLES order (for messages)."""
+    return tuple(role for role in STAFF_ROLES if role in CAPABILITY_ROLES[capability])
+
+
+def user_roles(user) -> frozenset[str]:
+    """A staff user's roles: their groups among STAFF_ROLES, plus admin for a superuser.
+    An inactive (or missing) user has none."""
     if user is None or not getattr(user, "is_active", False):
-        return set()
+        return frozenset()
     roles = set(user.groups.filter(name__in=STAFF_ROLES).values_list("name", flat=True))
     if user.is_superuser:
         roles.add(ADMIN)
-    return roles
+    return frozenset(roles)

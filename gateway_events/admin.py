@@ -1,20 +1,17 @@
-"""Admin for the inbox of verified gateway events (replay for operators)."""
+"""Admin for the inbox of verified gateway events (inbox.read, inbox.replay: operators and admins)."""
 
 from django.contrib import admin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
-from core import permissions as roles
-from core.admin import ReadOnlyModelAdmin
+from core.admin import ReadOnlyModelAdmin, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
-from core.permissions import user_roles
+from core.permissions import Capability
 from gateway_events.models import InboundEvent
 from gateway_events.services import inbound_event_replay
 
+
 # --- inbound gateway webhooks ----------------------------------------------------------------
-INBOX_ROLES = frozenset({roles.OPERATOR, roles.ADMIN})
-
-
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyModelAdmin):
     """The inbox of verified gateway events, read-only. Operators (and admins) replay failed
@@ -29,13 +26,13 @@ class InboundEventAdmin(ReadOnlyModelAdmin):
     actions = ["replay_selected"]
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or bool(user_roles(request.user) & INBOX_ROLES)
+        return super().has_view_permission(request, obj) or staff_can(request, Capability.INBOX_READ)
 
     def has_module_permission(self, request):
-        return super().has_module_permission(request) or bool(user_roles(request.user) & INBOX_ROLES)
+        return super().has_module_permission(request) or staff_can(request, Capability.INBOX_READ)
 
     def has_replay_permission(self, request):
-        return bool(user_roles(request.user) & INBOX_ROLES)
+        return staff_can(request, Capability.INBOX_REPLAY)
 
     @admin.action(description="Replay selected events (failed, ignored or stalled)", permissions=["replay"])
     def replay_selected(self, request, queryset):

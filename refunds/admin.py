@@ -3,9 +3,10 @@
 Money is read-only here, as in payments.admin: rows move through their state machines only
 through the services, offered as actions (on the list) and buttons (on an object's page,
 each with a confirmation form), always as the staff user, so every step is audited with
-them. Access follows the staff roles: support, finance and admin see and act on refunds and
-chargebacks, auditors read them; approving refunds (four-eyes) and recording chargeback
-outcomes need finance or admin. Reasons and evidence are rendered escaped.
+them. Access follows the staff capabilities (core.permissions): backoffice.refunds opens
+the pages (support, finance, auditor, admin), refund.retry and chargeback.respond act on
+them, refund.approve (four-eyes) and chargeback.outcome need finance or admin. Reasons and
+evidence are rendered escaped.
 """
 
 from collections.abc import Callable
@@ -18,32 +19,26 @@ from django.urls import reverse
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action
 
-from core import permissions as roles
-from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
 from core.errors import FlowPayError
 from core.money import format_minor_units
-from core.permissions import user_roles
+from core.permissions import Capability
 from refunds.forms import ChargebackOutcomeForm, RefundRejectForm
 from refunds.models import Chargeback, ChargebackEvidence, ChargebackStatus, Refund, RefundStatus
-from refunds.services.chargebacks import OUTCOME_ROLES, chargeback_accept, chargeback_record_outcome
-from refunds.services.refunds import APPROVER_ROLES, REFUND_ROLES, refund_approve, refund_reject, refund_retry
-
-READER_ROLES = REFUND_ROLES | {roles.AUDITOR}
+from refunds.services.chargebacks import chargeback_accept, chargeback_record_outcome
+from refunds.services.refunds import refund_approve, refund_reject, refund_retry
 
 
 class RoleAccessMixin:
-    """Staff roles (groups) open these pages without per-model Django permissions."""
-
-    def _roles(self, request) -> set[str]:
-        return user_roles(request.user)
+    """Staff holding backoffice.refunds open these pages without per-model Django permissions."""
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or bool(self._roles(request) & READER_ROLES)
+        return super().has_view_permission(request, obj) or staff_can(request, Capability.BACKOFFICE_REFUNDS)
 
     def has_module_permission(self, request):
-        return super().has_module_permission(request) or bool(self._roles(request) & READER_ROLES)
+        return super().has_module_permission(request) or staff_can(request, Capability.BACKOFFICE_REFUNDS)
 
     def confirm_view(
         self, request, object_id: str, *, title: str, summary: list[str], confirm_label: str,
@@ -109,10 +104,10 @@ class RefundAdmin(RoleAccessMixin, ReadOnlyModelAdmin):
         return f"{obj.initiated_by_type}:{obj.initiated_by_id}"
 
     def has_approve_permission(self, request, obj=None):
-        return bool(self._roles(request) & APPROVER_ROLES)
+        return staff_can(request, Capability.REFUND_APPROVE)
 
     def has_retry_permission(self, request, obj=None):
-        return bool(self._roles(request) & REFUND_ROLES)
+        return staff_can(request, Capability.REFUND_RETRY)
 
     # List actions: one service call per row (each in its own DB transaction).
     @admin.action(description="Approve selected refunds (four-eyes)", permissions=["approve"])
@@ -198,10 +193,10 @@ class ChargebackAdmin(RoleAccessMixin, ReadOnlyModelAdmin):
         return format_minor_units(obj.amount, obj.currency)
 
     def has_respond_permission(self, request, obj=None):
-        return bool(self._roles(request) & REFUND_ROLES)
+        return staff_can(request, Capability.CHARGEBACK_RESPOND)
 
     def has_outcome_permission(self, request, obj=None):
-        return bool(self._roles(request) & OUTCOME_ROLES)
+        return staff_can(request, Capability.CHARGEBACK_OUTCOME)
 
     @admin.action(description="Accept selected chargebacks (funds withdrawn)", permissions=["respond"])
     def accept_selected(self, request, queryset):

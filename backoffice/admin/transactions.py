@@ -10,17 +10,17 @@ from django.urls import reverse
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 from unfold.decorators import action
 
-from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
 from core.errors import FlowPayError
 from core.money import format_minor_units
-from core.permissions import user_roles
+from core.permissions import Capability
 from payments.models import PaymentAttempt, Transaction
 from payments.services.transactions import transaction_cancel, transaction_capture
 from refunds.forms import TransactionRefundForm
 from refunds.models import Chargeback, Refund, RefundStatus
-from refunds.services.refunds import REFUND_ROLES, refund_create, support_refund_limit
+from refunds.services.refunds import refund_create, support_refund_limit
 
 
 # --- transactions ------------------------------------------------------------------------
@@ -37,7 +37,7 @@ class RefundInline(ReadOnlyTabularInline):
     fields = ["public_id", "status", "amount", "method", "reason", "initiated_by_id", "failure_code", "created_at"]
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or bool(user_roles(request.user) & REFUND_ROLES)
+        return super().has_view_permission(request, obj) or staff_can(request, Capability.REFUND_CREATE)
 
 
 class ChargebackInline(ReadOnlyTabularInline):
@@ -45,7 +45,7 @@ class ChargebackInline(ReadOnlyTabularInline):
     fields = ["public_id", "status", "chargeback_reference", "amount", "reason", "evidence_due_by", "created_at"]
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or bool(user_roles(request.user) & REFUND_ROLES)
+        return super().has_view_permission(request, obj) or staff_can(request, Capability.REFUND_CREATE)
 
 
 @admin.register(Transaction)
@@ -110,14 +110,15 @@ class TransactionAdmin(ReadOnlyModelAdmin):
 
     # --- support's manual refund ------------------------------------------------------
     def has_view_permission(self, request, obj=None):
-        # Support, finance and admin staff reach a payment's page to refund it.
+        # Staff who may refund (refund.create) reach a payment's page to do it, and see its
+        # refunds and chargebacks there (the inlines above).
         return super().has_view_permission(request, obj) or self.has_refund_permission(request)
 
     def has_module_permission(self, request):
         return super().has_module_permission(request) or self.has_refund_permission(request)
 
     def has_refund_permission(self, request, obj=None):
-        return bool(user_roles(request.user) & REFUND_ROLES)
+        return staff_can(request, Capability.REFUND_CREATE)
 
     @action(description="Refund", url_path="refund", permissions=["refund"], icon="undo")
     def refund_detail(self, request, object_id):

@@ -1,15 +1,18 @@
-"""Internal operator endpoints of the runbook (operator token only)."""
+"""Internal operator endpoints of the runbook (staff tokens holding ops.switch_gateway or
+ops.system: the operator role)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from backoffice.ops import services
-from core import permissions as roles
+from core.api.permissions import capability_permission
 from core.api.serializers import InputSerializer
-from core.api.views import ApiView, role_permission
+from core.api.views import ApiView
+from core.permissions import Capability
 
-OperatorOnly = role_permission(merchant=False, roles=(roles.OPERATOR,))
+GatewaySwitchers = capability_permission(Capability.OPS_SWITCH_GATEWAY)
+SystemOperators = capability_permission(Capability.OPS_SYSTEM)
 
 
 class ReasonInput(InputSerializer):
@@ -30,7 +33,7 @@ class OpsStateOutput(serializers.Serializer):
 
 
 class OpsApiView(ApiView):
-    permission_classes = [OperatorOnly]
+    permission_classes = [SystemOperators]  # each endpoint below names its own capability
 
     def reason(self) -> str:
         # The runbook's curl calls send no body: an empty body is an empty reason.
@@ -38,6 +41,8 @@ class OpsApiView(ApiView):
 
 
 class SwitchGatewayApi(OpsApiView):
+    permission_classes = [GatewaySwitchers]
+
     @extend_schema(request=SwitchGatewayInput, responses={200: OpsStateOutput}, summary="Switch the primary gateway")
     def post(self, request):
         data = self.validated(SwitchGatewayInput)
@@ -46,6 +51,8 @@ class SwitchGatewayApi(OpsApiView):
 
 def _toggle(service, enabled: bool, summary: str):
     class ToggleApi(OpsApiView):
+        permission_classes = [GatewaySwitchers]
+
         @extend_schema(request=ReasonInput, responses={200: OpsStateOutput}, summary=summary)
         def post(self, request):
             return Response(service(enabled=enabled, reason=self.reason(), actor=request.actor))
@@ -61,12 +68,16 @@ DisableSimplifiedFlowApi = _toggle(services.ops_set_simplified_flow, False, "Dis
 
 
 class ReloadApiKeysApi(OpsApiView):
+    permission_classes = [SystemOperators]
+
     @extend_schema(request=ReasonInput, responses={200: OpsStateOutput}, summary="Reload gateway API keys in every process")
     def post(self, request):
         return Response(services.ops_reload_api_keys(reason=self.reason(), actor=request.actor))
 
 
 class RefreshDbConnectionsApi(OpsApiView):
+    permission_classes = [SystemOperators]
+
     @extend_schema(request=ReasonInput, responses={200: OpsStateOutput}, summary="Reopen database connections in every process")
     def post(self, request):
         return Response(services.ops_refresh_db_connections(reason=self.reason(), actor=request.actor))

@@ -1,10 +1,10 @@
 """Base classes for thin API views: who is calling (request.actor, request.merchant),
-input validation helpers, role permissions and the Idempotency-Key wrapper."""
+input validation helpers and the Idempotency-Key wrapper. Permission classes are in
+core.api.permissions."""
 
 import functools
 
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,7 +19,6 @@ from core.idempotency import (
     idempotency_key_validate,
     request_fingerprint,
 )
-from core.permissions import user_roles
 
 PAGINATION_PARAMS = ("limit", "cursor")
 
@@ -41,14 +40,12 @@ class ApiView(APIView):
         super().perform_authentication(request)
         user, ip = request.user, client_ip(request)
         request.merchant = None
-        request.roles = set()
         request.actor = None
         if isinstance(user, MerchantPrincipal):
             request.merchant = user.merchant
             request.actor = Actor.api_key(api_key=user.api_key, ip=ip)
         elif user is not None and getattr(user, "is_authenticated", False):
-            request.roles = user_roles(user)
-            request.actor = Actor.staff(user=user, ip=ip)
+            request.actor = Actor.staff(user=user, ip=ip)  # with the user's roles
 
     def validated(self, serializer_class: type[InputSerializer], data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)
@@ -68,23 +65,6 @@ class ApiView(APIView):
         paginator = LimitCursorPagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(output_serializer(page, many=True).data)
-
-
-def role_permission(*, merchant: bool, roles: tuple[str, ...] = ()):
-    """A permission class: merchant API keys (when `merchant`) and staff holding one of `roles`."""
-
-    class MerchantOrStaffRole(permissions.BasePermission):
-        message = (
-            "This endpoint needs a merchant API key" if merchant else "This endpoint needs a staff token"
-        ) + (f" or a staff token with one of the roles: {', '.join(roles)}." if roles and merchant else
-             f" with one of the roles: {', '.join(roles)}." if roles else ".")
-
-        def has_permission(self, request, view):
-            if getattr(request, "merchant", None) is not None:
-                return merchant
-            return bool(set(roles) & getattr(request, "roles", set()))
-
-    return MerchantOrStaffRole
 
 
 # The header every idempotent POST documents in the OpenAPI schema.

@@ -6,10 +6,11 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
-from core import permissions as roles
+from core.api.permissions import MerchantOnly, capability_permission
 from core.api.serializers import EmptyInput
-from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
 from core.errors import CardDeclined
+from core.permissions import Capability
 from gateways.router import primary_gateway_name
 from payments.api.serializers import (
     CustomerCreateInput,
@@ -39,15 +40,10 @@ from payments.services.transactions import (
     transaction_create,
 )
 
-MerchantOnly = role_permission(merchant=True)
-MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
-MerchantOrSupport = role_permission(merchant=True, roles=(roles.SUPPORT, roles.ADMIN))
-
-
 
 class TransactionListCreateApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.TRANSACTION_READ, merchant=True)()]
 
     @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Create a payment")
@@ -85,7 +81,7 @@ class TransactionListCreateApi(ApiView):
 
 
 class TransactionDetailApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.TRANSACTION_READ, merchant=True)]
 
     @extend_schema(responses={200: TransactionOutput}, summary="Retrieve a payment")
     def get(self, request, transaction_id: str):
@@ -93,7 +89,7 @@ class TransactionDetailApi(ApiView):
 
 
 class TransactionCaptureApi(ApiView):
-    permission_classes = [MerchantOrSupport]
+    permission_classes = [capability_permission(Capability.TRANSACTION_CAPTURE, merchant=True)]
 
     @extend_schema(request=TransactionCaptureInput, responses={200: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Capture an authorized payment (optionally partially)")
@@ -106,7 +102,7 @@ class TransactionCaptureApi(ApiView):
 
 
 class TransactionCancelApi(ApiView):
-    permission_classes = [MerchantOrSupport]
+    permission_classes = [capability_permission(Capability.TRANSACTION_CANCEL, merchant=True)]
 
     @extend_schema(request=EmptyInput, responses={200: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Cancel (void) an authorized payment")
@@ -120,7 +116,7 @@ class TransactionCancelApi(ApiView):
 
 class CustomerListCreateApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.CUSTOMER_READ, merchant=True)()]
 
     @extend_schema(request=CustomerCreateInput, responses={201: CustomerOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Create a customer")
@@ -142,7 +138,7 @@ class CustomerListCreateApi(ApiView):
 
 
 class CustomerDetailApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.CUSTOMER_READ, merchant=True)]
 
     @extend_schema(responses={200: CustomerDetailOutput}, summary="Retrieve a customer with its saved payment methods")
     def get(self, request, customer_id: str):
@@ -151,7 +147,7 @@ class CustomerDetailApi(ApiView):
 
 class CustomerPaymentMethodsApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.CUSTOMER_READ, merchant=True)()]
 
     @extend_schema(request=PaymentMethodAttachInput, responses={201: PaymentMethodOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Save a gateway token for a customer")

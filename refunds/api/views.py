@@ -7,9 +7,10 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
-from core import permissions as roles
+from core.api.permissions import capability_permission
 from core.api.serializers import EmptyInput
-from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
+from core.permissions import Capability
 from payments.selectors import transaction_get
 from refunds.api.serializers import (
     ChargebackCreateInput,
@@ -31,11 +32,6 @@ from refunds.services.chargebacks import (
 )
 from refunds.services.refunds import refund_approve, refund_create, refund_reject, refund_retry
 
-# The runbook's $ADMIN_TOKEN: a staff token with the support, finance or admin role.
-MerchantOrRefundStaff = role_permission(merchant=True, roles=(roles.SUPPORT, roles.FINANCE, roles.ADMIN))
-MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
-Approvers = role_permission(merchant=False, roles=(roles.FINANCE, roles.ADMIN))
-
 
 class RefundsApiView(ApiView):
     def render_refund(self, refund, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -54,9 +50,10 @@ class RefundsApiView(ApiView):
 
 # --- refunds --------------------------------------------------------------------------
 class TransactionRefundApi(RefundsApiView):
-    """The runbook's manual refund: POST /payment/transactions/{transactionId}/refund."""
+    """The runbook's manual refund: POST /payment/transactions/{transactionId}/refund. Its
+    $ADMIN_TOKEN is a staff token holding refund.create (support, finance or admin)."""
 
-    permission_classes = [MerchantOrRefundStaff]
+    permission_classes = [capability_permission(Capability.REFUND_CREATE, merchant=True)]
 
     @extend_schema(request=RefundCreateInput, responses={201: RefundOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Refund a payment (amount optional: what remains)")
@@ -76,7 +73,7 @@ class TransactionRefundApi(RefundsApiView):
 
 
 class TransactionRefundsListApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.REFUND_READ, merchant=True)]
 
     @extend_schema(responses={200: RefundOutput(many=True)}, summary="List a payment's refunds")
     def get(self, request, transaction_id: str):
@@ -86,7 +83,7 @@ class TransactionRefundsListApi(RefundsApiView):
 
 
 class RefundListApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.REFUND_READ, merchant=True)]
 
     @extend_schema(parameters=[RefundListFilters], responses={200: RefundOutput(many=True)}, summary="List refunds")
     def get(self, request):
@@ -102,7 +99,7 @@ class RefundListApi(RefundsApiView):
 
 
 class RefundDetailApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.REFUND_READ, merchant=True)]
 
     @extend_schema(responses={200: RefundOutput}, summary="Retrieve a refund")
     def get(self, request, refund_id: str):
@@ -112,7 +109,7 @@ class RefundDetailApi(RefundsApiView):
 class RefundApproveApi(RefundsApiView):
     """Four-eyes: a finance or admin user other than the requester approves."""
 
-    permission_classes = [Approvers]
+    permission_classes = [capability_permission(Capability.REFUND_APPROVE)]
 
     @extend_schema(request=EmptyInput, responses={200: RefundOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Approve a refund awaiting approval (finance, admin)")
@@ -126,7 +123,7 @@ class RefundApproveApi(RefundsApiView):
 
 
 class RefundRejectApi(RefundsApiView):
-    permission_classes = [Approvers]
+    permission_classes = [capability_permission(Capability.REFUND_APPROVE)]
 
     @extend_schema(request=RefundRejectInput, responses={200: RefundOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Reject a refund awaiting approval (finance, admin)")
@@ -138,7 +135,7 @@ class RefundRejectApi(RefundsApiView):
 
 
 class RefundRetryApi(RefundsApiView):
-    permission_classes = [MerchantOrRefundStaff]
+    permission_classes = [capability_permission(Capability.REFUND_RETRY, merchant=True)]
 
     @extend_schema(request=EmptyInput, responses={200: RefundOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Retry a failed refund")
@@ -157,7 +154,7 @@ class TransactionChargebackApi(RefundsApiView):
     201 when recorded; 200 with the existing chargeback when this reference was already
     recorded on this payment."""
 
-    permission_classes = [MerchantOrRefundStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_RECORD, merchant=True)]
 
     @extend_schema(request=ChargebackCreateInput, responses={201: ChargebackOutput, 200: ChargebackOutput},
                    parameters=[IDEMPOTENCY_HEADER], summary="Record a chargeback on a payment")
@@ -173,7 +170,7 @@ class TransactionChargebackApi(RefundsApiView):
 
 
 class TransactionChargebacksListApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_READ, merchant=True)]
 
     @extend_schema(responses={200: ChargebackOutput(many=True)}, summary="List a payment's chargebacks")
     def get(self, request, transaction_id: str):
@@ -184,7 +181,7 @@ class TransactionChargebacksListApi(RefundsApiView):
 
 
 class ChargebackListApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_READ, merchant=True)]
 
     @extend_schema(parameters=[ChargebackListFilters], responses={200: ChargebackOutput(many=True)},
                    summary="List chargebacks (filters: status, dueBefore, transaction)")
@@ -200,7 +197,7 @@ class ChargebackListApi(RefundsApiView):
 
 
 class ChargebackDetailApi(RefundsApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_READ, merchant=True)]
 
     @extend_schema(responses={200: ChargebackOutput}, summary="Retrieve a chargeback")
     def get(self, request, chargeback_id: str):
@@ -208,7 +205,7 @@ class ChargebackDetailApi(RefundsApiView):
 
 
 class ChargebackEvidenceApi(RefundsApiView):
-    permission_classes = [MerchantOrRefundStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_RESPOND, merchant=True)]
 
     @extend_schema(request=ChargebackEvidenceInput, responses={200: ChargebackOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Submit evidence (text and file references): needs_response → under_review")
@@ -223,7 +220,7 @@ class ChargebackEvidenceApi(RefundsApiView):
 
 
 class ChargebackAcceptApi(RefundsApiView):
-    permission_classes = [MerchantOrRefundStaff]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_RESPOND, merchant=True)]
 
     @extend_schema(request=EmptyInput, responses={200: ChargebackOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Accept a chargeback without contesting it (funds withdrawn)")
@@ -238,7 +235,7 @@ class ChargebackOutcomeApi(RefundsApiView):
     """The network's decision, recorded by finance or admin staff (gateway events use the
     same service)."""
 
-    permission_classes = [Approvers]
+    permission_classes = [capability_permission(Capability.CHARGEBACK_OUTCOME)]
 
     @extend_schema(request=ChargebackOutcomeInput, responses={200: ChargebackOutput}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Record a chargeback's outcome: won (funds reinstated) or lost (funds withdrawn)")

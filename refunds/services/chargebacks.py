@@ -18,19 +18,18 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import audit_record
-from core import permissions as roles
 from core.actors import Actor, ActorType
 from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
 from core.money import format_minor_units
+from core.permissions import Capability, roles_can
 from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus
 from refunds.services.events import chargeback_announce
-from refunds.services.refunds import REASON_MAX_LENGTH, REFUND_ROLES, _staff_roles
+from refunds.services.refunds import REASON_MAX_LENGTH
 
 C = ChargebackStatus
 OUTCOMES = (C.WON, C.LOST)
-OUTCOME_ROLES = frozenset({roles.FINANCE, roles.ADMIN})
 EVIDENCE_TEXT_MAX_LENGTH = 20_000
 EVIDENCE_MAX_FILES = 20
 EVIDENCE_FILE_REF_MAX_LENGTH = 500
@@ -48,11 +47,11 @@ def _lock(chargeback_id: int) -> tuple[Transaction, Chargeback]:
     return txn, Chargeback.objects.select_for_update().get(pk=chargeback_id)
 
 
-def _check_actor(actor: Actor, merchant_id: int, label: str) -> None:
-    """Merchants act on their own payments only; staff need the support, finance or admin role."""
+def _check_actor(actor: Actor, merchant_id: int, label: str, capability: Capability) -> None:
+    """Merchants act on their own payments only; staff need `capability`."""
     if actor.type == ActorType.API and actor.merchant_id != merchant_id:
         raise NotFound(f"No such {label}.", param="id")
-    if actor.type == ActorType.STAFF and not (_staff_roles(actor) & REFUND_ROLES):
+    if actor.type == ActorType.STAFF and not roles_can(actor.roles, capability):
         raise PermissionDenied("Chargebacks need the support, finance or admin role.")
 
 
@@ -83,7 +82,7 @@ def chargeback_create(
     disputed. Used by the API (staff, merchants) and by gateway dispute events (actor
     type webhook, gateway and gateway_reference set)."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
-    _check_actor(actor, txn.merchant_id, "transaction")
+    _check_actor(actor, txn.merchant_id, "transaction", Capability.CHARGEBACK_RECORD)
     reference = (chargeback_reference or "").strip()
     if not reference or len(reference) > 255:
         raise InvalidRequest("chargebackReference must be 1 to 255 characters.", param="chargeback_reference")
@@ -127,7 +126,7 @@ def chargeback_submit_evidence(*, chargeback_id: int, text: str, files: Sequence
     """Submit the merchant's evidence (needs_response → under_review). Late evidence is
     refused: the network would not consider it."""
     txn, chargeback = _lock(chargeback_id)
-    _check_actor(actor, chargeback.merchant_id, "chargeback")
+    _check_actor(actor, chargeback.merchant_id, "chargeback", Capability.CHARGEBACK_RESPOND)
     text = text or ""
     files = list(files or [])
     if not text.strip() and not files:
@@ -165,7 +164,7 @@ def chargeback_submit_evidence(*, chargeback_id: int, text: str, files: Sequence
 def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
     """Accept the chargeback without contesting it: the funds are withdrawn for good."""
     txn, chargeback = _lock(chargeback_id)
-    _check_actor(actor, chargeback.merchant_id, "chargeback")
+    _check_actor(actor, chargeback.merchant_id, "chargeback", Capability.CHARGEBACK_RESPOND)
     if not can_proceed(chargeback.accept):
         raise InvalidState(f"Cannot accept a {chargeback.status} chargeback: only chargebacks that need a response can be accepted.")
     chargeback.accept(now=timezone.now())
@@ -180,7 +179,7 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
 def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor) -> Chargeback:
     """The network's decision. Staff (finance, admin) or a gateway event record it; the same
     outcome recorded again is a no-op (redelivered events), another one is a 409."""
-    if actor.type == ActorType.API or (actor.type == ActorType.STAFF and not (_staff_roles(actor) & OUTCOME_ROLES)):
+    if actor.type == ActorType.API or (actor.type == ActorType.STAFF and not roles_can(actor.roles, Capability.CHARGEBACK_OUTCOME)):
         raise PermissionDenied("Recording a chargeback outcome needs the finance or admin role.")
     if outcome not in OUTCOMES:
         raise InvalidRequest("outcome must be 'won' or 'lost'.", param="outcome")

@@ -38,11 +38,11 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import audit_record
-from core import permissions as roles
 from core.actors import Actor, ActorType
 from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
 from core.money import format_minor_units
 from core.observability.metrics import refund_processing_latency
+from core.permissions import Capability, roles_can
 from gateways.base import (
     GatewayError,
     GatewayRequestError,
@@ -58,43 +58,32 @@ from refunds.services.events import refund_announce
 logger = logging.getLogger(__name__)
 
 R = RefundStatus
-# Staff roles that may issue refunds; the approver roles may also approve others' refunds
-# and are never limited by FLOWPAY_SUPPORT_REFUND_LIMIT.
-REFUND_ROLES = frozenset({roles.SUPPORT, roles.FINANCE, roles.ADMIN})
-APPROVER_ROLES = frozenset({roles.FINANCE, roles.ADMIN})
 REASON_MAX_LENGTH = 500
 
 
 # --- policy helpers ------------------------------------------------------------------
-def _staff_roles(actor: Actor) -> set[str]:
-    if actor.type != ActorType.STAFF or actor.user_id is None:
-        return set()
-    user = get_user_model().objects.filter(pk=actor.user_id).first()
-    return roles.user_roles(user)
-
-
 def support_refund_limit() -> int:
     return int(getattr(settings, "FLOWPAY_SUPPORT_REFUND_LIMIT", 10000))
 
 
 def refund_needs_approval(*, actor: Actor, amount: int) -> bool:
     """Four-eyes rule: a staff refund above FLOWPAY_SUPPORT_REFUND_LIMIT (minor units of the
-    transaction's currency) waits for a finance or admin approval unless the requester holds
-    one of those roles. Merchants refunding their own payments are not limited."""
+    transaction's currency) waits for an approval unless the requester may approve refunds
+    (refund.approve). Merchants refunding their own payments are not limited."""
     if actor.type != ActorType.STAFF:
         return False
-    return not (_staff_roles(actor) & APPROVER_ROLES) and amount > support_refund_limit()
+    return not roles_can(actor.roles, Capability.REFUND_APPROVE) and amount > support_refund_limit()
 
 
-def _check_may_refund(actor: Actor, txn: Transaction) -> None:
-    if actor.type == ActorType.STAFF and not (_staff_roles(actor) & REFUND_ROLES):
+def _check_may_refund(actor: Actor, txn: Transaction, capability: Capability) -> None:
+    if actor.type == ActorType.STAFF and not roles_can(actor.roles, capability):
         raise PermissionDenied("Refunds need the support, finance or admin role.")
     if actor.type == ActorType.API and actor.merchant_id != txn.merchant_id:
         raise NotFound(f"No such transaction: '{txn.public_id}'", param="id")
 
 
 def _check_approver(actor: Actor, refund: Refund) -> None:
-    if actor.type != ActorType.STAFF or not (_staff_roles(actor) & APPROVER_ROLES):
+    if actor.type != ActorType.STAFF or not roles_can(actor.roles, Capability.REFUND_APPROVE):
         raise PermissionDenied("Approving or rejecting a refund needs the finance or admin role.")
     if refund.requested_by_user_id is not None and refund.requested_by_user_id == actor.user_id:
         raise PermissionDenied("Four-eyes rule: a refund must be approved by someone other than its requester.")
@@ -194,7 +183,7 @@ def _refund_open(
     idempotency_record_id: int | None,
 ) -> Refund:
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
-    _check_may_refund(actor, txn)
+    _check_may_refund(actor, txn, Capability.REFUND_CREATE)
     reason = _validate_reason(reason, actor)
     if txn.status not in CAPTURED_STATES:
         raise InvalidState(
@@ -635,7 +624,7 @@ def refund_retry(*, refund_id: int, actor: Actor) -> Refund:
     its amount again (400 amount_too_large if other refunds took it meanwhile); after an
     unknown outcome it keeps its reservation and re-sends the same key."""
     txn, refund = _lock(refund_id)
-    _check_may_refund(actor, txn)
+    _check_may_refund(actor, txn, Capability.REFUND_RETRY)
     if not can_proceed(refund.retry):
         raise InvalidState(f"Cannot retry a {refund.status} refund: only failed refunds can be retried.")
     _check_no_open_dispute(txn)

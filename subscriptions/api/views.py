@@ -6,8 +6,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from core.api.permissions import MerchantOnly, capability_permission
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
-from payments.api.views import MerchantOnly, MerchantOrAnyStaff
+from core.permissions import Capability
 from subscriptions.api.serializers import (
     EmptyInput,
     InvoiceListFilters,
@@ -41,10 +42,12 @@ from subscriptions.services.subscriptions import (
     subscription_update,
 )
 
+SubscriptionReaders = capability_permission(Capability.SUBSCRIPTION_READ, merchant=True)
+
 
 class _ReadOrMerchantWrite(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [SubscriptionReaders()]
 
 
 # --- plans -------------------------------------------------------------------------------
@@ -63,7 +66,7 @@ class PlanListCreateApi(_ReadOrMerchantWrite):
 
 
 class PlanDetailApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [SubscriptionReaders]
 
     @extend_schema(responses={200: PlanOutput}, summary="Retrieve a plan")
     def get(self, request, plan_id: str):
@@ -107,7 +110,7 @@ class SubscriptionListCreateApi(_ReadOrMerchantWrite):
 
 class SubscriptionDetailApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [SubscriptionReaders()]
 
     @extend_schema(responses={200: SubscriptionOutput}, summary="Retrieve a subscription")
     def get(self, request, subscription_id: str):
@@ -165,7 +168,7 @@ class SubscriptionResumeApi(ApiView):
 
 # --- invoices ----------------------------------------------------------------------------
 class InvoiceListApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [SubscriptionReaders]
 
     @extend_schema(parameters=[InvoiceListFilters], responses={200: InvoiceOutput(many=True)}, summary="List invoices")
     def get(self, request):
@@ -175,7 +178,7 @@ class InvoiceListApi(ApiView):
 
 
 class InvoiceDetailApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [SubscriptionReaders]
 
     @extend_schema(responses={200: InvoiceOutput}, summary="Retrieve an invoice")
     def get(self, request, invoice_id: str):

@@ -4,9 +4,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from core import permissions as roles
+from core.api.permissions import MerchantOnly, capability_permission
 from core.api.serializers import EmptyInput
-from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent, role_permission
+from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
+from core.permissions import Capability
 from webhooks.api.serializers import (
     EventListFilters,
     EventOutput,
@@ -27,14 +28,10 @@ from webhooks.selectors import (
 from webhooks.services.deliveries import webhook_delivery_resend
 from webhooks.services.endpoints import webhook_endpoint_create, webhook_endpoint_delete
 
-MerchantOnly = role_permission(merchant=True)
-MerchantOrAnyStaff = role_permission(merchant=True, roles=roles.STAFF_ROLES)
-MerchantOrSupport = role_permission(merchant=True, roles=(roles.SUPPORT, roles.OPERATOR, roles.ADMIN))
-
 
 class WebhookEndpointListCreateApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "POST" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.WEBHOOK_READ, merchant=True)()]
 
     @extend_schema(request=WebhookEndpointCreateInput, responses={201: WebhookEndpointCreatedOutput},
                    parameters=[IDEMPOTENCY_HEADER], summary="Register a webhook endpoint (its signing secret is shown once)")
@@ -55,7 +52,7 @@ class WebhookEndpointListCreateApi(ApiView):
 
 class WebhookEndpointDetailApi(ApiView):
     def get_permissions(self):
-        return [MerchantOnly()] if self.request.method == "DELETE" else [MerchantOrAnyStaff()]
+        return [MerchantOnly()] if self.request.method == "DELETE" else [capability_permission(Capability.WEBHOOK_READ, merchant=True)()]
 
     @extend_schema(responses={200: WebhookEndpointOutput}, summary="Retrieve a webhook endpoint")
     def get(self, request, endpoint_id: str):
@@ -68,7 +65,7 @@ class WebhookEndpointDetailApi(ApiView):
 
 
 class EventListApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.EVENT_READ, merchant=True)]
 
     @extend_schema(parameters=[EventListFilters], responses={200: EventOutput(many=True)},
                    summary="List events, newest first (the webhook payloads)")
@@ -82,7 +79,7 @@ class EventListApi(ApiView):
 
 
 class EventDetailApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.EVENT_READ, merchant=True)]
 
     @extend_schema(responses={200: EventOutput}, operation_id="payment_events_detail", summary="Retrieve an event")
     def get(self, request, event_id: str):
@@ -90,7 +87,7 @@ class EventDetailApi(ApiView):
 
 
 class WebhookDeliveryListApi(ApiView):
-    permission_classes = [MerchantOrAnyStaff]
+    permission_classes = [capability_permission(Capability.WEBHOOK_READ, merchant=True)]
 
     @extend_schema(parameters=[WebhookDeliveryListFilters], responses={200: WebhookDeliveryOutput(many=True)},
                    summary="List webhook deliveries")
@@ -100,7 +97,7 @@ class WebhookDeliveryListApi(ApiView):
 
 
 class WebhookDeliveryResendApi(ApiView):
-    permission_classes = [MerchantOrSupport]
+    permission_classes = [capability_permission(Capability.WEBHOOK_RESEND, merchant=True)]
 
     @extend_schema(request=EmptyInput, responses={200: WebhookDeliveryOutput}, summary="Re-send a dead or delivered delivery")
     def post(self, request, delivery_id: str):
