@@ -2,8 +2,9 @@
 Also answers the runbook's connectivity check (the curl
 to api.stripe.com) with the configured key and API base."""
 
-from core.cli import Column, Report, RunbookCommand, gateway_names_for, gateway_probe
+from core.cli import Column, Report, RunbookCommand
 from gateways.breaker import BreakerState
+from gateways.cli import gateway_names_for, gateway_probe
 from gateways.router import fallback_mode_enabled, primary_gateway_name
 
 PROBE_COLUMNS = [

@@ -8,7 +8,8 @@ payment_processing_latency warning (3 s)."""
 import math
 import statistics
 
-from core.cli import Column, Report, RunbookCommand, gateway_names_for, gateway_probe, non_negative_float, positive_int
+from core.cli import Column, Report, RunbookCommand, non_negative_float, positive_int
+from gateways.cli import gateway_names_for, gateway_probe
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -9,8 +9,9 @@ import time
 
 from django.utils import timezone
 
-from core.cli import Column, RunbookCommand, gateway_names_for, gateway_probe, non_negative_float, positive_int, to_json
+from core.cli import Column, RunbookCommand, non_negative_float, positive_int, to_json
 from gateways.breaker import BreakerState
+from gateways.cli import gateway_names_for, gateway_probe
 from gateways.router import primary_gateway_name
 
 COLUMNS = [
