@@ -1,6 +1,7 @@
 """The gateways FlowPay knows and which of them are enabled (FLOWPAY_GATEWAYS, in priority
 order). Routing between them lives in gateways.router."""
 
+from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
@@ -14,6 +15,12 @@ GATEWAY_CLASSES: dict[str, str | type] = {
     "simulator": "gateways.simulator.adapter.SimulatorGateway",
     "stripe": "gateways.stripe.adapter.StripeGateway",
     "paypal": "gateways.paypal.adapter.PayPalGateway",
+}
+# The translator of each gateway's verified events into FlowPay changes (event -> EventChanges),
+# for gateways.events; a gateway without webhooks FlowPay acts on has none.
+GATEWAY_EVENT_TRANSLATORS: dict[str, str | Callable] = {
+    "stripe": "gateways.stripe.events.stripe_event_changes",
+    "paypal": "gateways.paypal.events.paypal_event_changes",
 }
 
 

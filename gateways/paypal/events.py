@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateways.base import GatewayError, WebhookEvent
-from gateways.events import DisputeChange, EventChanges, PaymentChange, RefundChange
+from gateways.event_types import DisputeChange, EventChanges, PaymentChange, RefundChange
 from gateways.paypal.adapter import _parse_time, from_paypal_value
 
 CAPTURE_EVENT_STATUS = {

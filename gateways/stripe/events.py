@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateways.base import WebhookEvent
-from gateways.events import DisputeChange, EventChanges, PaymentChange, RefundChange
+from gateways.event_types import DisputeChange, EventChanges, PaymentChange, RefundChange
 from gateways.stripe.adapter import METADATA_IDEMPOTENCY_KEY
 
 PAYMENT_EVENT_STATUS = {
