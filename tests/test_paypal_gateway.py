@@ -19,7 +19,7 @@ from gateways.base import (
     Outcome,
     WebhookVerificationError,
 )
-from gateways.paypal import adapter as paypal_module
+from gateways.paypal import client as paypal_module
 from gateways.paypal.adapter import PayPalGateway, clear_token_cache
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,6 @@
-"""PayPal events → FlowPay changes (see gateways.events).
+"""PayPal webhooks: the verified event's normalisation into a WebhookEvent, and PayPal
+events -> FlowPay changes (see gateways.events). The verification itself is a call to PayPal
+(verify-webhook-signature), made by the adapter's parse_webhook.
 
 Acted on:
 - PAYMENT.CAPTURE.COMPLETED | .DENIED | .DECLINED | .PENDING: the capture's state. The
@@ -12,11 +14,24 @@ Everything else is recorded and ignored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from gateways.base import GatewayError, WebhookEvent
+from gateways.base import GatewayError, WebhookEvent, WebhookVerificationError
 from gateways.event_types import DisputeChange, EventChanges, PaymentChange, RefundChange
-from gateways.paypal.adapter import _parse_time, from_paypal_value
+from gateways.paypal.mapping import first_unit, from_paypal_value, parse_time
+
+# The live hosts; anything else (sandbox, a local fake) is test mode.
+LIVE_HOSTS = {"api-m.paypal.com", "api.paypal.com"}
+
+WEBHOOK_HEADERS = {
+    "auth_algo": "paypal-auth-algo",
+    "cert_url": "paypal-cert-url",
+    "transmission_id": "paypal-transmission-id",
+    "transmission_sig": "paypal-transmission-sig",
+    "transmission_time": "paypal-transmission-time",
+}
 
 CAPTURE_EVENT_STATUS = {
     "PAYMENT.CAPTURE.COMPLETED": "succeeded",
@@ -45,6 +60,61 @@ DISPUTE_OUTCOME = {
 }
 
 
+# --- the verified event ----------------------------------------------------------------
+def webhook_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The PAYPAL-* transmission headers, whatever their case or Django META form."""
+    normalised: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        key = str(name).lower().replace("_", "-")
+        if key.startswith("http-"):
+            key = key[5:]
+        normalised[key] = str(value).strip() if value is not None else ""
+    return {field: normalised.get(header, "") for field, header in WEBHOOK_HEADERS.items()}
+
+
+def webhook_document(payload: bytes) -> dict:
+    """The webhook body as an event document; WebhookVerificationError when it is not one."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookVerificationError("PayPal webhook body is not JSON") from None
+    if not isinstance(event, dict) or not event.get("id") or not event.get("event_type"):
+        raise WebhookVerificationError("PayPal webhook body is not an event")
+    return event
+
+
+def verification_request(found: dict[str, str], *, webhook_id: str, payload: bytes) -> bytes:
+    """The body of POST /v1/notifications/verify-webhook-signature. The event is spliced in
+    as received: PayPal verifies the JSON it was sent, and a re-serialised copy (key order,
+    escapes, number format) can fail verification."""
+    head = json.dumps({**found, "webhook_id": webhook_id})
+    raw = payload if isinstance(payload, bytes) else str(payload).encode()
+    return head[:-1].encode() + b', "webhook_event": ' + raw.strip() + b"}"
+
+
+def webhook_event(event: dict, *, api_base: str) -> WebhookEvent:
+    """A verified event document as FlowPay's WebhookEvent."""
+    resource = event.get("resource") if isinstance(event.get("resource"), dict) else {}
+    created = parse_time(event.get("create_time"))
+    if created is None:
+        raise WebhookVerificationError("PayPal webhook has no readable create_time")
+    flowpay_reference = resource.get("custom_id")
+    if not flowpay_reference and resource.get("purchase_units"):
+        flowpay_reference = first_unit(resource).get("custom_id")
+    return WebhookEvent(
+        id=str(event["id"]),
+        gateway="paypal",
+        type=str(event["event_type"]),
+        created=created,
+        object_type=str(event.get("resource_type") or ""),
+        object_reference=resource.get("id"),
+        flowpay_reference=flowpay_reference or None,
+        data=resource,
+        livemode=urlsplit(api_base).hostname in LIVE_HOSTS,
+    )
+
+
+# --- event -> changes ------------------------------------------------------------------
 def paypal_event_changes(event: WebhookEvent) -> EventChanges:
     resource = event.data if isinstance(event.data, dict) else {}
     try:
@@ -132,5 +202,5 @@ def _dispute(event: WebhookEvent, resource: dict) -> DisputeChange:
         amount=_minor(amount_money) or None,
         currency=str((amount_money or {}).get("currency_code") or "").upper(),
         reason=str(resource.get("reason") or "")[:500],
-        evidence_due_by=_parse_time(resource.get("seller_response_due_date")),
+        evidence_due_by=parse_time(resource.get("seller_response_due_date")),
     )
