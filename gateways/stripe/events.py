@@ -1,4 +1,5 @@
-"""Stripe events → FlowPay changes (see gateways.events).
+"""Stripe webhooks: signature verification and the event's normalisation into a
+WebhookEvent, and Stripe events → FlowPay changes (see gateways.events).
 
 Acted on:
 - payment_intent.succeeded | .payment_failed | .requires_action | .amount_capturable_updated
@@ -15,10 +16,15 @@ Everything else is recorded and ignored.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
-from gateways.base import WebhookEvent
+import stripe
+
+from gateways.base import WebhookEvent, WebhookVerificationError
 from gateways.event_types import DisputeChange, EventChanges, PaymentChange, RefundChange
-from gateways.stripe.adapter import METADATA_IDEMPOTENCY_KEY
+from gateways.stripe.mapping import METADATA_IDEMPOTENCY_KEY, METADATA_TRANSACTION, plain, utc
+
+WEBHOOK_TOLERANCE_SECONDS = 300
 
 PAYMENT_EVENT_STATUS = {
     "payment_intent.succeeded": "succeeded",
@@ -51,6 +57,66 @@ DISPUTE_STATUS = {
 }
 
 
+# --- the verified event ----------------------------------------------------------------
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header from Django's case-insensitive headers, a plain dict in any case, or META."""
+    value = headers.get(name) if hasattr(headers, "get") else None
+    if value:
+        return value
+    wanted = {name.lower(), "http_" + name.lower().replace("-", "_")}
+    for key, candidate in headers.items():
+        if str(key).lower() in wanted:
+            return candidate
+    return None
+
+
+def verified_event(payload: bytes, headers: Mapping[str, str], *, secrets: list[str]) -> dict:
+    """The event document, once its Stripe-Signature matches one of `secrets` (several while
+    an endpoint secret is rotated) within the tolerance; else WebhookVerificationError."""
+    if not secrets:
+        raise WebhookVerificationError("No Stripe webhook signing secret is configured.")
+    signature = header(headers, "Stripe-Signature")
+    if not signature:
+        raise WebhookVerificationError("The Stripe-Signature header is missing.")
+    event, failures = None, []
+    for secret in secrets:
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+            break
+        except stripe.SignatureVerificationError as exc:
+            failures.append(exc.user_message or "signature mismatch")
+        except Exception:  # verified, but not a JSON Stripe event (or undecodable)
+            raise WebhookVerificationError("The webhook payload is not a Stripe event.") from None
+    if event is None:
+        # A stale timestamp is the more useful reason when one secret matched.
+        reason = next((f for f in failures if "tolerance" in f), failures[-1] if failures else "")
+        raise WebhookVerificationError(f"Stripe webhook signature verification failed: {reason}")
+    return plain(event)
+
+
+def webhook_event(body: dict) -> WebhookEvent:
+    """A verified event document as FlowPay's WebhookEvent."""
+    try:
+        obj = (body.get("data") or {}).get("object") or {}
+        if not isinstance(obj, dict):
+            obj = {}
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        return WebhookEvent(
+            id=str(body["id"]),
+            gateway="stripe",
+            type=str(body["type"]),
+            created=utc(body["created"]),
+            object_type=str(obj.get("object") or ""),
+            object_reference=obj.get("id"),
+            flowpay_reference=metadata.get(METADATA_TRANSACTION) or None,
+            data=obj,
+            livemode=bool(body.get("livemode", False)),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise WebhookVerificationError("The webhook payload is not a complete Stripe event.") from None
+
+
+# --- event -> changes ------------------------------------------------------------------
 def stripe_event_changes(event: WebhookEvent) -> EventChanges:
     obj = event.data if isinstance(event.data, dict) else {}
     if event.type in PAYMENT_EVENT_STATUS:
