@@ -1,4 +1,18 @@
-from django.db import models
+from __future__ import annotations
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+
+
+class SimulatorChargeStatus:
+    """A SimulatorCharge's status: GatewayPayment's vocabulary, and "refund" for a refund record."""
+
+    AUTHORIZED = "requires_capture"
+    SUCCEEDED = "succeeded"
+    DECLINED = "failed"
+    REQUIRES_ACTION = "requires_action"
+    CANCELED = "canceled"
+    REFUND = "refund"  # a refund record; flowpay_reference holds the charge it refunds
 
 
 class SimulatorCharge(models.Model):
@@ -25,3 +39,14 @@ class SimulatorCharge(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    @classmethod
+    def create_once(cls, *, idempotency_key: str, defaults: dict) -> SimulatorCharge:
+        """Create the record, or return the one already made under this key (and count the
+        call): the simulator honours idempotency keys as a PSP does."""
+        try:
+            with transaction.atomic():
+                return cls.objects.create(idempotency_key=idempotency_key, **defaults)
+        except IntegrityError:
+            cls.objects.filter(idempotency_key=idempotency_key).update(call_count=F("call_count") + 1)
+            return cls.objects.get(idempotency_key=idempotency_key)

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
 from core.models import new_public_id
@@ -43,6 +43,7 @@ from gateways.base import (
     WebhookVerificationError,
 )
 from gateways.models import SimulatorCharge
+from gateways.models import SimulatorChargeStatus as ChargeStatus
 
 SUCCEEDING_TOKENS = {
     "pm_card_visa",
@@ -120,15 +121,6 @@ def _apply_faults(operation: str, name: str) -> SimulatorFaults:
     return faults
 
 
-class ChargeStatus:
-    AUTHORIZED = "requires_capture"
-    SUCCEEDED = "succeeded"
-    DECLINED = "failed"
-    REQUIRES_ACTION = "requires_action"
-    CANCELED = "canceled"
-    REFUND = "refund"  # a refund record; flowpay_reference holds the charge it refunds
-
-
 class SimulatorGateway:
     """`name` lets tests and demos run a second, independent simulator (own faults and
     breaker) to show failover; both share the simulator's records."""
@@ -153,7 +145,7 @@ class SimulatorGateway:
             status = ChargeStatus.SUCCEEDED
         else:
             status = ChargeStatus.AUTHORIZED
-        charge = self._create_once(
+        charge = SimulatorCharge.create_once(
             idempotency_key=idempotency_key,
             defaults={
                 "reference": new_public_id("sim_ch"),
@@ -282,16 +274,6 @@ class SimulatorGateway:
         raise WebhookVerificationError("the simulator gateway sends no webhooks")
 
     # --- internals ----------------------------------------------------------------
-    @staticmethod
-    def _create_once(*, idempotency_key: str, defaults: dict) -> SimulatorCharge:
-        """Create the charge, or return the one already made under this key (and count the call)."""
-        try:
-            with transaction.atomic():
-                return SimulatorCharge.objects.create(idempotency_key=idempotency_key, **defaults)
-        except IntegrityError:
-            SimulatorCharge.objects.filter(idempotency_key=idempotency_key).update(call_count=F("call_count") + 1)
-            return SimulatorCharge.objects.get(idempotency_key=idempotency_key)
-
     @staticmethod
     def _charge_result(charge: SimulatorCharge, message: str) -> ChargeResult:
         if charge.status == ChargeStatus.DECLINED:
