@@ -93,9 +93,9 @@ class PayPalGateway:
     def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult:
         """Create the order and take it to an authorization (manual capture) or a capture
         (automatic). Returns the authorization id or the capture id as `reference`."""
+        body = order_request(payment, invoice_id=bounded_id(idempotency_key, MAX_INVOICE_ID_LENGTH))
         reply = self.client.call(
-            "POST", "/v2/checkout/orders", json_body=order_request(payment, invoice_id=bounded_id(idempotency_key, MAX_INVOICE_ID_LENGTH)),
-            request_id=idempotency_key, money=True, operation="authorize",
+            "POST", "/v2/checkout/orders", json_body=body, request_id=idempotency_key, money=True, operation="authorize"
         )
         if not reply.ok:
             return self._order_error(reply, payment=payment, order=None, operation="authorize")
@@ -115,7 +115,9 @@ class PayPalGateway:
     def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
         """Capture `amount` of the authorization `reference` (final: the rest is released).
         Returns the new CAPTURE id as `reference` (the one refunds take)."""
-        authorization = self.client.get(f"/v2/payments/authorizations/{reference}", missing=f"No such authorization: '{reference}'")
+        authorization = self.client.get(
+            f"/v2/payments/authorizations/{reference}", missing=f"No such authorization: '{reference}'"
+        )
         currency = (authorization.get("amount") or {}).get("currency_code", "")
         status = authorization.get("status")
         if status == "CAPTURED":
@@ -324,7 +326,8 @@ class PayPalGateway:
         if not done:
             return OperationResult(succeeded=False, reference=reference, error_code="charge_not_capturable",
                                    message="PayPal says the authorization is captured but lists no capture.")
-        return OperationResult(succeeded=True, reference=done[0].get("id"), amount=sum(minor_units(c.get("amount")) for c in done))
+        return OperationResult(succeeded=True, reference=done[0].get("id"),
+                               amount=sum(minor_units(c.get("amount")) for c in done))
 
     def _captures_of(self, authorization: Mapping) -> list[Mapping]:
         order_id = ((authorization.get("supplementary_data") or {}).get("related_ids") or {}).get("order_id")
