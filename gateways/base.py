@@ -1,6 +1,6 @@
 """The gateway protocol: dataclasses in, dataclasses out.
 
-Nothing outside `payments/gateways/` imports a gateway SDK or knows a gateway's payload.
+Nothing outside `gateways/` imports a gateway SDK or knows a gateway's payload.
 Errors are split by what they say about the money:
 - `GatewayDeclined` is never raised: a decline is a normal ChargeResult (final, never
   failed over);
