@@ -1,3 +1,7 @@
+"""Celery tasks of merchant webhooks. Each imports the service it runs inside its body: the
+services queue these tasks at module level (outbox_publish kicks the relay on commit), so a
+module-level import back would be a cycle."""
+
 import logging
 
 from celery import shared_task

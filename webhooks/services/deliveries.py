@@ -17,6 +17,7 @@ import random
 import time
 
 import urllib3
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -147,9 +148,7 @@ def webhook_delivery_resend(*, delivery_id: int, actor: Actor) -> WebhookDeliver
         actor=actor, action="webhook_delivery.resend", target=delivery, merchant_id=delivery.endpoint.merchant_id,
         details={"event": delivery.event.public_id, "endpoint": delivery.endpoint.public_id},
     )
-    from webhooks.tasks import webhook_deliver_task
-
-    transaction.on_commit(lambda: webhook_deliver_task.delay(delivery.pk))
+    transaction.on_commit(lambda: webhook_deliveries_queue([delivery.pk]))
     return delivery
 
 
@@ -157,3 +156,19 @@ def validate_destination(url: str) -> None:
     refusal = destination_refusal(url)
     if refusal:
         raise InvalidRequest(f"This URL cannot receive webhooks: {refusal}.", code="url_invalid", param="url")
+
+
+# The delivery task (webhooks.tasks) runs this module's services, so it is queued by its
+# registered name rather than imported: the task module depends on the services, never back.
+DELIVER_TASK = "webhooks.deliver"
+
+
+def webhook_deliveries_queue(delivery_ids: list[int]) -> None:
+    """Queue committed deliveries for sending; one that cannot be queued (broker down) is
+    left to the beat sweep, which finds every due delivery."""
+    for delivery_id in delivery_ids:
+        try:
+            current_app.signature(DELIVER_TASK, args=(delivery_id,)).delay()
+        except Exception:  # the committed delivery is swept by beat
+            logger.warning("could not queue a webhook delivery; the sweep will send it", exc_info=True)
+            return

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from core.runtime import simplified_flow_enabled
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from webhooks.services.deliveries import webhook_deliveries_queue
+from webhooks.tasks import outbox_relay_task
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,6 @@ def _kick_relay() -> None:
     # Every commit kicks: relays run concurrently without conflict (SKIP LOCKED), and a
     # dropped kick would leave the event to the beat sweep.
     try:
-        from webhooks.tasks import outbox_relay_task
-
         outbox_relay_task.delay()
     except Exception:  # the beat sweep relays it anyway; never fail the committed change
         logger.warning("outbox relay kick failed; the beat sweep will relay", exc_info=True)
@@ -88,16 +88,6 @@ def _outbox_relay_batch(*, batch_size: int) -> int:
             WebhookDelivery.objects.filter(event_id__in=[e.pk for e in events], status=WebhookDelivery.Status.PENDING)
             .values_list("pk", flat=True)
         )
-        transaction.on_commit(lambda: _queue_deliveries(ids))
+        transaction.on_commit(lambda: webhook_deliveries_queue(ids))
     return len(events)
 
-
-def _queue_deliveries(ids: list[int]) -> None:
-    from webhooks.tasks import webhook_deliver_task
-
-    for delivery_id in ids:
-        try:
-            webhook_deliver_task.delay(delivery_id)
-        except Exception:  # the committed delivery is swept by beat
-            logger.warning("could not queue a webhook delivery; the sweep will send it", exc_info=True)
-            return
