@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Merchant, StaffToken
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest
@@ -44,7 +45,7 @@ def merchant_create(*, name: str, actor: Actor) -> Merchant:
     if not name:
         raise InvalidRequest("A merchant needs a name.", param="name")
     merchant = Merchant.objects.create(name=name[:200])
-    audit_record(actor=actor, action="merchant.create", target=merchant, merchant_id=merchant.pk, details={"name": merchant.name})
+    audit_record(actor=actor, action=AuditAction.MERCHANT_CREATE, target=merchant, merchant_id=merchant.pk, details={"name": merchant.name})
     return merchant
 
 
@@ -60,12 +61,12 @@ def api_key_create(*, merchant: Merchant, environment: str = "test", label: str 
         prefix=secret[: len(API_KEY_PREFIXES[environment]) + _CLEAR_PREFIX_EXTRA],
         key_hash=credential_digest(secret),
     )
-    audit_record(actor=actor, action="api_key.create", target=key, merchant_id=merchant.pk, details={"prefix": key.prefix})
+    audit_record(actor=actor, action=AuditAction.API_KEY_CREATE, target=key, merchant_id=merchant.pk, details={"prefix": key.prefix})
     return IssuedSecret(record=key, secret=secret)
 
 
 def api_key_revoke(*, api_key_id: int, actor: Actor) -> ApiKey:
-    return _credential_revoke(model=ApiKey, pk=api_key_id, action="api_key.revoke", actor=actor)
+    return _credential_revoke(model=ApiKey, pk=api_key_id, action=AuditAction.API_KEY_REVOKE, actor=actor)
 
 
 @transaction.atomic
@@ -88,18 +89,18 @@ def staff_token_create(*, username: str, role: str, label: str = "", actor: Acto
         key_hash=credential_digest(secret),
     )
     audit_record(
-        actor=actor, action="staff_token.create", target=token,
+        actor=actor, action=AuditAction.STAFF_TOKEN_CREATE, target=token,
         details={"username": username, "role": role, "prefix": token.prefix, "user_created": created},
     )
     return IssuedSecret(record=token, secret=secret)
 
 
 def staff_token_revoke(*, staff_token_id: int, actor: Actor) -> StaffToken:
-    return _credential_revoke(model=StaffToken, pk=staff_token_id, action="staff_token.revoke", actor=actor)
+    return _credential_revoke(model=StaffToken, pk=staff_token_id, action=AuditAction.STAFF_TOKEN_REVOKE, actor=actor)
 
 
 @transaction.atomic
-def _credential_revoke(*, model: type[ApiKey] | type[StaffToken], pk: int, action: str, actor: Actor):
+def _credential_revoke(*, model: type[ApiKey] | type[StaffToken], pk: int, action: AuditAction, actor: Actor):
     """Revoking twice is a no-op: the first revocation time and audit entry stand."""
     credential = model.objects.select_for_update().get(pk=pk)
     if credential.revoked_at is None:

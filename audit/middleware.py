@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from django.db import transaction
 from django.http import JsonResponse
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.api.errors import error_body
@@ -90,7 +91,7 @@ def _audit_card_data_rejection(request, param: str) -> None:
         with transaction.atomic():  # a savepoint: a failed write never poisons an outer transaction
             audit_record(
                 actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=request.META.get("REMOTE_ADDR") or None),
-                action="security.card_data_rejected", result="denied",
+                action=AuditAction.SECURITY_CARD_DATA_REJECTED, result="denied",
                 details={"method": request.method, "path": request.path[:200], "field": param or "body"},
             )
     except Exception:  # the refusal stands even if the audit write fails

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db import models
 
+from audit.actions import AuditAction, audit_action_checked
 from audit.models import AuditEntry
 from audit.redaction import redact
 from core.actors import Actor
@@ -11,14 +12,16 @@ from core.observability.context import get_correlation_id
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     target: models.Model | None = None,
     merchant_id: int | None = None,
     result: str = AuditEntry.Result.SUCCESS,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one audit entry. Call it inside the caller's database transaction so that the
-    entry exists if and only if the action it records was committed."""
+    entry exists if and only if the action it records was committed. `action` must be an
+    AuditAction member (TypeError otherwise, a plain string included)."""
+    action = audit_action_checked(action)
     if merchant_id is None and target is not None:
         merchant_id = getattr(target, "merchant_id", None)
     if merchant_id is None:
@@ -27,7 +30,7 @@ def audit_record(
         actor_type=str(actor.type),
         actor_id=actor.id[:150],
         merchant_id=merchant_id,
-        action=action,
+        action=action.value,
         object_type=target._meta.model_name if target is not None else "",
         object_id=str(getattr(target, "public_id", None) or getattr(target, "pk", "") or "") if target is not None else "",
         result=str(result),

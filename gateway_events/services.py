@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.errors import FlowPayError, InvalidState
@@ -395,7 +396,7 @@ def inbound_event_replay(*, inbound_event_id: int, actor: Actor) -> InboundEvent
         ):
             raise InvalidState(f"inbound event {row.pk} ({row.event_id}) is {previous}: nothing to replay")
         audit_record(
-            actor=actor, action="inbound_event.replay", target=row,
+            actor=actor, action=AuditAction.INBOUND_EVENT_REPLAY, target=row,
             details={"gateway": row.gateway, "event": row.event_id, "type": row.type, "previous_status": previous,
                      "error": row.error[:500]},
         )

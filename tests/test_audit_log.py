@@ -4,6 +4,7 @@ raw SQL; entries are written in the same database transaction as the action."""
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from audit.actions import AuditAction
 from audit.models import AuditEntry, AuditLogImmutable
 from audit.services import audit_record
 from core.actors import Actor
@@ -12,9 +13,14 @@ from payments.models import Transaction
 pytestmark = pytest.mark.django_db
 
 
+def raw_entry(action: str, **fields) -> AuditEntry:
+    # audit_record takes AuditAction members only; these tests need an entry of any action.
+    return AuditEntry.objects.create(actor_type="system", actor_id="test", action=action, **fields)
+
+
 @pytest.fixture
 def entry(merchant_a):
-    return audit_record(actor=Actor.system("test"), action="test.action", merchant_id=merchant_a.merchant.pk, details={"a": 1})
+    return raw_entry("test.action", merchant_id=merchant_a.merchant.pk, details={"a": 1})
 
 
 def test_model_refuses_save_of_an_existing_entry_and_delete(entry):
@@ -55,7 +61,7 @@ def test_database_trigger_rejects_raw_sql_update_and_delete(entry, sql):
 @pytest.mark.parametrize("sql", ["TRUNCATE audit_entry", "TRUNCATE audit_entry CASCADE"])
 def test_database_trigger_rejects_truncate_of_committed_entries(sql):
     # Committed rows (transaction=True): the trigger itself, not a pending-event check, refuses.
-    entry = audit_record(actor=Actor.system("test"), action="test.truncate")
+    entry = raw_entry("test.truncate")
     with pytest.raises(DatabaseError, match="append-only: TRUNCATE"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
@@ -65,7 +71,7 @@ def test_database_trigger_rejects_truncate_of_committed_entries(sql):
 def test_entry_fields_and_redaction(merchant_a):
     entry = audit_record(
         actor=Actor(type="api", id="fp_test_abc", merchant_id=merchant_a.merchant.pk, ip="203.0.113.9"),
-        action="test.redaction",
+        action=AuditAction.MERCHANT_CREATE,
         details={"api_key": "fp_test_secret", "note": "card 4242424242424242", "amount": 100},
     )
     entry.refresh_from_db()
@@ -91,7 +97,7 @@ def test_a_rolled_back_action_leaves_no_audit_entry(merchant_a, make_payment):
     before = AuditEntry.objects.count()
     with pytest.raises(RuntimeError):
         with transaction.atomic():
-            audit_record(actor=Actor.system("test"), action="transaction.capture", target=txn)
+            audit_record(actor=Actor.system("test"), action=AuditAction.TRANSACTION_CAPTURE, target=txn)
             raise RuntimeError("the action failed after auditing")
     assert AuditEntry.objects.count() == before
     assert Transaction.objects.get(pk=txn.pk).status == "authorized"

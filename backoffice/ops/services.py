@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core import runtime
 from core.actors import Actor
@@ -14,19 +15,30 @@ from gateways.credentials import credentials_reload
 from gateways.registry import GATEWAY_CLASSES, enabled_gateway_names
 from gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
 
+# Every switch is audited under its own action; a key missing here cannot be changed.
+SWITCH_AUDIT_ACTIONS = {
+    runtime.PRIMARY_GATEWAY: AuditAction.RUNTIME_PRIMARY_GATEWAY,
+    runtime.FALLBACK_MODE: AuditAction.RUNTIME_FALLBACK_MODE,
+    runtime.SIMPLIFIED_FLOW: AuditAction.RUNTIME_SIMPLIFIED_FLOW,
+    runtime.CREDENTIALS_VERSION: AuditAction.RUNTIME_CREDENTIALS_VERSION,
+    runtime.DB_CONNECTIONS_VERSION: AuditAction.RUNTIME_DB_CONNECTIONS_VERSION,
+}
+
 
 @transaction.atomic
 def ops_switch_set(*, key: str, value, reason: str, actor: Actor) -> None:
     """Set a runtime switch and audit who changed it, from what, and why, in one transaction."""
+    action = SWITCH_AUDIT_ACTIONS[key]
     previous = runtime.runtime_set(key=key, value=value, actor=actor, reason=reason)
-    audit_record(actor=actor, action=f"runtime.{key}", details={"previous": previous, "value": value, "reason": reason})
+    audit_record(actor=actor, action=action, details={"previous": previous, "value": value, "reason": reason})
 
 
 @transaction.atomic
 def ops_counter_bump(*, key: str, reason: str, actor: Actor) -> int:
     """Bump a counter every process follows (reload requests) and audit it, in one transaction."""
+    action = SWITCH_AUDIT_ACTIONS[key]
     value = runtime.runtime_bump(key=key, actor=actor, reason=reason)
-    audit_record(actor=actor, action=f"runtime.{key}", details={"value": value, "reason": reason})
+    audit_record(actor=actor, action=action, details={"value": value, "reason": reason})
     return value
 
 
@@ -73,7 +85,7 @@ def ops_reload_api_keys(*, reason: str, actor: Actor) -> dict:
     try:
         fresh = credentials_reload()
     except ImproperlyConfigured as exc:
-        audit_record(actor=actor, action="runtime.credentials_reload", result="failure", details={"error": str(exc), "reason": reason})
+        audit_record(actor=actor, action=AuditAction.RUNTIME_CREDENTIALS_RELOAD, result="failure", details={"error": str(exc), "reason": reason})
         raise InvalidRequest(f"The new gateway credentials could not be loaded: {exc}", code="credentials_invalid") from None
     ops_counter_bump(key=runtime.CREDENTIALS_VERSION, reason=reason, actor=actor)
     return {**ops_state(), "keys": [c.describe() for c in fresh.values()]}

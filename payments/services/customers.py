@@ -1,6 +1,7 @@
 from django.db import IntegrityError, transaction
 
 from accounts.models import Merchant
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest
@@ -10,7 +11,7 @@ from payments.models import Customer, PaymentMethod
 @transaction.atomic
 def customer_create(*, merchant: Merchant, email: str = "", name: str = "", metadata: dict | None = None, actor: Actor) -> Customer:
     customer = Customer.objects.create(merchant=merchant, email=email, name=name, metadata=metadata or {})
-    audit_record(actor=actor, action="customer.create", target=customer)
+    audit_record(actor=actor, action=AuditAction.CUSTOMER_CREATE, target=customer)
     return customer
 
 
@@ -24,7 +25,7 @@ def payment_method_attach(
                 merchant_id=customer.merchant_id, customer=customer, gateway=gateway,
                 gateway_token=gateway_token, brand=brand, last4=last4,
             )
-            audit_record(actor=actor, action="payment_method.attach", target=method, details={"gateway": gateway, "customer": customer.public_id})
+            audit_record(actor=actor, action=AuditAction.PAYMENT_METHOD_ATTACH, target=method, details={"gateway": gateway, "customer": customer.public_id})
             return method
     except IntegrityError:
         existing = PaymentMethod.objects.filter(customer=customer, gateway=gateway, gateway_token=gateway_token).first()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.observability.metrics import payments_processed
@@ -24,6 +25,13 @@ GATEWAY_TO_FLOWPAY = {
     "requires_action": S.REQUIRES_ACTION,
     "failed": S.FAILED,
     "canceled": S.FAILED,
+}
+# (recovering a failed payment?, forced by an operator?) → the audit action of the resolution.
+RESOLUTION_ACTIONS = {
+    (False, False): AuditAction.TRANSACTION_RESOLVED,
+    (False, True): AuditAction.TRANSACTION_RESOLVED_FORCED,
+    (True, False): AuditAction.TRANSACTION_RECOVERED,
+    (True, True): AuditAction.TRANSACTION_RECOVERED_FORCED,
 }
 
 
@@ -90,8 +98,7 @@ def transaction_apply_gateway_status(
     _attempt_record_settled(txn, operation=operation, gateway_status=gateway_status, reference=reference, now=now)
     audit_record(
         actor=actor,
-        action=("transaction.recovered" if recovering else "transaction.resolved")
-        + ("_forced" if forced_reason is not None else ""),
+        action=RESOLUTION_ACTIONS[(bool(recovering), forced_reason is not None)],
         target=txn,
         result="success" if txn.status != S.FAILED else "failure",
         details={

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from accounts.models import Merchant
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import (
@@ -149,7 +150,7 @@ def _attempt_begin(*, transaction_id: int, gateway: str, actor: Actor) -> Paymen
         return None
     previous = txn.attempts.order_by("-number").first()
     if previous is not None:
-        action = "transaction.retry" if previous.gateway == gateway else "transaction.failover"
+        action = AuditAction.TRANSACTION_RETRY if previous.gateway == gateway else AuditAction.TRANSACTION_FAILOVER
         audit_record(
             actor=actor, action=action, target=txn,
             details={"from_gateway": previous.gateway, "to_gateway": gateway, "attempt": previous.number + 1,
@@ -167,7 +168,7 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
     if txn.status == S.PROCESSING:
         txn.mark_failed(code=code, message=message, reference=None, now=timezone.now())
         txn.save()
-        audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_FAILED, target=txn, result="failure", details={"error": code})
         transaction_announce(txn)
     return txn
 
@@ -201,14 +202,14 @@ def _transaction_open(
     )
     txn.save()
     audit_record(
-        actor=actor, action="transaction.create", target=txn,
+        actor=actor, action=AuditAction.TRANSACTION_CREATE, target=txn,
         details={"amount": txn.amount, "currency": txn.currency, "capture_method": txn.capture_method},
     )
     # A saved token only works at the gateway that issued it: no failover for it.
     pinned_gateway = saved.gateway if saved is not None else None
     txn.start_processing(gateway=pinned_gateway or primary_gateway_name(), now=timezone.now())
     txn.save()
-    audit_record(actor=actor, action="transaction.processing", target=txn, details={"gateway": txn.gateway})
+    audit_record(actor=actor, action=AuditAction.TRANSACTION_PROCESSING, target=txn, details={"gateway": txn.gateway})
     return txn, pinned_gateway
 
 
@@ -243,7 +244,7 @@ def _transaction_record_authorization(
         attempt.error_code, attempt.error_message = result.code, str(result)[:500]
         attempt.save()
         logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
-        audit_record(actor=actor, action="transaction.outcome_unknown", target=txn, result="failure", details={"error": result.code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_OUTCOME_UNKNOWN, target=txn, result="failure", details={"error": result.code})
         return txn
     if isinstance(result, GatewayError):
         attempt.outcome = PaymentAttempt.Outcome.ERROR
@@ -251,7 +252,7 @@ def _transaction_record_authorization(
         attempt.save()
         txn.mark_failed(code=result.code, message=str(result), reference=None, now=now)
         txn.save()
-        audit_record(actor=actor, action="transaction.failed", target=txn, result="failure", details={"error": result.code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_FAILED, target=txn, result="failure", details={"error": result.code})
         transaction_announce(txn)
         return txn
 
@@ -260,23 +261,23 @@ def _transaction_record_authorization(
         attempt.outcome = PaymentAttempt.Outcome.SUCCEEDED
         if result.amount_captured:
             txn.mark_completed(reference=result.reference, amount_captured=result.amount_captured, now=now)
-            action = "transaction.completed"
+            action = AuditAction.TRANSACTION_COMPLETED
         else:
             txn.mark_authorized(reference=result.reference, now=now)
-            action = "transaction.authorized"
+            action = AuditAction.TRANSACTION_AUTHORIZED
     elif result.outcome == Outcome.DECLINED:
         attempt.outcome = PaymentAttempt.Outcome.DECLINED
         attempt.error_code, attempt.error_message = result.decline_code or "card_declined", result.message[:500]
         txn.mark_failed(code=result.decline_code or "card_declined", message=result.message, reference=result.reference, now=now)
-        action = "transaction.failed"
+        action = AuditAction.TRANSACTION_FAILED
     elif result.outcome == Outcome.REQUIRES_ACTION:
         attempt.outcome = PaymentAttempt.Outcome.REQUIRES_ACTION
         txn.mark_requires_action(reference=result.reference, next_action=result.next_action or {})
-        action = "transaction.requires_action"
+        action = AuditAction.TRANSACTION_REQUIRES_ACTION
     else:
         attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
         attempt.save()
-        audit_record(actor=actor, action="transaction.outcome_unknown", target=txn, result="failure")
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_OUTCOME_UNKNOWN, target=txn, result="failure")
         return txn
     attempt.save()
     txn.save()
@@ -318,16 +319,16 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
         )
     except GatewayError as exc:
         _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
-        audit_record(actor=actor, action="transaction.capture", target=txn, result="failure", details={"amount": amount, "error": exc.code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": exc.code})
         return txn, _api_error_for(exc, txn)
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
-        audit_record(actor=actor, action="transaction.capture", target=txn, result="failure", details={"amount": amount, "error": result.error_code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.error_code})
         return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=result.error_code or "invalid_state")
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
     txn.capture(amount=result.amount or amount, now=timezone.now())
     txn.save()
-    audit_record(actor=actor, action="transaction.capture", target=txn, details={"amount": txn.amount_captured})
+    audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
     transaction_announce(txn)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
@@ -356,16 +357,16 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
         )
     except GatewayError as exc:
         _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
-        audit_record(actor=actor, action="transaction.cancel", target=txn, result="failure", details={"error": exc.code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": exc.code})
         return txn, _api_error_for(exc, txn)
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
-        audit_record(actor=actor, action="transaction.cancel", target=txn, result="failure", details={"error": result.error_code})
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.error_code})
         return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=result.error_code or "invalid_state")
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
     txn.cancel(now=timezone.now())
     txn.save()
-    audit_record(actor=actor, action="transaction.cancel", target=txn)
+    audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn)
     transaction_announce(txn)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None

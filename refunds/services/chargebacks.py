@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
@@ -59,7 +60,7 @@ def _withdraw(*, txn: Transaction, chargeback: Chargeback, actor: Actor) -> None
     txn.record_funds_withdrawn(amount=chargeback.amount)
     txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
     audit_record(
-        actor=actor, action="transaction.disputed", target=txn,
+        actor=actor, action=AuditAction.TRANSACTION_DISPUTED, target=txn,
         details={"chargeback": chargeback.public_id, "amount_withdrawn": chargeback.amount, "amount_disputed": txn.amount_disputed},
     )
 
@@ -113,7 +114,7 @@ def chargeback_create(
     )
     chargeback.save()
     audit_record(
-        actor=actor, action="chargeback.create", target=chargeback,
+        actor=actor, action=AuditAction.CHARGEBACK_CREATE, target=chargeback,
         details={"transaction": txn.public_id, "reference": reference, "amount": amount, "currency": txn.currency,
                  "reason": reason, "evidence_due_by": chargeback.evidence_due_by.isoformat()},
     )
@@ -154,7 +155,7 @@ def chargeback_submit_evidence(*, chargeback_id: int, text: str, files: Sequence
     chargeback.submit_evidence(now=now)
     chargeback.save()
     audit_record(
-        actor=actor, action="chargeback.evidence_submitted", target=chargeback,
+        actor=actor, action=AuditAction.CHARGEBACK_EVIDENCE_SUBMITTED, target=chargeback,
         details={"evidence": evidence.pk, "text_length": len(text), "files": files},
     )
     return chargeback
@@ -169,7 +170,7 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
         raise InvalidState(f"Cannot accept a {chargeback.status} chargeback: only chargebacks that need a response can be accepted.")
     chargeback.accept(now=timezone.now())
     chargeback.save()
-    audit_record(actor=actor, action="chargeback.accept", target=chargeback, details={"amount_withdrawn": chargeback.amount})
+    audit_record(actor=actor, action=AuditAction.CHARGEBACK_ACCEPT, target=chargeback, details={"amount_withdrawn": chargeback.amount})
     _withdraw(txn=txn, chargeback=chargeback, actor=actor)
     chargeback_announce(chargeback, event_type="chargeback.closed")
     return chargeback
@@ -192,9 +193,9 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     transition(now=timezone.now())
     chargeback.save()
     if outcome == C.WON:
-        audit_record(actor=actor, action="chargeback.won", target=chargeback, details={"amount_reinstated": chargeback.amount})
+        audit_record(actor=actor, action=AuditAction.CHARGEBACK_WON, target=chargeback, details={"amount_reinstated": chargeback.amount})
     else:
-        audit_record(actor=actor, action="chargeback.lost", target=chargeback, details={"amount_withdrawn": chargeback.amount})
+        audit_record(actor=actor, action=AuditAction.CHARGEBACK_LOST, target=chargeback, details={"amount_withdrawn": chargeback.amount})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)
     chargeback_announce(chargeback, event_type="chargeback.closed")
     return chargeback
@@ -213,7 +214,7 @@ def chargeback_apply_gateway_status(*, chargeback_id: int, status: str, actor: A
     if status == C.UNDER_REVIEW and chargeback.status == C.NEEDS_RESPONSE:
         chargeback.submit_evidence(now=timezone.now())
         chargeback.save()
-        audit_record(actor=actor, action="chargeback.under_review", target=chargeback, details={"source": "gateway"})
+        audit_record(actor=actor, action=AuditAction.CHARGEBACK_UNDER_REVIEW, target=chargeback, details={"source": "gateway"})
         return chargeback, True
     if status == C.ACCEPTED and chargeback.status == C.NEEDS_RESPONSE:
         return chargeback_accept(chargeback_id=chargeback_id, actor=actor), True

@@ -37,6 +37,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
@@ -50,7 +51,7 @@ from gateways.base import (
     GatewayUnavailableError,
     OperationResult,
 )
-from payments.models import Transaction
+from payments.models import Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import OPEN_CHARGEBACK_STATES, Chargeback, Refund, RefundStatus
 from refunds.services.events import refund_announce
@@ -211,7 +212,7 @@ def _refund_open(
     )
     refund.save()
     audit_record(
-        actor=actor, action="refund.create", target=refund,
+        actor=actor, action=AuditAction.REFUND_CREATE, target=refund,
         details={
             "transaction": txn.public_id, "amount": amount, "currency": txn.currency, "reason": reason,
             "refund_to_original_method": refund_to_original_method, "approval_required": needs_approval,
@@ -235,7 +236,7 @@ def _dispatch(*, refund: Refund, txn: Transaction, actor: Actor) -> None:
     refund.save()
     _apply_to_transaction(txn=txn, refund=refund, actor=actor)
     audit_record(
-        actor=actor, action="refund.succeeded", target=refund,
+        actor=actor, action=AuditAction.REFUND_SUCCEEDED, target=refund,
         details={"amount": refund.amount, "settlement": "off_gateway_credit", "note": "to be settled manually"},
     )
     refund_announce(refund)
@@ -246,8 +247,9 @@ def _apply_to_transaction(*, txn: Transaction, refund: Refund, actor: Actor) -> 
     # only amount_refunded and the status are written.
     txn.apply_refund(amount=refund.amount)
     txn.save(update_fields=["amount_refunded", "status", "updated_at"])
+    refunded = txn.status == TransactionStatus.REFUNDED  # else partially refunded (apply_refund's only targets)
     audit_record(
-        actor=actor, action=f"transaction.{txn.status}", target=txn,
+        actor=actor, action=AuditAction.TRANSACTION_REFUNDED if refunded else AuditAction.TRANSACTION_PARTIALLY_REFUNDED, target=txn,
         details={"refund": refund.public_id, "amount": refund.amount, "amount_refunded": txn.amount_refunded},
     )
 
@@ -263,7 +265,7 @@ def refund_approve(*, refund_id: int, actor: Actor) -> Refund:
     refund.approve(user=get_user_model().objects.get(pk=actor.user_id), now=timezone.now())
     refund.save()
     audit_record(
-        actor=actor, action="refund.approve", target=refund,
+        actor=actor, action=AuditAction.REFUND_APPROVE, target=refund,
         details={"amount": refund.amount, "requested_by": refund.initiated_by_id},
     )
     _dispatch(refund=refund, txn=txn, actor=actor)
@@ -279,7 +281,7 @@ def refund_reject(*, refund_id: int, actor: Actor, reason: str = "") -> Refund:
     refund.reject(user=get_user_model().objects.get(pk=actor.user_id), reason=reason or "", now=timezone.now())
     refund.save()
     _release(transaction_id=txn.pk, amount=refund.amount)
-    audit_record(actor=actor, action="refund.reject", target=refund, details={"amount": refund.amount, "reason": reason})
+    audit_record(actor=actor, action=AuditAction.REFUND_REJECT, target=refund, details={"amount": refund.amount, "reason": reason})
     return refund
 
 
@@ -419,7 +421,7 @@ def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> _Attempt | None:
     now = timezone.now()
     if refund.status == R.PENDING:
         refund.start_processing(gateway=txn.gateway, now=now)
-        audit_record(actor=actor, action="refund.processing", target=refund, details={"gateway": txn.gateway})
+        audit_record(actor=actor, action=AuditAction.REFUND_PROCESSING, target=refund, details={"gateway": txn.gateway})
     elif refund.status != R.PROCESSING:
         return None  # already finished (a redelivered or duplicate task), or awaiting approval
     if not refund.refund_to_original_method:  # never queued, but never sent to a gateway either
@@ -434,7 +436,7 @@ def _refund_begin_attempt(*, refund_id: int, actor: Actor) -> _Attempt | None:
         refund.outcome_unknown = True
         logger.warning("refund attempt claim expired: taking over with the same key",
                        extra={"refund": refund.public_id, "transaction": txn.public_id})
-        audit_record(actor=actor, action="refund.claim_expired", target=refund, result="failure",
+        audit_record(actor=actor, action=AuditAction.REFUND_CLAIM_EXPIRED, target=refund, result="failure",
                      details={"attempt": refund.attempts, "in_flight_until": refund.in_flight_until.isoformat(),
                               "idempotency_key": refund.idempotency_key})
         refund.end_claim()
@@ -520,7 +522,7 @@ def _refund_record_outcome(
             return _fail(refund=refund, txn=txn, code=code, message=message, actor=actor, details=details, now=now)
         if refund.outcome_unknown and code in ALREADY_REFUNDED_CODES:
             # After a call whose outcome was unknown: the money went out (that call refunded).
-            audit_record(actor=actor, action="refund.recovered", target=refund,
+            audit_record(actor=actor, action=AuditAction.REFUND_RECOVERED, target=refund,
                          details={**details, "inferred_from": code, "note": "confirm at the gateway in reconciliation"})
             return _record_success(txn=txn, refund=refund, reference=None, key=key, actor=actor, details=details, now=now)
         if code not in UNKNOWN_OUTCOME_CODES:
@@ -542,7 +544,7 @@ def _refund_record_outcome(
     refund.record_attempt_error(code=result.code, message=str(result), unknown_outcome=unknown, next_retry_at=next_retry_at)
     refund.save()
     audit_record(
-        actor=actor, action="refund.attempt_failed", target=refund, result="failure",
+        actor=actor, action=AuditAction.REFUND_ATTEMPT_FAILED, target=refund, result="failure",
         details={**details, "error": result.code, "outcome_unknown": unknown, "next_retry_at": next_retry_at.isoformat()},
     )
     return refund
@@ -571,11 +573,11 @@ def _record_success(
         if not refund.holds_reservation:
             reserved = _reserve(transaction_id=txn.pk, amount=refund.amount)
         refund.retry(new_key=False, now=now)
-        audit_record(actor=actor, action="refund.recovered", target=refund,
+        audit_record(actor=actor, action=AuditAction.REFUND_RECOVERED, target=refund,
                      details={**details, **previous, "reference": reference, "re_reserved": reserved})
     refund.mark_succeeded(reference=reference or key, now=now)
     refund.save()
-    audit_record(actor=actor, action="refund.succeeded", target=refund, details={**details, "reference": refund.gateway_reference})
+    audit_record(actor=actor, action=AuditAction.REFUND_SUCCEEDED, target=refund, details={**details, "reference": refund.gateway_reference})
     if reserved:
         _apply_to_transaction(txn=txn, refund=refund, actor=actor)
     else:
@@ -589,7 +591,7 @@ def _record_success(
 def _over_refund_alert(*, txn: Transaction, refund: Refund, actor: Actor, details: dict, why: str) -> None:
     logger.error("over-refund: the gateway refunded more than FlowPay can record; reconcile manually",
                  extra={"refund": refund.public_id, "transaction": txn.public_id, "amount": refund.amount, "why": why})
-    audit_record(actor=actor, action="refund.over_refund_alert", target=refund, result="failure",
+    audit_record(actor=actor, action=AuditAction.REFUND_OVER_REFUND_ALERT, target=refund, result="failure",
                  details={**details, "amount": refund.amount, "transaction": txn.public_id, "why": why})
 
 
@@ -599,7 +601,7 @@ def _fail(*, refund: Refund, txn: Transaction, code: str, message: str, actor: A
     if not refund.holds_reservation:
         _release(transaction_id=txn.pk, amount=refund.amount)
     audit_record(
-        actor=actor, action="refund.failed", target=refund, result="failure",
+        actor=actor, action=AuditAction.REFUND_FAILED, target=refund, result="failure",
         details={**details, "error": code, "message": message[:500], "outcome_unknown": refund.outcome_unknown,
                  "reservation_released": not refund.holds_reservation},
     )
@@ -635,7 +637,7 @@ def refund_retry(*, refund_id: int, actor: Actor) -> Refund:
     refund.retry(new_key=new_key, now=timezone.now())
     refund.save()
     audit_record(
-        actor=actor, action="refund.retry", target=refund,
+        actor=actor, action=AuditAction.REFUND_RETRY, target=refund,
         details={**previous, "idempotency_key": refund.idempotency_key, "new_key": new_key},
     )
     _queue_execution(refund)
@@ -723,7 +725,7 @@ def refund_apply_gateway_result(
         refund.failure_message = message[:500]
         refund.save()
         _release(transaction_id=txn.pk, amount=refund.amount)
-        audit_record(actor=actor, action="refund.outcome_resolved", target=refund,
+        audit_record(actor=actor, action=AuditAction.REFUND_OUTCOME_RESOLVED, target=refund,
                      details={**previous, "gateway_error": code, "reference": reference, "reservation_released": True,
                               "idempotency_key": refund.idempotency_key})
         return refund, True

@@ -3,6 +3,7 @@ outbox payloads and the merchant's settings."""
 
 from collections.abc import Iterable
 
+from audit.actions import AuditAction, audit_action_checked
 from audit.models import AuditEntry
 from audit.redaction import redact
 from core.actors import Actor
@@ -13,7 +14,7 @@ from subscriptions.models import DunningFinalAction, SubscriptionSettings
 REBILL_ACTOR = Actor.worker("rebill")
 
 
-def audit_bulk(*, actor: Actor, entries: Iterable[tuple[str, object, dict]], result: str = "success") -> None:
+def audit_bulk(*, actor: Actor, entries: Iterable[tuple[AuditAction, object, dict]], result: str = "success") -> None:
     """Write many audit entries in one INSERT (same fields as audit.services.audit_record):
     `entries` are (action, target, details). Call it inside the transaction of the changes."""
     correlation_id = (get_correlation_id() or "")[:200]
@@ -21,7 +22,7 @@ def audit_bulk(*, actor: Actor, entries: Iterable[tuple[str, object, dict]], res
         AuditEntry(
             actor_type=str(actor.type), actor_id=actor.id[:150],
             merchant_id=getattr(target, "merchant_id", None) or actor.merchant_id,
-            action=action, object_type=target._meta.model_name,
+            action=audit_action_checked(action).value, object_type=target._meta.model_name,
             object_id=str(getattr(target, "public_id", None) or target.pk),
             result=result, details=redact(details or {}), correlation_id=correlation_id, origin_ip=actor.ip,
         )

@@ -1,6 +1,7 @@
 from django.db import transaction
 
 from accounts.models import Merchant
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidState
@@ -17,7 +18,7 @@ def plan_create(
         interval_count=interval_count, trial_days=trial_days, metadata=metadata or {},
     )
     audit_record(
-        actor=actor, action="plan.create", target=plan,
+        actor=actor, action=AuditAction.PLAN_CREATE, target=plan,
         details={"amount": amount, "currency": currency, "interval": interval, "interval_count": interval_count,
                  "trial_days": trial_days},
     )
@@ -32,7 +33,7 @@ def plan_deactivate(*, plan_id: int, actor: Actor) -> Plan:
         raise InvalidState(f"Plan {plan.public_id} is already inactive.")
     plan.active = False
     plan.save(update_fields=["active", "updated_at"])
-    audit_record(actor=actor, action="plan.deactivate", target=plan)
+    audit_record(actor=actor, action=AuditAction.PLAN_DEACTIVATE, target=plan)
     return plan
 
 
@@ -43,7 +44,7 @@ def subscription_settings_update(*, merchant: Merchant, dunning_final_action: st
     settings_row.dunning_final_action = dunning_final_action
     settings_row.save()
     audit_record(
-        actor=actor, action="subscription_settings.update", target=settings_row, merchant_id=merchant.pk,
+        actor=actor, action=AuditAction.SUBSCRIPTION_SETTINGS_UPDATE, target=settings_row, merchant_id=merchant.pk,
         details={"dunning_final_action": dunning_final_action, "previous": previous},
     )
     return settings_row

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import FlowPayError, IdempotencyInFlight
@@ -159,14 +160,14 @@ def _charge_begin(*, job_id: int, owner: str, actor: Actor) -> _Step:
     if subscription.status == SS.CANCELED:
         invoice.void(now=now)
         invoice.save()
-        audit_record(actor=actor, action="invoice.void", target=invoice, details={"reason": "subscription_canceled"})
+        audit_record(actor=actor, action=AuditAction.INVOICE_VOID, target=invoice, details={"reason": "subscription_canceled"})
         return _Step(outcome=_job_close(job=job, outcome="skipped:canceled", now=now, actor=actor))
     if invoice.hard_declined_payment_method and invoice.hard_declined_payment_method == subscription.payment_method:
         # Hard decline, and the payment method was not changed by the end of the window.
         _dunning_exhausted(subscription=subscription, invoice=invoice, now=now, actor=actor)
         job.mark_failed(now=now, outcome="uncollectible", retry_at=None)
         job.save()
-        audit_record(actor=actor, action="rebill_job.failed", target=job, result="failure",
+        audit_record(actor=actor, action=AuditAction.REBILL_JOB_FAILED, target=job, result="failure",
                      details={"reason": "hard_decline_not_retried", "invoice": invoice.public_id})
         return _Step(outcome="uncollectible")
     number = invoice.attempt_count + 1
@@ -285,7 +286,7 @@ def _charge_finish(*, charge_id: int, transaction_id: int, owner: str, actor: Ac
     if invoice.status == IS.OPEN and subscription.status == SS.CANCELED:
         invoice.void(now=now)
         invoice.save()
-        audit_record(actor=actor, action="invoice.void", target=invoice, details={"reason": "subscription_canceled"})
+        audit_record(actor=actor, action=AuditAction.INVOICE_VOID, target=invoice, details={"reason": "subscription_canceled"})
     if invoice.status != IS.OPEN:
         if job.status == JS.LEASED:
             _job_close(job=job, outcome=f"skipped:{invoice.status}", now=now, actor=actor)
@@ -297,7 +298,7 @@ def _charge_finish(*, charge_id: int, transaction_id: int, owner: str, actor: Ac
         retry_at = invoice.next_attempt_at if invoice.status == IS.OPEN else None
         job.mark_failed(now=now, outcome=outcome, retry_at=retry_at)
         job.save()
-        audit_record(actor=actor, action="rebill_job.failed", target=job, result="failure",
+        audit_record(actor=actor, action=AuditAction.REBILL_JOB_FAILED, target=job, result="failure",
                      details={"invoice": invoice.public_id, "decline_code": code, "retry_at": _iso(retry_at)})
     return outcome
 
@@ -306,19 +307,19 @@ def _invoice_paid(*, subscription: Subscription, invoice: Invoice, txn: Transact
     if invoice.status != IS.OPEN:
         # Voided or given up meanwhile, yet the money was taken: keep the record, flag it.
         logger.error("rebill charge succeeded on a %s invoice", invoice.status, extra={"invoice": invoice.public_id})
-        audit_record(actor=actor, action="invoice.paid_after_close", target=invoice, result="failure",
+        audit_record(actor=actor, action=AuditAction.INVOICE_PAID_AFTER_CLOSE, target=invoice, result="failure",
                      details={"transaction": txn.public_id, "status": invoice.status})
         return
     invoice.mark_paid(transaction_id=txn.pk, now=now)
     invoice.save()
-    audit_record(actor=actor, action="invoice.paid", target=invoice,
+    audit_record(actor=actor, action=AuditAction.INVOICE_PAID, target=invoice,
                  details={"transaction": txn.public_id, "amount": invoice.amount, "attempt": invoice.attempt_count})
     outbox_publish(merchant_id=invoice.merchant_id, event_type="invoice.paid", payload=invoice_payload(invoice))
     if subscription.status in (SS.INCOMPLETE, SS.PAST_DUE):
         previous = subscription.status
         subscription.mark_paid()
         subscription.save()
-        audit_record(actor=actor, action="subscription.active", target=subscription,
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_ACTIVE, target=subscription,
                      details={"from": previous, "invoice": invoice.public_id})
 
 
@@ -341,14 +342,14 @@ def _dunning_record_decline(
         hard_payment_method=charge.payment_method if hard else "",
     )
     invoice.save()
-    audit_record(actor=actor, action="invoice.payment_failed", target=invoice, result="failure",
+    audit_record(actor=actor, action=AuditAction.INVOICE_PAYMENT_FAILED, target=invoice, result="failure",
                  details={"decline_code": code, "hard_decline": hard, "failures": invoice.payment_failures,
                           "next_attempt_at": _iso(retry_at), "transaction": charge.transaction.public_id if charge.transaction_id else None})
     outbox_publish(merchant_id=invoice.merchant_id, event_type="invoice.payment_failed", payload=invoice_payload(invoice))
     if subscription.status == SS.ACTIVE:
         subscription.mark_past_due()
         subscription.save()
-        audit_record(actor=actor, action="subscription.past_due", target=subscription, result="failure",
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_PAST_DUE, target=subscription, result="failure",
                      details={"invoice": invoice.public_id, "decline_code": code})
         outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.past_due",
                        payload=subscription_payload(subscription))
@@ -363,18 +364,18 @@ def _dunning_exhausted(*, subscription: Subscription, invoice: Invoice, now: dt.
     or canceled (merchant setting; a never-paid `incomplete` one is canceled)."""
     invoice.mark_uncollectible(now=now)
     invoice.save()
-    audit_record(actor=actor, action="invoice.uncollectible", target=invoice, result="failure",
+    audit_record(actor=actor, action=AuditAction.INVOICE_UNCOLLECTIBLE, target=invoice, result="failure",
                  details={"failures": invoice.payment_failures, "last_failure": invoice.last_failure_code})
     if subscription.status == SS.PAST_DUE and dunning_final_action(merchant_id=subscription.merchant_id) == DunningFinalAction.UNPAID:
         subscription.mark_unpaid(now=now)
         subscription.save()
-        audit_record(actor=actor, action="subscription.unpaid", target=subscription, result="failure",
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_UNPAID, target=subscription, result="failure",
                      details={"invoice": invoice.public_id})
     elif subscription.status in (SS.PAST_DUE, SS.INCOMPLETE):
         reason = "incomplete_expired" if subscription.status == SS.INCOMPLETE else "dunning_exhausted"
         subscription.cancel(now=now, reason=reason)
         subscription.save()
-        audit_record(actor=actor, action="subscription.canceled", target=subscription, result="failure",
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, result="failure",
                      details={"invoice": invoice.public_id, "reason": reason})
         outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.canceled",
                        payload=subscription_payload(subscription))
@@ -390,13 +391,13 @@ def _void_open_invoices(*, subscription: Subscription, now: dt.datetime, actor: 
     for invoice in invoices:
         invoice.void(now=now)
         invoice.save()
-        audit_record(actor=actor, action="invoice.void", target=invoice, details={"reason": "subscription_canceled"})
+        audit_record(actor=actor, action=AuditAction.INVOICE_VOID, target=invoice, details={"reason": "subscription_canceled"})
 
 
 def _job_close(*, job: RebillJob, outcome: str, now: dt.datetime, actor: Actor) -> str:
     job.mark_succeeded(now=now, outcome=outcome)
     job.save()
-    audit_record(actor=actor, action="rebill_job.succeeded", target=job, details={"outcome": outcome})
+    audit_record(actor=actor, action=AuditAction.REBILL_JOB_SUCCEEDED, target=job, details={"outcome": outcome})
     return "paid" if outcome == "paid" else "skipped"
 
 
@@ -418,12 +419,12 @@ def _job_error(*, job_id: int, owner: str, error: str, nothing_charged_code: str
     if job.error_count + 1 >= conf.max_attempts():
         job.mark_dead(error=error, now=now)
         job.save()
-        audit_record(actor=actor, action="rebill_job.dead", target=job, result="failure",
+        audit_record(actor=actor, action=AuditAction.REBILL_JOB_DEAD, target=job, result="failure",
                      details={"error": error[:500], "errors": job.error_count})
         logger.error("rebill job dead-lettered", extra={"job": job.public_id, "error": error[:500]})
         return "dead"
     job.requeue_after_error(error=error, run_at=now + conf.error_retry_delay(job.error_count + 1))
     job.save()
-    audit_record(actor=actor, action="rebill_job.retry_scheduled", target=job, result="failure",
+    audit_record(actor=actor, action=AuditAction.REBILL_JOB_RETRY_SCHEDULED, target=job, result="failure",
                  details={"error": error[:500], "errors": job.error_count, "run_at": _iso(job.run_at)})
     return "error"

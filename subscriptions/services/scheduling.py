@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from subscriptions import conf
@@ -73,18 +74,18 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
     )
     if not subscriptions:
         return 0, 0, 0
-    audits: list[tuple[str, object, dict]] = []
+    audits: list[tuple[AuditAction, object, dict]] = []
     to_invoice: list[Subscription] = []
     canceled: list[Subscription] = []
     for subscription in subscriptions:
         if subscription.cancel_at_period_end:
             subscription.cancel(now=subscription.next_billing_at or now, reason="cancel_at_period_end")
             canceled.append(subscription)
-            audits.append(("subscription.canceled", subscription, {"reason": "cancel_at_period_end"}))
+            audits.append((AuditAction.SUBSCRIPTION_CANCELED, subscription, {"reason": "cancel_at_period_end"}))
         else:
             if subscription.status == SS.TRIALING:
                 subscription.end_trial()
-                audits.append(("subscription.active", subscription, {"from": SS.TRIALING, "reason": "trial_ended"}))
+                audits.append((AuditAction.SUBSCRIPTION_ACTIVE, subscription, {"from": SS.TRIALING, "reason": "trial_ended"}))
             to_invoice.append(subscription)
         subscription.updated_at = now
 
@@ -113,7 +114,7 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
         subscription = by_id[key[0]]
         if invoice.public_id == public_id:
             created += 1
-            audits.append(("invoice.open", invoice, {
+            audits.append((AuditAction.INVOICE_OPEN, invoice, {
                 "subscription": subscription.public_id, "amount": invoice.amount, "currency": invoice.currency,
                 "period_start": invoice.period_start.isoformat(),
             }))
@@ -146,7 +147,7 @@ def rebill_queue_due_retries(*, batch_size: int | None = None) -> int:
                 job.retry()
                 job.updated_at = now
             RebillJob.objects.bulk_update(jobs, ["status", "updated_at"])
-            audit_bulk(actor=REBILL_ACTOR, entries=[("rebill_job.retry", job, {"reason": "dunning"}) for job in jobs])
+            audit_bulk(actor=REBILL_ACTOR, entries=[(AuditAction.REBILL_JOB_RETRY, job, {"reason": "dunning"}) for job in jobs])
         total += len(jobs)
         if len(jobs) < limit:
             return total
@@ -172,10 +173,10 @@ def rebill_reap_stale(*, batch_size: int | None = None) -> int:
                 error = f"lease expired: {job.lease_owner} stopped heartbeating (last {job.heartbeat_at:%Y-%m-%dT%H:%M:%S}Z)"
                 if job.error_count + 1 >= conf.max_attempts():
                     job.mark_dead(error=error, now=now)
-                    audits.append(("rebill_job.dead", job, {"error": error}))
+                    audits.append((AuditAction.REBILL_JOB_DEAD, job, {"error": error}))
                 else:
                     job.requeue_after_error(error=error, run_at=now)
-                    audits.append(("rebill_job.reaped", job, {"error": error}))
+                    audits.append((AuditAction.REBILL_JOB_REAPED, job, {"error": error}))
                 job.updated_at = now
             RebillJob.objects.bulk_update(
                 jobs, ["status", "lease_owner", "lease_expires_at", "error_count", "last_error", "run_at", "dead_at",
@@ -223,5 +224,5 @@ def rebill_job_requeue_dead(*, job_id: int, actor: Actor) -> RebillJob:
         raise InvalidState(f"Rebill job {job.public_id} is {job.status}, not dead.")
     job.requeue_dead(now=timezone.now())
     job.save()
-    audit_record(actor=actor, action="rebill_job.requeue", target=job, details={"invoice_id": job.invoice_id})
+    audit_record(actor=actor, action=AuditAction.REBILL_JOB_REQUEUE, target=job, details={"invoice_id": job.invoice_id})
     return job

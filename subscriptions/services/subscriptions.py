@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState, NotFound
@@ -94,7 +95,7 @@ def _subscription_open(
             current_period_start=now, current_period_end=trial_end, next_period_index=0, next_billing_at=trial_end,
         )
         subscription.save()
-        audit_record(actor=actor, action="subscription.create", target=subscription,
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CREATE, target=subscription,
                      details={"plan": plan_row.public_id, "status": subscription.status, "trial_end": trial_end.isoformat()})
         return subscription, None
 
@@ -102,7 +103,7 @@ def _subscription_open(
                                 current_period_start=now, current_period_end=now)
     start, end = subscription.advance_period()
     subscription.save()
-    audit_record(actor=actor, action="subscription.create", target=subscription,
+    audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CREATE, target=subscription,
                  details={"plan": plan_row.public_id, "status": subscription.status})
     invoice = Invoice(
         merchant=merchant, subscription=subscription, customer=customer, amount=plan_row.amount,
@@ -111,7 +112,7 @@ def _subscription_open(
     invoice.save()
     invoice.finalize(now=now)
     invoice.save()
-    audit_record(actor=actor, action="invoice.open", target=invoice,
+    audit_record(actor=actor, action=AuditAction.INVOICE_OPEN, target=invoice,
                  details={"subscription": subscription.public_id, "amount": invoice.amount, "currency": invoice.currency,
                           "period_start": start.isoformat()})
     job = RebillJob(merchant=merchant, subscription=subscription, invoice=invoice, period_start=start,
@@ -140,13 +141,13 @@ def subscription_cancel(*, subscription_id: int, at_period_end: bool, actor: Act
             subscription.cancel_at_period_end = True
             subscription.canceled_at = now
             subscription.save()
-            audit_record(actor=actor, action="subscription.cancel_at_period_end", target=subscription,
+            audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCEL_AT_PERIOD_END, target=subscription,
                          details={"at": subscription.current_period_end.isoformat()})
         return subscription
     previous = subscription.status
     subscription.cancel(now=now, reason="requested")
     subscription.save()
-    audit_record(actor=actor, action="subscription.canceled", target=subscription, details={"from": previous, "reason": "requested"})
+    audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, details={"from": previous, "reason": "requested"})
     outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.canceled", payload=subscription_payload(subscription))
     _void_open_invoices(subscription=subscription, now=now, actor=actor)
     return subscription
@@ -159,7 +160,7 @@ def subscription_pause(*, subscription_id: int, actor: Actor) -> Subscription:
         raise InvalidState(f"Only active subscriptions can be paused; {subscription.public_id} is {subscription.status}.")
     subscription.pause(now=timezone.now())
     subscription.save()
-    audit_record(actor=actor, action="subscription.paused", target=subscription)
+    audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_PAUSED, target=subscription)
     return subscription
 
 
@@ -170,7 +171,7 @@ def subscription_resume(*, subscription_id: int, actor: Actor) -> Subscription:
         raise InvalidState(f"Only paused subscriptions can be resumed; {subscription.public_id} is {subscription.status}.")
     subscription.resume(now=timezone.now())
     subscription.save()
-    audit_record(actor=actor, action="subscription.resumed", target=subscription,
+    audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_RESUMED, target=subscription,
                  details={"next_billing_at": subscription.next_billing_at.isoformat() if subscription.next_billing_at else None})
     return subscription
 
@@ -210,7 +211,7 @@ def _subscription_update(
             job.run_at = now
             job.retry()
             job.save()
-            audit_record(actor=actor, action="rebill_job.retry", target=job, details={"reason": "payment_method_changed"})
+            audit_record(actor=actor, action=AuditAction.REBILL_JOB_RETRY, target=job, details={"reason": "payment_method_changed"})
             retried += 1
     if cancel_at_period_end is not None and cancel_at_period_end != subscription.cancel_at_period_end:
         if subscription.status not in BILLED_STATES:
@@ -220,5 +221,5 @@ def _subscription_update(
         changes["cancel_at_period_end"] = cancel_at_period_end
     if changes:
         subscription.save()
-        audit_record(actor=actor, action="subscription.update", target=subscription, details=changes)
+        audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_UPDATE, target=subscription, details=changes)
     return subscription, retried

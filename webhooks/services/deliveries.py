@@ -25,6 +25,7 @@ from django.utils import timezone
 from djangorestframework_camel_case.settings import api_settings as camel_settings
 from djangorestframework_camel_case.util import camelize
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState
@@ -145,7 +146,7 @@ def webhook_delivery_resend(*, delivery_id: int, actor: Actor) -> WebhookDeliver
     if not changed:
         raise InvalidState(f"Delivery {delivery.public_id} is {delivery.status}: only dead or delivered ones can be re-sent.")
     audit_record(
-        actor=actor, action="webhook_delivery.resend", target=delivery, merchant_id=delivery.endpoint.merchant_id,
+        actor=actor, action=AuditAction.WEBHOOK_DELIVERY_RESEND, target=delivery, merchant_id=delivery.endpoint.merchant_id,
         details={"event": delivery.event.public_id, "endpoint": delivery.endpoint.public_id},
     )
     transaction.on_commit(lambda: webhook_deliveries_queue([delivery.pk]))

@@ -2,6 +2,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest
@@ -32,7 +33,7 @@ def webhook_endpoint_create(
         merchant=merchant, url=url, description=description, enabled_events=sorted(set(enabled_events)),
         secret=new_endpoint_secret(),
     )
-    audit_record(actor=actor, action="webhook_endpoint.create", target=endpoint,
+    audit_record(actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_CREATE, target=endpoint,
                  details={"url": url, "enabled_events": endpoint.enabled_events})
     return endpoint
 
@@ -45,5 +46,5 @@ def webhook_endpoint_delete(*, endpoint_id: int, actor: Actor) -> WebhookEndpoin
         endpoint.deleted_at = timezone.now()
         endpoint.status = WebhookEndpoint.Status.DISABLED
         endpoint.save(update_fields=["deleted_at", "status"])
-        audit_record(actor=actor, action="webhook_endpoint.delete", target=endpoint)
+        audit_record(actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_DELETE, target=endpoint)
     return endpoint

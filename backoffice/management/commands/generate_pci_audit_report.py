@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from django.db.models import Count
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEntry
 from audit.sealing import audit_verify
 from core.cli import Column, Report, RunbookCommand
@@ -24,15 +25,15 @@ from core.permissions import STAFF_ROLES
 from gateways.rotation import gateway_key_rotation
 
 COUNTED_ACTIONS = {
-    "security.card_data_rejected": "Requests refused for carrying card data",
-    "api_key.create": "Merchant API keys issued",
-    "api_key.revoke": "Merchant API keys revoked",
-    "staff_token.create": "Staff tokens issued",
-    "staff_token.revoke": "Staff tokens revoked",
-    "refund.approve": "Refunds approved (four-eyes)",
-    "refund.reject": "Refunds rejected (four-eyes)",
-    "transaction.resolved_forced": "Payments force-resolved by operators",
-    "transaction.recovered_forced": "Payments force-recovered by operators",
+    AuditAction.SECURITY_CARD_DATA_REJECTED: "Requests refused for carrying card data",
+    AuditAction.API_KEY_CREATE: "Merchant API keys issued",
+    AuditAction.API_KEY_REVOKE: "Merchant API keys revoked",
+    AuditAction.STAFF_TOKEN_CREATE: "Staff tokens issued",
+    AuditAction.STAFF_TOKEN_REVOKE: "Staff tokens revoked",
+    AuditAction.REFUND_APPROVE: "Refunds approved (four-eyes)",
+    AuditAction.REFUND_REJECT: "Refunds rejected (four-eyes)",
+    AuditAction.TRANSACTION_RESOLVED_FORCED: "Payments force-resolved by operators",
+    AuditAction.TRANSACTION_RECOVERED_FORCED: "Payments force-recovered by operators",
 }
 
 

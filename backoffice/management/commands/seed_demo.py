@@ -29,6 +29,7 @@ from accounts.services import (
     staff_token_create,
     staff_token_revoke,
 )
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core import permissions as roles
 from core.actors import Actor
@@ -186,12 +187,12 @@ def _ensure_admin(password: str | None, actor: Actor) -> str:
         result = secrets.token_urlsafe(18)
         if user is None:
             user = User.objects.create_superuser(username=ADMIN_USERNAME, email=ADMIN_EMAIL, password=result)
-            action = "staff_user.create"
+            action = AuditAction.STAFF_USER_CREATE
         else:
             user.set_password(result)
             user.is_staff = user.is_superuser = user.is_active = True
             user.save()
-            action = "staff_user.password_reset"
+            action = AuditAction.STAFF_USER_PASSWORD_RESET
         audit_record(actor=actor, action=action, target=user, details={"username": ADMIN_USERNAME, "superuser": True})
     group, _ = Group.objects.get_or_create(name=roles.ADMIN)
     user.groups.add(group)

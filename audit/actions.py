@@ -1,0 +1,128 @@
+"""The audit log's vocabulary: every action an entry can record.
+
+Rule: an action is `<object>.<what happened>`, dotted lowercase, and it is registered here
+before anything records it; audit_record refuses anything but an AuditAction member. The
+stored value is the member's string, so renaming a value breaks the history, the PCI report
+and every query over the log: add a member, never rename one.
+"""
+
+from enum import StrEnum, unique
+
+
+@unique
+class AuditAction(StrEnum):
+    # Merchants, credentials and staff users
+    MERCHANT_CREATE = "merchant.create"
+    API_KEY_CREATE = "api_key.create"
+    API_KEY_REVOKE = "api_key.revoke"
+    STAFF_TOKEN_CREATE = "staff_token.create"
+    STAFF_TOKEN_REVOKE = "staff_token.revoke"
+    STAFF_USER_CREATE = "staff_user.create"
+    STAFF_USER_PASSWORD_RESET = "staff_user.password_reset"
+
+    # Security
+    SECURITY_CARD_DATA_REJECTED = "security.card_data_rejected"
+
+    # Runtime switches: one action per switch (core.runtime), and the failed key reload
+    RUNTIME_PRIMARY_GATEWAY = "runtime.primary_gateway"
+    RUNTIME_FALLBACK_MODE = "runtime.fallback_mode"
+    RUNTIME_SIMPLIFIED_FLOW = "runtime.simplified_flow"
+    RUNTIME_CREDENTIALS_VERSION = "runtime.credentials_version"
+    RUNTIME_DB_CONNECTIONS_VERSION = "runtime.db_connections_version"
+    RUNTIME_CREDENTIALS_RELOAD = "runtime.credentials_reload"
+
+    # Customers and payment methods
+    CUSTOMER_CREATE = "customer.create"
+    PAYMENT_METHOD_ATTACH = "payment_method.attach"
+
+    # Transactions
+    TRANSACTION_CREATE = "transaction.create"
+    TRANSACTION_PROCESSING = "transaction.processing"
+    TRANSACTION_RETRY = "transaction.retry"
+    TRANSACTION_FAILOVER = "transaction.failover"
+    TRANSACTION_AUTHORIZED = "transaction.authorized"
+    TRANSACTION_COMPLETED = "transaction.completed"
+    TRANSACTION_REQUIRES_ACTION = "transaction.requires_action"
+    TRANSACTION_FAILED = "transaction.failed"
+    TRANSACTION_OUTCOME_UNKNOWN = "transaction.outcome_unknown"
+    TRANSACTION_CAPTURE = "transaction.capture"
+    TRANSACTION_CANCEL = "transaction.cancel"
+    TRANSACTION_PARTIALLY_REFUNDED = "transaction.partially_refunded"
+    TRANSACTION_REFUNDED = "transaction.refunded"
+    TRANSACTION_DISPUTED = "transaction.disputed"
+    TRANSACTION_RESOLVED = "transaction.resolved"
+    TRANSACTION_RESOLVED_FORCED = "transaction.resolved_forced"
+    TRANSACTION_RECOVERED = "transaction.recovered"
+    TRANSACTION_RECOVERED_FORCED = "transaction.recovered_forced"
+
+    # Refunds
+    REFUND_CREATE = "refund.create"
+    REFUND_APPROVE = "refund.approve"
+    REFUND_REJECT = "refund.reject"
+    REFUND_PROCESSING = "refund.processing"
+    REFUND_CLAIM_EXPIRED = "refund.claim_expired"
+    REFUND_ATTEMPT_FAILED = "refund.attempt_failed"
+    REFUND_RETRY = "refund.retry"
+    REFUND_RECOVERED = "refund.recovered"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    REFUND_OVER_REFUND_ALERT = "refund.over_refund_alert"
+    REFUND_OUTCOME_RESOLVED = "refund.outcome_resolved"
+
+    # Chargebacks
+    CHARGEBACK_CREATE = "chargeback.create"
+    CHARGEBACK_EVIDENCE_SUBMITTED = "chargeback.evidence_submitted"
+    CHARGEBACK_UNDER_REVIEW = "chargeback.under_review"
+    CHARGEBACK_ACCEPT = "chargeback.accept"
+    CHARGEBACK_WON = "chargeback.won"
+    CHARGEBACK_LOST = "chargeback.lost"
+
+    # Inbound gateway events
+    INBOUND_EVENT_REPLAY = "inbound_event.replay"
+
+    # Merchant webhooks
+    WEBHOOK_ENDPOINT_CREATE = "webhook_endpoint.create"
+    WEBHOOK_ENDPOINT_DELETE = "webhook_endpoint.delete"
+    WEBHOOK_DELIVERY_RESEND = "webhook_delivery.resend"
+
+    # Plans and subscription settings
+    PLAN_CREATE = "plan.create"
+    PLAN_DEACTIVATE = "plan.deactivate"
+    SUBSCRIPTION_SETTINGS_UPDATE = "subscription_settings.update"
+
+    # Subscriptions
+    SUBSCRIPTION_CREATE = "subscription.create"
+    SUBSCRIPTION_UPDATE = "subscription.update"
+    SUBSCRIPTION_ACTIVE = "subscription.active"
+    SUBSCRIPTION_PAST_DUE = "subscription.past_due"
+    SUBSCRIPTION_UNPAID = "subscription.unpaid"
+    SUBSCRIPTION_PAUSED = "subscription.paused"
+    SUBSCRIPTION_RESUMED = "subscription.resumed"
+    SUBSCRIPTION_CANCEL_AT_PERIOD_END = "subscription.cancel_at_period_end"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+
+    # Invoices
+    INVOICE_OPEN = "invoice.open"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_PAID_AFTER_CLOSE = "invoice.paid_after_close"
+    INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    INVOICE_UNCOLLECTIBLE = "invoice.uncollectible"
+    INVOICE_VOID = "invoice.void"
+
+    # Rebill jobs
+    REBILL_JOB_SUCCEEDED = "rebill_job.succeeded"
+    REBILL_JOB_FAILED = "rebill_job.failed"
+    REBILL_JOB_RETRY = "rebill_job.retry"
+    REBILL_JOB_RETRY_SCHEDULED = "rebill_job.retry_scheduled"
+    REBILL_JOB_REAPED = "rebill_job.reaped"
+    REBILL_JOB_DEAD = "rebill_job.dead"
+    REBILL_JOB_REQUEUE = "rebill_job.requeue"
+
+
+def audit_action_checked(action: object) -> AuditAction:
+    """`action` itself when it is an AuditAction member. Anything else, a plain string that
+    spells a member included, is a TypeError: every producer names its member, so that
+    finding the member's uses finds everything that records it."""
+    if not isinstance(action, AuditAction):
+        raise TypeError(f"an audit action must be an AuditAction member, not {action!r}")
+    return action
