@@ -14,6 +14,7 @@ from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.api.errors import error_body
 from core.carddata import contains_card_number, find_card_number_path
+from core.errors import ErrorCode
 
 logger = logging.getLogger("flowpay.request")
 
@@ -52,7 +53,7 @@ class CardDataGuardMiddleware:
                            extra={"path": request.path, "method": request.method})
             _audit_card_data_rejection(request, param)
             return JsonResponse(
-                error_body(type="invalid_request_error", code="card_data_not_allowed", message=CARD_DATA_MESSAGE, param=param or None),
+                error_body(type="invalid_request_error", code=ErrorCode.CARD_DATA_NOT_ALLOWED, message=CARD_DATA_MESSAGE, param=param or None),
                 status=400,
             )
         return self.get_response(request)

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import IdempotencyError, IdempotencyInFlight, InvalidRequest
+from core.errors import ErrorCode, IdempotencyError, IdempotencyInFlight, InvalidRequest
 from core.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -45,7 +45,7 @@ def idempotency_key_validate(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or key.strip() != key:
         raise InvalidRequest(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters without surrounding spaces.",
-            code="idempotency_key_invalid", param="Idempotency-Key",
+            code=ErrorCode.IDEMPOTENCY_KEY_INVALID, param="Idempotency-Key",
         )
     return key
 

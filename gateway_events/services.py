@@ -34,7 +34,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
-from core.errors import FlowPayError, InvalidState
+from core.errors import ErrorCode, FlowPayError, InvalidState
 from core.observability.metrics import webhook_lag_seconds
 from gateway_events.models import InboundEvent, InboundEventStatus
 from gateway_events.tasks import process_inbound_event_task
@@ -60,7 +60,7 @@ class InboxQueueError(FlowPayError):
 
     http_status = 503
     error_type = "api_error"
-    code = "queue_unavailable"
+    code = ErrorCode.QUEUE_UNAVAILABLE
 
 
 def inbound_event_lease() -> dt.timedelta:

@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.api.errors import error_body
+from core.errors import ErrorCode, ForeignCode, error_code_for
 from gateway_events.services import InboxQueueError, inbound_event_record
 from gateways.base import WebhookVerificationError
 from gateways.events import webhook_configuration_hint, webhook_configured
@@ -25,14 +26,14 @@ from gateways.registry import gateway_named
 logger = logging.getLogger(__name__)
 
 
-def _error(status: int, *, code: str, message: str, type: str = "invalid_request_error") -> JsonResponse:
+def _error(status: int, *, code: ErrorCode | ForeignCode, message: str, type: str = "invalid_request_error") -> JsonResponse:
     return JsonResponse(error_body(type=type, code=code, message=message), status=status)
 
 
 @csrf_exempt
 def gateway_webhook(request: HttpRequest, gateway: str) -> JsonResponse:
     if request.method != "POST":
-        response = _error(405, code="method_not_allowed", message=f"Method {request.method} not allowed: POST the event.")
+        response = _error(405, code=ErrorCode.METHOD_NOT_ALLOWED, message=f"Method {request.method} not allowed: POST the event.")
         response["Allow"] = "POST"
         return response
     enabled = gateway in settings.FLOWPAY_GATEWAYS
@@ -40,21 +41,21 @@ def gateway_webhook(request: HttpRequest, gateway: str) -> JsonResponse:
         # A gateway that is configured for webhooks is served even when it no longer takes
         # new payments: refunds and disputes of its past payments keep arriving.
         if not enabled:
-            return _error(404, code="resource_missing", message=f"The {gateway} gateway is not enabled in this deployment.")
+            return _error(404, code=ErrorCode.RESOURCE_MISSING, message=f"The {gateway} gateway is not enabled in this deployment.")
         logger.error("inbound webhook refused: %s webhooks are not configured", gateway, extra={"gateway": gateway})
-        return _error(400, code="webhook_not_configured",
+        return _error(400, code=ErrorCode.WEBHOOK_NOT_CONFIGURED,
                       message=f"{gateway} webhooks are not configured: {webhook_configuration_hint(gateway)}.")
     try:
         event = gateway_named(gateway).parse_webhook(payload=request.body, headers=request.headers)
     except WebhookVerificationError as exc:
         logger.warning("inbound webhook rejected: %s", exc, extra={"gateway": gateway, "reason": exc.code})
-        return _error(400, code=exc.code, message=str(exc))
+        return _error(400, code=error_code_for(exc.code), message=str(exc))
     try:
         row, created = inbound_event_record(event=event)
     except InboxQueueError:
         # Stored, but not queued: a non-2xx makes the gateway deliver it again, which
         # finds the stored event and queues it.
-        return _error(503, type="api_error", code="queue_unavailable",
+        return _error(503, type="api_error", code=ErrorCode.QUEUE_UNAVAILABLE,
                       message="The event was stored but cannot be queued right now; deliver it again later.")
     logger.info(
         "inbound webhook %s", "received" if created else "duplicate",

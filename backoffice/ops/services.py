@@ -10,7 +10,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core import runtime
 from core.actors import Actor
-from core.errors import InvalidRequest
+from core.errors import ErrorCode, InvalidRequest
 from gateways.credentials import credentials_reload
 from gateways.registry import GATEWAY_CLASSES, enabled_gateway_names
 from gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
@@ -58,12 +58,12 @@ def ops_switch_gateway(*, primary_gateway: str, reason: str, actor: Actor) -> di
     if primary_gateway not in GATEWAY_CLASSES:
         raise InvalidRequest(
             f"Unknown gateway '{primary_gateway[:40]}'. Enabled gateways: {', '.join(enabled)}.",
-            code="unknown_gateway", param="primary_gateway",
+            code=ErrorCode.UNKNOWN_GATEWAY, param="primary_gateway",
         )
     if primary_gateway not in enabled:
         raise InvalidRequest(
             f"Gateway '{primary_gateway}' is not enabled (FLOWPAY_GATEWAYS={','.join(enabled)}); enable it first.",
-            code="gateway_disabled", param="primary_gateway",
+            code=ErrorCode.GATEWAY_DISABLED, param="primary_gateway",
         )
     ops_switch_set(key=runtime.PRIMARY_GATEWAY, value=primary_gateway, reason=reason, actor=actor)
     return ops_state()
@@ -86,7 +86,7 @@ def ops_reload_api_keys(*, reason: str, actor: Actor) -> dict:
         fresh = credentials_reload()
     except ImproperlyConfigured as exc:
         audit_record(actor=actor, action=AuditAction.RUNTIME_CREDENTIALS_RELOAD, result="failure", details={"error": str(exc), "reason": reason})
-        raise InvalidRequest(f"The new gateway credentials could not be loaded: {exc}", code="credentials_invalid") from None
+        raise InvalidRequest(f"The new gateway credentials could not be loaded: {exc}", code=ErrorCode.CREDENTIALS_INVALID) from None
     ops_counter_bump(key=runtime.CREDENTIALS_VERSION, reason=reason, actor=actor)
     return {**ops_state(), "keys": [c.describe() for c in fresh.values()]}
 

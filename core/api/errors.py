@@ -13,7 +13,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from core.errors import FlowPayError
+from core.errors import ErrorCode, FlowPayError, ForeignCode, error_code_for
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 logger = logging.getLogger(__name__)
@@ -32,12 +32,13 @@ def camel_param(param: str | None) -> str | None:
     return _CAMEL.sub(lambda m: m.group(1).upper(), head) + dot + rest
 
 
-def error_body(*, type: str, code: str, message: str, param: str | None = None, **extra) -> dict:
+def error_body(*, type: str, code: ErrorCode | ForeignCode, message: str, param: str | None = None, **extra) -> dict:
     return {"error": {"type": type, "code": code, "message": message, "param": camel_param(param), **extra}}
 
 
-def _first_validation_error(detail, path: str = "") -> tuple[str, str, str]:
-    """(param, message, code) of the first error in a DRF ValidationError detail."""
+def _first_validation_error(detail, path: str = "") -> tuple[str, str, ErrorCode | ForeignCode]:
+    """(param, message, code) of the first error in a DRF ValidationError detail. The code is
+    the field's own (ErrorCode lists those of every field the API's serializers use)."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
@@ -52,17 +53,17 @@ def _first_validation_error(detail, path: str = "") -> tuple[str, str, str]:
             if isinstance(item, (dict, list)):
                 return _first_validation_error(item, f"{path}[{index}]")
             return _first_validation_error(item, path)
-    return path, str(detail), getattr(detail, "code", None) or "invalid"
+    return path, str(detail), error_code_for(getattr(detail, "code", None) or ErrorCode.INVALID)
 
 
 _DRF_ERRORS = {
-    exceptions.NotAuthenticated: ("authentication_error", "authentication_required"),
-    exceptions.AuthenticationFailed: ("authentication_error", "invalid_credentials"),
-    exceptions.PermissionDenied: ("permission_error", "permission_denied"),
-    exceptions.NotFound: ("invalid_request_error", "resource_missing"),
-    exceptions.MethodNotAllowed: ("invalid_request_error", "method_not_allowed"),
-    exceptions.NotAcceptable: ("invalid_request_error", "not_acceptable"),
-    exceptions.Throttled: ("rate_limit_error", "rate_limited"),
+    exceptions.NotAuthenticated: ("authentication_error", ErrorCode.AUTHENTICATION_REQUIRED),
+    exceptions.AuthenticationFailed: ("authentication_error", ErrorCode.INVALID_CREDENTIALS),
+    exceptions.PermissionDenied: ("permission_error", ErrorCode.PERMISSION_DENIED),
+    exceptions.NotFound: ("invalid_request_error", ErrorCode.RESOURCE_MISSING),
+    exceptions.MethodNotAllowed: ("invalid_request_error", ErrorCode.METHOD_NOT_ALLOWED),
+    exceptions.NotAcceptable: ("invalid_request_error", ErrorCode.NOT_ACCEPTABLE),
+    exceptions.Throttled: ("rate_limit_error", ErrorCode.RATE_LIMITED),
 }
 
 
@@ -98,13 +99,13 @@ def exception_handler(exc, context):
         return Response(error_body(type="invalid_request_error", code=code, message=message, param=param or None), status=400)
     if isinstance(exc, exceptions.ParseError):
         return Response(
-            error_body(type="invalid_request_error", code="invalid_json", message=f"The request body could not be parsed: {exc.detail}"),
+            error_body(type="invalid_request_error", code=ErrorCode.INVALID_JSON, message=f"The request body could not be parsed: {exc.detail}"),
             status=400,
         )
     if isinstance(exc, exceptions.UnsupportedMediaType):
         return Response(
             error_body(
-                type="invalid_request_error", code="unsupported_content_type",
+                type="invalid_request_error", code=ErrorCode.UNSUPPORTED_CONTENT_TYPE,
                 message=f"{exc.detail} Send 'Content-Type: application/json'.",
             ),
             status=400,
@@ -113,21 +114,21 @@ def exception_handler(exc, context):
         if isinstance(exc, klass):
             return Response(error_body(type=error_type, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers)
     if isinstance(exc, exceptions.APIException):
-        return Response(error_body(type="api_error", code=exc.default_code, message=str(exc.detail)), status=exc.status_code)
+        return Response(error_body(type="api_error", code=error_code_for(exc.default_code), message=str(exc.detail)), status=exc.status_code)
     return None  # unexpected: Django's 500 handler (below) answers in the same shape
 
 
 def json_not_found(request, exception=None):
-    return JsonResponse(error_body(type="invalid_request_error", code="resource_missing", message=f"Unrecognized request URL ({request.method}: {request.path})."), status=404)
+    return JsonResponse(error_body(type="invalid_request_error", code=ErrorCode.RESOURCE_MISSING, message=f"Unrecognized request URL ({request.method}: {request.path})."), status=404)
 
 
 def json_server_error(request):
-    return JsonResponse(error_body(type="api_error", code="internal_error", message="An internal error occurred; it has been logged."), status=500)
+    return JsonResponse(error_body(type="api_error", code=ErrorCode.INTERNAL_ERROR, message="An internal error occurred; it has been logged."), status=500)
 
 
 def json_bad_request(request, exception=None):
-    return JsonResponse(error_body(type="invalid_request_error", code="bad_request", message="Bad request."), status=400)
+    return JsonResponse(error_body(type="invalid_request_error", code=ErrorCode.BAD_REQUEST, message="Bad request."), status=400)
 
 
 def json_permission_denied(request, exception=None):
-    return JsonResponse(error_body(type="permission_error", code="permission_denied", message="Permission denied."), status=403)
+    return JsonResponse(error_body(type="permission_error", code=ErrorCode.PERMISSION_DENIED, message="Permission denied."), status=403)

@@ -5,6 +5,7 @@ import datetime as dt
 
 from rest_framework import serializers
 
+from core.errors import ErrorCode
 from core.money import CURRENCY_EXPONENTS, MAX_AMOUNT, format_minor_units
 
 METADATA_MAX_KEYS = 50
@@ -27,7 +28,7 @@ class InputSerializer(serializers.Serializer):
             if unknown:
                 field = unknown[0]
                 raise serializers.ValidationError(
-                    {field: [serializers.ErrorDetail(f"Received unknown parameter: {_camel(str(field))}", code="parameter_unknown")]}
+                    {field: [serializers.ErrorDetail(f"Received unknown parameter: {_camel(str(field))}", code=ErrorCode.PARAMETER_UNKNOWN)]}
                 )
         return super().to_internal_value(data)
 
@@ -65,12 +66,12 @@ class CurrencyField(serializers.CharField):
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
-            raise serializers.ValidationError("Currency must be a three-letter ISO 4217 code such as 'usd'.", code="invalid")
+            raise serializers.ValidationError("Currency must be a three-letter ISO 4217 code such as 'usd'.", code=ErrorCode.INVALID)
         code = super().to_internal_value(data).upper()
         if code not in CURRENCY_EXPONENTS:
             raise serializers.ValidationError(
                 f"Unknown currency '{data[:8]}': use a three-letter ISO 4217 code such as 'usd' or 'eur'.",
-                code="invalid_currency",
+                code=ErrorCode.INVALID_CURRENCY,
             )
         return code
 
@@ -85,16 +86,16 @@ def validate_amount(value, *, currency: str | None, field: str = "amount", min_v
         unit_hint = "send 1999 for 19.99 USD"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise serializers.ValidationError({field: serializers.ErrorDetail(
-            f"Amount must be an integer number of minor units; {unit_hint}", code="invalid_amount")})
+            f"Amount must be an integer number of minor units; {unit_hint}", code=ErrorCode.INVALID_AMOUNT)})
     if isinstance(value, float):
         raise serializers.ValidationError({field: serializers.ErrorDetail(
-            f"Amount must be an integer number of minor units, not a decimal ({value}); {unit_hint}", code="invalid_amount")})
+            f"Amount must be an integer number of minor units, not a decimal ({value}); {unit_hint}", code=ErrorCode.INVALID_AMOUNT)})
     if value < min_value:
         raise serializers.ValidationError({field: serializers.ErrorDetail(
-            f"Amount must be at least {min_value}.", code="amount_too_small")})
+            f"Amount must be at least {min_value}.", code=ErrorCode.AMOUNT_TOO_SMALL)})
     if value > MAX_AMOUNT:
         raise serializers.ValidationError({field: serializers.ErrorDetail(
-            f"Amount must be at most {MAX_AMOUNT}.", code="amount_too_large")})
+            f"Amount must be at most {MAX_AMOUNT}.", code=ErrorCode.AMOUNT_TOO_LARGE)})
     return value
 
 
@@ -114,24 +115,24 @@ class MetadataField(serializers.Field):
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError("Metadata must be an object of key/value pairs.", code="invalid_metadata")
+            raise serializers.ValidationError("Metadata must be an object of key/value pairs.", code=ErrorCode.INVALID_METADATA)
         if len(data) > METADATA_MAX_KEYS:
-            raise serializers.ValidationError(f"Metadata can have at most {METADATA_MAX_KEYS} keys.", code="invalid_metadata")
+            raise serializers.ValidationError(f"Metadata can have at most {METADATA_MAX_KEYS} keys.", code=ErrorCode.INVALID_METADATA)
         for key, value in data.items():
             if not key or len(key) > METADATA_MAX_KEY_LENGTH or "\x00" in key:
                 raise serializers.ValidationError(
-                    f"Metadata keys must be 1 to {METADATA_MAX_KEY_LENGTH} characters.", code="invalid_metadata"
+                    f"Metadata keys must be 1 to {METADATA_MAX_KEY_LENGTH} characters.", code=ErrorCode.INVALID_METADATA
                 )
             if value is not None and not isinstance(value, (str, int, float, bool)):
-                raise serializers.ValidationError(f"Metadata value of '{key}' must be a string, number, boolean or null.", code="invalid_metadata")
+                raise serializers.ValidationError(f"Metadata value of '{key}' must be a string, number, boolean or null.", code=ErrorCode.INVALID_METADATA)
             if isinstance(value, str) and (len(value) > METADATA_MAX_VALUE_LENGTH or "\x00" in value):
                 raise serializers.ValidationError(
-                    f"Metadata value of '{key}' must be at most {METADATA_MAX_VALUE_LENGTH} characters without NUL.", code="invalid_metadata"
+                    f"Metadata value of '{key}' must be at most {METADATA_MAX_VALUE_LENGTH} characters without NUL.", code=ErrorCode.INVALID_METADATA
                 )
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-                raise serializers.ValidationError(f"Metadata value of '{key}' is too large a number; send it as a string.", code="invalid_metadata")
+                raise serializers.ValidationError(f"Metadata value of '{key}' is too large a number; send it as a string.", code=ErrorCode.INVALID_METADATA)
             if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-                raise serializers.ValidationError(f"Metadata value of '{key}' is not a finite number.", code="invalid_metadata")
+                raise serializers.ValidationError(f"Metadata value of '{key}' is not a finite number.", code=ErrorCode.INVALID_METADATA)
         return data
 
     def to_representation(self, value):

@@ -25,10 +25,12 @@ from audit.services import audit_record
 from core.actors import Actor
 from core.errors import (
     AmountTooLarge,
+    ErrorCode,
     GatewayUnavailable,
     InvalidRequest,
     InvalidState,
     NotFound,
+    error_code_for,
 )
 from core.observability.metrics import payment_processing_latency, payments_processed
 from gateways.base import (
@@ -134,7 +136,7 @@ def transaction_create(
     payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
     payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
     if isinstance(result, GatewayRequestError):
-        raise InvalidRequest(str(result), code=result.code, param="payment_method")
+        raise InvalidRequest(str(result), code=error_code_for(result.code), param="payment_method")
     if result is None:
         raise GatewayUnavailable(
             f"No payment gateway is available right now; transaction {txn.public_id} was not charged. Retry later."
@@ -187,7 +189,7 @@ def _transaction_open(
     if payment.payment_method.startswith("pm_"):
         saved = payment_method_get_saved(public_id=payment.payment_method, merchant=merchant)
     if saved is None and not any_gateway_supports(token):
-        raise InvalidRequest(f"No such payment method: '{token[:60]}'", code="resource_missing", param="payment_method")
+        raise InvalidRequest(f"No such payment method: '{token[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
     if saved is not None:
         if customer is not None and saved.customer_id != customer.pk:
             raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
@@ -324,7 +326,7 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
         audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.error_code})
-        return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=result.error_code or "invalid_state")
+        return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
     txn.capture(amount=result.amount or amount, now=timezone.now())
     txn.save()
@@ -362,7 +364,7 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
         audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.error_code})
-        return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=result.error_code or "invalid_state")
+        return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
     txn.cancel(now=timezone.now())
     txn.save()
@@ -399,7 +401,7 @@ def _error_outcome(exc: GatewayError) -> str:
 
 def _api_error_for(exc: GatewayError, txn: Transaction):
     if isinstance(exc, GatewayRequestError):
-        return InvalidRequest(str(exc), code=exc.code)
+        return InvalidRequest(str(exc), code=error_code_for(exc.code))
     if isinstance(exc, GatewayTimeout):
         logger.warning("gateway timeout", extra={"transaction": txn.public_id, "gateway": txn.gateway})
     return GatewayUnavailable(f"The payment gateway did not complete the operation on {txn.public_id}; retry later.")

@@ -4,6 +4,7 @@ camelCase parser and renderer translate at the edge)."""
 from rest_framework import serializers
 
 from core.api.serializers import CreatedRangeMixin, InputSerializer, StatusListMixin, StrictIntegerField, utc_iso
+from core.errors import ErrorCode
 from core.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
 from refunds.services.chargebacks import EVIDENCE_FILE_REF_MAX_LENGTH, EVIDENCE_MAX_FILES, EVIDENCE_TEXT_MAX_LENGTH
@@ -27,7 +28,7 @@ class RefundCreateInput(InputSerializer):
 
     def validate_refund_to_original_method(self, value):
         if not isinstance(self.initial_data.get("refund_to_original_method", True), bool):
-            raise serializers.ValidationError("Must be true or false.", code="invalid")
+            raise serializers.ValidationError("Must be true or false.", code=ErrorCode.INVALID)
         return value
 
 

@@ -20,7 +20,7 @@ from django_fsm import can_proceed
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
-from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
+from core.errors import AmountTooLarge, ErrorCode, InvalidRequest, InvalidState, NotFound, PermissionDenied
 from core.money import format_minor_units
 from core.permissions import Capability, roles_can
 from payments.models import Transaction
@@ -147,7 +147,7 @@ def chargeback_submit_evidence(*, chargeback_id: int, text: str, files: Sequence
     if now > chargeback.evidence_due_by:
         raise InvalidState(
             f"The evidence for {chargeback.public_id} was due by {chargeback.evidence_due_by.isoformat()}.",
-            code="evidence_past_due",
+            code=ErrorCode.EVIDENCE_PAST_DUE,
         )
     evidence = ChargebackEvidence.objects.create(
         chargeback=chargeback, text=text, files=files, submitted_by_type=str(actor.type), submitted_by_id=actor.id[:150],

@@ -40,7 +40,7 @@ from django_fsm import can_proceed
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
-from core.errors import AmountTooLarge, InvalidRequest, InvalidState, NotFound, PermissionDenied
+from core.errors import AmountTooLarge, ErrorCode, InvalidRequest, InvalidState, NotFound, PermissionDenied
 from core.money import format_minor_units
 from core.observability.metrics import refund_processing_latency
 from core.permissions import Capability, roles_can
@@ -94,7 +94,7 @@ def _validate_reason(reason: str, actor: Actor) -> str:
     if not isinstance(reason, str) or len(reason) > REASON_MAX_LENGTH or "\x00" in reason:
         raise InvalidRequest(f"The reason must be text of at most {REASON_MAX_LENGTH} characters.", param="reason")
     if actor.type == ActorType.STAFF and not reason.strip():
-        raise InvalidRequest("A reason is required for refunds issued by staff.", code="parameter_missing", param="reason")
+        raise InvalidRequest("A reason is required for refunds issued by staff.", code=ErrorCode.PARAMETER_MISSING, param="reason")
     return reason  # stored verbatim: never trimmed, never sanitised (it is escaped on output)
 
 
@@ -103,7 +103,7 @@ def _check_no_open_dispute(txn: Transaction) -> None:
         raise InvalidState(
             f"Transaction {txn.public_id} has an open chargeback: it cannot be refunded until the dispute is closed "
             "(refunding now could return the money twice).",
-            code="charge_disputed",
+            code=ErrorCode.CHARGE_DISPUTED,
         )
 
 
@@ -196,7 +196,7 @@ def _refund_open(
         if amount <= 0:
             raise AmountTooLarge(f"Nothing is left to refund on {txn.public_id}: the refundable amount is 0.", param="amount")
     if amount <= 0:
-        raise InvalidRequest("Amount must be at least 1.", code="amount_too_small", param="amount")
+        raise InvalidRequest("Amount must be at least 1.", code=ErrorCode.AMOUNT_TOO_SMALL, param="amount")
     if not _reserve(transaction_id=txn.pk, amount=amount):
         raise _too_large(txn, amount)
 

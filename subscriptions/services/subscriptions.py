@@ -19,7 +19,7 @@ from accounts.models import Merchant
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
-from core.errors import InvalidRequest, InvalidState, NotFound
+from core.errors import ErrorCode, InvalidRequest, InvalidState, NotFound
 from gateways.router import any_gateway_supports
 from payments.models import Customer, PaymentMethod
 from payments.selectors import customer_get, payment_method_get_saved
@@ -45,7 +45,7 @@ def _payment_method_resolve(*, merchant: Merchant, customer: Customer, payment_m
     """A saved method of this customer (pm_…) or a token some enabled gateway accepts."""
     saved = payment_method_get_saved(public_id=payment_method, merchant=merchant) if payment_method.startswith("pm_") else None
     if saved is None and not any_gateway_supports(payment_method):
-        raise InvalidRequest(f"No such payment method: '{payment_method[:60]}'", code="resource_missing", param="payment_method")
+        raise InvalidRequest(f"No such payment method: '{payment_method[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
     if saved is not None and saved.customer_id != customer.pk:
         raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
     return saved
@@ -77,9 +77,9 @@ def _subscription_open(
         raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
     plan_row = Plan.objects.filter(merchant=merchant, public_id=plan_public_id).first()
     if plan_row is None:
-        raise InvalidRequest(f"No such plan: '{plan_public_id[:64]}'", code="resource_missing", param="plan")
+        raise InvalidRequest(f"No such plan: '{plan_public_id[:64]}'", code=ErrorCode.RESOURCE_MISSING, param="plan")
     if not plan_row.active:
-        raise InvalidRequest(f"Plan {plan_row.public_id} is inactive and takes no new subscriptions.", code="plan_inactive", param="plan")
+        raise InvalidRequest(f"Plan {plan_row.public_id} is inactive and takes no new subscriptions.", code=ErrorCode.PLAN_INACTIVE, param="plan")
     saved = _payment_method_resolve(merchant=merchant, customer=customer, payment_method=payment_method)
 
     now = timezone.now()

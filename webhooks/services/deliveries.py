@@ -28,7 +28,7 @@ from djangorestframework_camel_case.util import camelize
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
-from core.errors import InvalidRequest, InvalidState
+from core.errors import ErrorCode, InvalidRequest, InvalidState
 from core.runtime import simplified_flow_enabled
 from webhooks.destinations import DestinationRefused, destination_post, destination_refusal, destination_resolve
 from webhooks.models import OutboxEvent, WebhookDelivery
@@ -156,7 +156,7 @@ def webhook_delivery_resend(*, delivery_id: int, actor: Actor) -> WebhookDeliver
 def validate_destination(url: str) -> None:
     refusal = destination_refusal(url)
     if refusal:
-        raise InvalidRequest(f"This URL cannot receive webhooks: {refusal}.", code="url_invalid", param="url")
+        raise InvalidRequest(f"This URL cannot receive webhooks: {refusal}.", code=ErrorCode.URL_INVALID, param="url")
 
 
 # The delivery task (webhooks.tasks) runs this module's services, so it is queued by its

@@ -5,7 +5,7 @@ from accounts.models import Merchant
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
-from core.errors import InvalidRequest
+from core.errors import ErrorCode, InvalidRequest
 from webhooks.events import EVENT_TYPES
 from webhooks.models import WebhookEndpoint
 from webhooks.services.deliveries import validate_destination
@@ -22,13 +22,13 @@ def webhook_endpoint_create(
     if unknown:
         raise InvalidRequest(
             f"Unknown event type '{unknown[0][:60]}'. Known types: {', '.join(EVENT_TYPES)} (or '*').",
-            code="invalid_event_type", param="enabled_events",
+            code=ErrorCode.INVALID_EVENT_TYPE, param="enabled_events",
         )
     validate_destination(url)
     # Locks the merchant row: two concurrent creations cannot both pass the limit.
     Merchant.objects.select_for_update().get(pk=merchant.pk)
     if WebhookEndpoint.objects.filter(merchant=merchant, deleted_at__isnull=True).count() >= MAX_ENDPOINTS_PER_MERCHANT:
-        raise InvalidRequest(f"A merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints.", code="limit_reached")
+        raise InvalidRequest(f"A merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints.", code=ErrorCode.LIMIT_REACHED)
     endpoint = WebhookEndpoint.objects.create(
         merchant=merchant, url=url, description=description, enabled_events=sorted(set(enabled_events)),
         secret=new_endpoint_secret(),
