@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from core.actors import Actor
 from core.api.authentication import MerchantPrincipal
 from core.api.pagination import LimitCursorPagination
+from core.api.schema import ErrorResponseAutoSchema
 from core.api.serializers import InputSerializer
 from core.idempotency import (
     Replay,
@@ -35,6 +36,8 @@ def _camel_to_snake(name: str) -> str:
 
 class ApiView(APIView):
     """Every API view: authenticated by Bearer token, errors in the one shape."""
+
+    schema = ErrorResponseAutoSchema()
 
     def perform_authentication(self, request):
         super().perform_authentication(request)
