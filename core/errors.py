@@ -96,6 +96,7 @@ class ErrorCode(StrEnum):
 
     # The server
     INTERNAL_ERROR = "internal_error", "An internal error occurred; it has been logged."
+    DATABASE_UNAVAILABLE = "database_unavailable", "The database is briefly unavailable: retry with the same Idempotency-Key."
 
 
 # A code FlowPay relays without defining it: a payment gateway's own error or decline code

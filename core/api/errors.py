@@ -77,7 +77,7 @@ def exception_handler(exc, context):
         logger.warning("database fault answered 503", exc_info=exc)
         return Response(
             error_body(
-                type="api_error", code="database_unavailable",
+                type="api_error", code=ErrorCode.DATABASE_UNAVAILABLE,
                 message="The database is briefly unavailable; nothing was lost. Retry the request with the same Idempotency-Key.",
             ),
             status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
