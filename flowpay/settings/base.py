@@ -1,0 +1,120 @@
+"""Paths, environment, secret key, debug, apps, middleware, templates, static files, i18n.
+
+Defaults are for `make run` on a laptop: SQLite in WAL mode, a filesystem Celery broker
+under .run/, DEBUG on. Production sets DATABASE_URL, REDIS_URL and SECRET_KEY; with DEBUG
+off a missing SECRET_KEY is an error, never a default (core/checks.py checks the rest of
+what production needs). Every setting is listed in docs/configuration.md.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# Defaults live at each call site (not in Env(...) schemes) so each one is written once.
+env = environ.Env()
+
+# Local state of `make run`: SQLite database, filesystem broker, file cache, beat schedule.
+RUN_DIR = Path(env.str("FLOWPAY_RUN_DIR", default=str(BASE_DIR / ".run")))
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        # Raised here rather than by a system check: gunicorn and Celery run no checks, and
+        # no process may start with a guessable key.
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (a long random string).")
+    SECRET_KEY = "insecure-dev-only-key-do-not-use-in-production"  # DEBUG only
+
+INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "auditlog",
+    # Local apps, from the shared kernel down to the back office (the layers of `make lint`).
+    "core",
+    "audit",
+    "accounts",
+    "webhooks",
+    "gateways",
+    "payments",
+    "refunds",
+    "subscriptions",
+    "gateway_events",
+    "backoffice",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.middleware.CorrelationIdMiddleware",
+    "core.middleware.RuntimeSwitchesMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "audit.middleware.CardDataGuardMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "flowpay.urls"
+WSGI_APPLICATION = "flowpay.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- i18n / static --------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Without collectstatic (tests, a fresh checkout) fall back to unhashed names.
+WHITENOISE_MANIFEST_STRICT = False
+
+# --- Admin theme (django-unfold) --------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "FlowPay",
+    "SITE_HEADER": "FlowPay back-office",
+}

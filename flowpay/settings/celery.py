@@ -1,0 +1,77 @@
+"""Celery: broker, task routes and limits, the beat schedule (flowpay/celery.py reads CELERY_*)."""
+
+from datetime import timedelta
+
+from flowpay.settings.base import RUN_DIR, env
+from flowpay.settings.database import REDIS_URL
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# kombu's filesystem transport (make run without Redis) keeps its messages under RUN_DIR.
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = RUN_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues: default, payments (money tasks), webhooks (merchant deliveries), rebill.daily|weekly|
+# monthly|yearly (rebill drains, sent explicitly per plan frequency), reconciliation.
+CELERY_TASK_ROUTES = {
+    "refunds.execute": {"queue": "payments"},
+    "refunds.requeue_stalled": {"queue": "payments"},
+    "subscriptions.rebill_schedule": {"queue": "default"},
+    "subscriptions.rebill_reap": {"queue": "default"},
+}
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep our JSON logging (with correlation ids) in workers instead of Celery's plain text.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# How often beat sends its periodic tasks.
+FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS = env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=60)
+FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS", default=60)
+FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)
+FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=60)
+FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)
+
+CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "purge-idempotency-keys": {
+        "task": "payments.purge_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
+    # Payments processing for too long are asked about at their gateway.
+    "check-stuck-transactions": {
+        "task": "payments.check_stuck_transactions",
+        "schedule": timedelta(seconds=FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS),
+    },
+    # Refunds and inbound gateway events whose task was lost (broker outage, killed worker).
+    "refunds-requeue-stalled": {"task": "refunds.requeue_stalled", "schedule": timedelta(minutes=5)},
+    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
+    # Invoice due periods, queue due dunning retries, dispatch drains per billing frequency;
+    # the reaper re-queues rebill jobs whose worker stopped heartbeating.
+    "rebill-schedule": {
+        "task": "subscriptions.rebill_schedule",
+        "schedule": timedelta(seconds=FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS),
+    },
+    "rebill-reap-stale-leases": {
+        "task": "subscriptions.rebill_reap",
+        "schedule": timedelta(seconds=FLOWPAY_REBILL_REAP_INTERVAL_SECONDS),
+    },
+    # Seal audit entries old enough into the hash chain (verify_audit_log checks it).
+    "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
+    # Relay outbox events a lost kick left behind; send due webhook retries.
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": timedelta(seconds=FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS),
+    },
+}

@@ -1,0 +1,21 @@
+"""Refunds and chargebacks."""
+
+from flowpay.settings.base import env
+
+# Largest refund (minor units of the transaction's currency) support may issue alone; above
+# it a finance or admin user must approve (four-eyes).
+FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
+# One run at a time sends a refund: its claim lasts this long (longer than the task's time
+# limit and the gateway timeouts) before another run may take over with the same key.
+FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default=300.0)
+# Gateways keep idempotency keys this long (Stripe: 24 h): an unknown-outcome refund whose key
+# is older is looked up at the gateway instead of being sent again.
+FLOWPAY_REFUND_KEY_RETENTION_SECONDS = env.float("FLOWPAY_REFUND_KEY_RETENTION_SECONDS", default=86400.0)
+# An attempt that got no final answer (gateway unavailable, timeout) is retried with the same
+# key after base * 2^(n-1) seconds, capped, with jitter.
+FLOWPAY_REFUND_RETRY_BASE_SECONDS = env.float("FLOWPAY_REFUND_RETRY_BASE_SECONDS", default=5.0)
+FLOWPAY_REFUND_RETRY_CAP_SECONDS = env.float("FLOWPAY_REFUND_RETRY_CAP_SECONDS", default=600.0)
+
+# Evidence for a chargeback is due this many days after it is opened, unless the gateway
+# gives a due date.
+FLOWPAY_CHARGEBACK_RESPONSE_DAYS = env.int("FLOWPAY_CHARGEBACK_RESPONSE_DAYS", default=7)
