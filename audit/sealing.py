@@ -77,7 +77,7 @@ def _seal_one_batch(*, batch_size: int) -> int:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
     last = AuditSeal.objects.order_by("-last_entry_id").first()
     after_id, previous_hash = (last.last_entry_id, last.hash) if last else (0, GENESIS)
-    min_age = dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS", 300)))
+    min_age = dt.timedelta(seconds=settings.FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS)
     cutoff = timezone.now() - min_age
     # Stop at the first entry that is too young: the sealed range must have no holes.
     candidates = list(AuditEntry.objects.filter(pk__gt=after_id).order_by("pk")[:batch_size])

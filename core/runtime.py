@@ -30,7 +30,7 @@ _snapshot_at = 0.0
 
 
 def _refresh_seconds() -> float:
-    return float(getattr(settings, "FLOWPAY_RUNTIME_REFRESH_SECONDS", 2))
+    return settings.FLOWPAY_RUNTIME_REFRESH_SECONDS
 
 
 def runtime_snapshot() -> dict[str, Any]:

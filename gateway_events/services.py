@@ -66,17 +66,17 @@ class InboxQueueError(FlowPayError):
 def inbound_event_lease() -> dt.timedelta:
     """How long a claimed event may stay `processing` before another worker may take it
     (longer than the task's time limit)."""
-    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_INBOUND_EVENT_LEASE_SECONDS", 600)))
+    return dt.timedelta(seconds=settings.FLOWPAY_INBOUND_EVENT_LEASE_SECONDS)
 
 
 def inbound_event_max_attempts() -> int:
-    return int(getattr(settings, "FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS", 5))
+    return settings.FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS
 
 
 def inbound_event_retry_delay(attempts: int) -> float:
     """Seconds before the task tries a failed event again: exponential backoff with jitter
     (about 10 s, 20 s, 40 s, 80 s, capped at 10 minutes)."""
-    base = float(getattr(settings, "FLOWPAY_INBOUND_EVENT_RETRY_BASE_SECONDS", 10))
+    base = settings.FLOWPAY_INBOUND_EVENT_RETRY_BASE_SECONDS
     delay = min(600.0, base * 2 ** max(0, attempts - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 

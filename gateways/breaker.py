@@ -37,10 +37,10 @@ class BreakerStatus:
 
 def _config() -> dict:
     return {
-        "threshold": int(getattr(settings, "FLOWPAY_BREAKER_FAILURE_THRESHOLD", 5)),
-        "window": int(getattr(settings, "FLOWPAY_BREAKER_WINDOW_SECONDS", 60)),
-        "cooldown": float(getattr(settings, "FLOWPAY_BREAKER_COOLDOWN_SECONDS", 30)),
-        "probe_timeout": int(getattr(settings, "FLOWPAY_BREAKER_PROBE_SECONDS", 30)),
+        "threshold": settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD,
+        "window": settings.FLOWPAY_BREAKER_WINDOW_SECONDS,
+        "cooldown": settings.FLOWPAY_BREAKER_COOLDOWN_SECONDS,
+        "probe_timeout": settings.FLOWPAY_BREAKER_PROBE_SECONDS,
     }
 
 

@@ -28,7 +28,6 @@ from django.core.exceptions import ImproperlyConfigured
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASES = {"stripe": "https://api.stripe.com", "paypal": "https://api-m.sandbox.paypal.com"}
-ROTATION_DAYS = 90
 
 _ENV = {
     "stripe": {

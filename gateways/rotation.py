@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gateways.credentials import ROTATION_DAYS, gateway_credentials, mask_secret
+from gateways.credentials import gateway_credentials, mask_secret
 from gateways.registry import GATEWAY_CLASSES, enabled_gateway_names
 
 
@@ -21,7 +21,7 @@ class KeyRotation:
 
 
 def gateway_key_rotation(*, today: dt.date) -> KeyRotation:
-    rotation_days = int(getattr(settings, "FLOWPAY_KEY_ROTATION_DAYS", ROTATION_DAYS))
+    rotation_days = settings.FLOWPAY_KEY_ROTATION_DAYS
     enabled = enabled_gateway_names()
     rows, problems = [], []
     for name in dict.fromkeys([*enabled, *GATEWAY_CLASSES]):

@@ -84,13 +84,13 @@ def next_gateway_for_new_payment(*, payment_method: str, exclude: set[str], only
 
 def backoff_delay(retry_number: int) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**n))."""
-    base = float(getattr(settings, "FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS", 0.2))
-    cap = float(getattr(settings, "FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS", 2.0))
+    base = settings.FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS
+    cap = settings.FLOWPAY_GATEWAY_BACKOFF_CAP_SECONDS
     return random.uniform(0, min(cap, base * 2**retry_number))
 
 
 def max_retries() -> int:
-    return int(getattr(settings, "FLOWPAY_GATEWAY_RETRIES", 2))
+    return settings.FLOWPAY_GATEWAY_RETRIES
 
 
 def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:

@@ -166,7 +166,7 @@ def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict
 
 
 def stuck_threshold() -> dt.timedelta:
-    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_AFTER_SECONDS", 120)))
+    return dt.timedelta(seconds=settings.FLOWPAY_STUCK_AFTER_SECONDS)
 
 
 def transactions_stuck(*, older_than: dt.timedelta | None = None):

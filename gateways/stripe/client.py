@@ -43,10 +43,10 @@ _http_clients: dict[tuple, stripe.HTTPClient] = {}
 def _timeouts(*, probe: bool) -> tuple[float, float]:
     """(connect, read) seconds. Probes (health, credential checks) are kept short."""
     if probe:
-        return (2.0, float(getattr(settings, "FLOWPAY_GATEWAY_PROBE_TIMEOUT_SECONDS", 5)))
+        return (2.0, settings.FLOWPAY_GATEWAY_PROBE_TIMEOUT_SECONDS)
     return (
-        float(getattr(settings, "FLOWPAY_GATEWAY_CONNECT_TIMEOUT_SECONDS", 5)),
-        float(getattr(settings, "FLOWPAY_GATEWAY_READ_TIMEOUT_SECONDS", 30)),
+        settings.FLOWPAY_GATEWAY_CONNECT_TIMEOUT_SECONDS,
+        settings.FLOWPAY_GATEWAY_READ_TIMEOUT_SECONDS,
     )
 
 

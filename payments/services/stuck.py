@@ -72,7 +72,7 @@ class GatewayView:
 def no_record_grace() -> dt.timedelta:
     """How long after a call was sent "the gateway has no record of it" may still mean
     "not visible yet" (search lag, a request still running there)."""
-    return dt.timedelta(seconds=int(getattr(settings, "FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", 900)))
+    return dt.timedelta(seconds=settings.FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS)
 
 
 def transaction_gateway_view(*, transaction_id: int) -> GatewayView:

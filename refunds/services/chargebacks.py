@@ -37,7 +37,7 @@ EVIDENCE_FILE_REF_MAX_LENGTH = 500
 
 
 def evidence_response_days() -> int:
-    return int(getattr(settings, "FLOWPAY_CHARGEBACK_RESPONSE_DAYS", 7))
+    return settings.FLOWPAY_CHARGEBACK_RESPONSE_DAYS
 
 
 def _lock(chargeback_id: int) -> tuple[Transaction, Chargeback]:

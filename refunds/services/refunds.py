@@ -64,7 +64,7 @@ REASON_MAX_LENGTH = 500
 
 # --- policy helpers ------------------------------------------------------------------
 def support_refund_limit() -> int:
-    return int(getattr(settings, "FLOWPAY_SUPPORT_REFUND_LIMIT", 10000))
+    return settings.FLOWPAY_SUPPORT_REFUND_LIMIT
 
 
 def refund_needs_approval(*, actor: Actor, amount: int) -> bool:
@@ -288,8 +288,8 @@ def refund_reject(*, refund_id: int, actor: Actor, reason: str = "") -> Refund:
 # --- execution at the gateway -----------------------------------------------------------
 def refund_retry_delay(attempt: int) -> float:
     """Seconds before the next automatic attempt: exponential backoff with jitter."""
-    base = float(getattr(settings, "FLOWPAY_REFUND_RETRY_BASE_SECONDS", 5))
-    cap = float(getattr(settings, "FLOWPAY_REFUND_RETRY_CAP_SECONDS", 600))
+    base = settings.FLOWPAY_REFUND_RETRY_BASE_SECONDS
+    cap = settings.FLOWPAY_REFUND_RETRY_CAP_SECONDS
     delay = min(cap, base * 2 ** max(0, attempt - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
@@ -298,12 +298,12 @@ def refund_claim_seconds() -> float:
     """The lease of an attempt's claim: longer than any gateway call can take (the task's
     hard time limit is 120 s), so a live claim means a call may still be on its way; after
     it, the worker is gone and another run may take the refund over (same key)."""
-    return float(getattr(settings, "FLOWPAY_REFUND_CLAIM_SECONDS", 300))
+    return settings.FLOWPAY_REFUND_CLAIM_SECONDS
 
 
 def refund_key_retention_seconds() -> float:
     """How long the gateway remembers an idempotency key (Stripe: 24 hours)."""
-    return float(getattr(settings, "FLOWPAY_REFUND_KEY_RETENTION_SECONDS", 86400))
+    return settings.FLOWPAY_REFUND_KEY_RETENTION_SECONDS
 
 
 def _key_may_be_forgotten(refund: Refund, now) -> bool:

@@ -7,16 +7,17 @@ leases of every job it holds; a worker that dies stops heartbeating, its leases 
 the reaper (services.scheduling.rebill_reap_stale) re-queues the jobs.
 """
 
+import datetime as dt
 import logging
 import os
 import socket
 import threading
 import uuid
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from subscriptions import conf
 from subscriptions.models import RebillJob, RebillJobStatus
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,12 @@ def rebill_lease_batch(*, queue: str, merchant_id: int | None, owner: str, limit
     """Lease up to `limit` queued, due jobs of one shard (oldest first). Two queries
     whatever the batch size: the locking SELECT and one bulk UPDATE."""
     now = timezone.now()
-    expires_at = now + conf.lease_duration()
+    expires_at = now + dt.timedelta(seconds=settings.FLOWPAY_REBILL_LEASE_SECONDS)
     with transaction.atomic():
         query = RebillJob.objects.select_for_update(skip_locked=True).filter(status=JS.QUEUED, queue=queue, run_at__lte=now)
         if merchant_id is not None:
             query = query.filter(merchant_id=merchant_id)
-        jobs = list(query.order_by("run_at", "id")[: limit or conf.batch_size()])
+        jobs = list(query.order_by("run_at", "id")[: limit or settings.FLOWPAY_REBILL_BATCH_SIZE])
         for job in jobs:
             job.lease(owner=owner, now=now, expires_at=expires_at)
             job.updated_at = now
@@ -61,7 +62,7 @@ def rebill_heartbeat(*, owner: str) -> int:
         if not ids:
             return 0
         return RebillJob.objects.filter(pk__in=ids, status=JS.LEASED, lease_owner=owner).update(
-            heartbeat_at=now, lease_expires_at=now + conf.lease_duration(), updated_at=now
+            heartbeat_at=now, lease_expires_at=now + dt.timedelta(seconds=settings.FLOWPAY_REBILL_LEASE_SECONDS), updated_at=now
         )
 
 
@@ -72,7 +73,7 @@ class LeaseHeartbeat:
 
     def __init__(self, owner: str, interval: float | None = None):
         self.owner = owner
-        self.interval = conf.heartbeat_interval() if interval is None else interval
+        self.interval = settings.FLOWPAY_REBILL_HEARTBEAT_SECONDS if interval is None else interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rebill-heartbeat-{owner[-8:]}", daemon=True)
 

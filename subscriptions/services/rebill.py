@@ -31,6 +31,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,7 +46,6 @@ from payments.models import PaymentAttempt, Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
 from payments.services.stuck import transaction_resolve_stuck
 from payments.services.transactions import PaymentInput, transaction_capture, transaction_create
-from subscriptions import conf
 from subscriptions.models import (
     ChargeOutcome,
     DunningFinalAction,
@@ -326,8 +326,8 @@ def _invoice_paid(*, subscription: Subscription, invoice: Invoice, txn: Transact
 def _dunning_record_decline(
     *, subscription: Subscription, invoice: Invoice, charge: RebillCharge, code: str, message: str, now: dt.datetime, actor: Actor
 ) -> str:
-    schedule = conf.dunning_schedule_days()
-    hard = code in conf.hard_decline_codes()
+    schedule = sorted(settings.FLOWPAY_DUNNING_SCHEDULE_DAYS)
+    hard = code in settings.FLOWPAY_DUNNING_HARD_DECLINE_CODES
     first_failed_at = invoice.first_failed_at or now
     failures = invoice.payment_failures + 1
     if hard:
@@ -401,6 +401,11 @@ def _job_close(*, job: RebillJob, outcome: str, now: dt.datetime, actor: Actor) 
     return "paid" if outcome == "paid" else "skipped"
 
 
+def _error_retry_delay(error_count: int) -> dt.timedelta:
+    """Backoff after the n-th non-payment failure: FLOWPAY_REBILL_RETRY_SECONDS * 2^(n-1), at most an hour."""
+    return dt.timedelta(seconds=min(3600.0, settings.FLOWPAY_REBILL_RETRY_SECONDS * 2 ** max(0, error_count - 1)))
+
+
 @transaction.atomic
 def _job_error(*, job_id: int, owner: str, error: str, nothing_charged_code: str | None, actor: Actor) -> str:
     """A non-payment failure: retry later with backoff, or dead-letter after
@@ -416,14 +421,14 @@ def _job_error(*, job_id: int, owner: str, error: str, nothing_charged_code: str
             outcome=ChargeOutcome.ERROR, failure_code=nothing_charged_code[:64], finished_at=timezone.now()
         )
     now = timezone.now()
-    if job.error_count + 1 >= conf.max_attempts():
+    if job.error_count + 1 >= settings.FLOWPAY_REBILL_MAX_ATTEMPTS:
         job.mark_dead(error=error, now=now)
         job.save()
         audit_record(actor=actor, action=AuditAction.REBILL_JOB_DEAD, target=job, result="failure",
                      details={"error": error[:500], "errors": job.error_count})
         logger.error("rebill job dead-lettered", extra={"job": job.public_id, "error": error[:500]})
         return "dead"
-    job.requeue_after_error(error=error, run_at=now + conf.error_retry_delay(job.error_count + 1))
+    job.requeue_after_error(error=error, run_at=now + _error_retry_delay(job.error_count + 1))
     job.save()
     audit_record(actor=actor, action=AuditAction.REBILL_JOB_RETRY_SCHEDULED, target=job, result="failure",
                  details={"error": error[:500], "errors": job.error_count, "run_at": _iso(job.run_at)})

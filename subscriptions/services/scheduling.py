@@ -14,6 +14,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -21,7 +22,6 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
-from subscriptions import conf
 from subscriptions.models import (
     BILLED_STATES,
     Invoice,
@@ -54,7 +54,7 @@ def rebill_schedule_due(*, batch_size: int | None = None, max_batches: int = 100
     """Invoice every billed subscription whose next period has started."""
     result = ScheduleResult()
     for _ in range(max_batches):
-        created, canceled, seen = _schedule_batch(limit=batch_size or conf.batch_size())
+        created, canceled, seen = _schedule_batch(limit=batch_size or settings.FLOWPAY_REBILL_BATCH_SIZE)
         if not seen:
             break
         result.batches += 1
@@ -134,7 +134,7 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
 def rebill_queue_due_retries(*, batch_size: int | None = None) -> int:
     """failed → queued for jobs whose dunning retry time has come."""
     total = 0
-    limit = batch_size or conf.batch_size()
+    limit = batch_size or settings.FLOWPAY_REBILL_BATCH_SIZE
     while True:
         with transaction.atomic():
             now = timezone.now()
@@ -159,7 +159,7 @@ def rebill_reap_stale(*, batch_size: int | None = None) -> int:
     FLOWPAY_REBILL_MAX_ATTEMPTS the job goes to the dead letter. Re-running the job is safe:
     the charge key is the same, so nothing is charged twice."""
     total = 0
-    limit = batch_size or conf.batch_size()
+    limit = batch_size or settings.FLOWPAY_REBILL_BATCH_SIZE
     while True:
         with transaction.atomic():
             now = timezone.now()
@@ -171,7 +171,7 @@ def rebill_reap_stale(*, batch_size: int | None = None) -> int:
             audits = []
             for job in jobs:
                 error = f"lease expired: {job.lease_owner} stopped heartbeating (last {job.heartbeat_at:%Y-%m-%dT%H:%M:%S}Z)"
-                if job.error_count + 1 >= conf.max_attempts():
+                if job.error_count + 1 >= settings.FLOWPAY_REBILL_MAX_ATTEMPTS:
                     job.mark_dead(error=error, now=now)
                     audits.append((AuditAction.REBILL_JOB_DEAD, job, {"error": error}))
                 else:
@@ -204,11 +204,11 @@ def rebill_dispatch() -> int:
     )
     sent = 0
     for shard in shards:
-        messages = min(math.ceil(shard["jobs"] / conf.batch_size()), conf.max_parallel_per_shard())
+        messages = min(math.ceil(shard["jobs"] / settings.FLOWPAY_REBILL_BATCH_SIZE), settings.FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD)
         for _ in range(messages):
             rebill_drain_task.apply_async(
                 kwargs={"queue": shard["queue"], "merchant_id": shard["merchant_id"]},
-                queue=conf.queue_prefix() + shard["queue"],
+                queue=settings.FLOWPAY_REBILL_QUEUE_PREFIX + shard["queue"],
             )
             sent += 1
     return sent

@@ -12,6 +12,7 @@ the same key, so nothing is charged twice.
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,7 +24,6 @@ from core.errors import ErrorCode, InvalidRequest, InvalidState, NotFound
 from gateways.router import any_gateway_supports
 from payments.models import Customer, PaymentMethod
 from payments.selectors import customer_get, payment_method_get_saved
-from subscriptions import conf
 from subscriptions.models import (
     BILLED_STATES,
     Invoice,
@@ -117,7 +117,7 @@ def _subscription_open(
                           "period_start": start.isoformat()})
     job = RebillJob(merchant=merchant, subscription=subscription, invoice=invoice, period_start=start,
                     queue=plan_row.queue, status=JS.QUEUED, run_at=now)
-    job.lease(owner=worker_identity("api"), now=now, expires_at=now + conf.lease_duration())
+    job.lease(owner=worker_identity("api"), now=now, expires_at=now + dt.timedelta(seconds=settings.FLOWPAY_REBILL_LEASE_SECONDS))
     job.save()
     return subscription, job
 

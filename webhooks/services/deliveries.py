@@ -39,10 +39,6 @@ logger = logging.getLogger(__name__)
 D = WebhookDelivery.Status
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 def event_document(event: OutboxEvent) -> dict:
     """The event as merchants receive it (webhook body and GET /payment/events)."""
     return {
@@ -62,8 +58,8 @@ def event_body(event: OutboxEvent) -> bytes:
 
 def retry_delay(attempts: int) -> float:
     """Exponential backoff with jitter: base * 2^(n-1), capped, then uniform in [50%, 100%]."""
-    base = _setting("FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS", 60)
-    cap = _setting("FLOWPAY_WEBHOOK_BACKOFF_CAP_SECONDS", 12 * 3600)
+    base = settings.FLOWPAY_WEBHOOK_BACKOFF_BASE_SECONDS
+    cap = settings.FLOWPAY_WEBHOOK_BACKOFF_CAP_SECONDS
     delay = min(cap, base * 2 ** max(attempts - 1, 0))
     return random.uniform(delay / 2, delay)
 
@@ -84,7 +80,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
     if simplified_flow_enabled():
         return None  # fan-out paused; the sweep catches up when the mode is off
     now = timezone.now()
-    lease = dt.timedelta(seconds=_setting("FLOWPAY_WEBHOOK_TIMEOUT_SECONDS", 10) * 3 + 30)
+    lease = dt.timedelta(seconds=settings.FLOWPAY_WEBHOOK_TIMEOUT_SECONDS * 3 + 30)
     claimed = WebhookDelivery.objects.filter(
         Q(pk=delivery_id)
         & (Q(status__in=[D.PENDING, D.RETRYING], next_attempt_at__lte=now) | Q(status=D.DELIVERING, lease_expires_at__lt=now))
@@ -109,7 +105,7 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, str]:
         "FlowPay-Delivery-Id": delivery.public_id,
         "FlowPay-Signature": signature_header(secret=delivery.endpoint.secret, body=body, timestamp=int(time.time())),
     }
-    timeout = _setting("FLOWPAY_WEBHOOK_TIMEOUT_SECONDS", 10)
+    timeout = settings.FLOWPAY_WEBHOOK_TIMEOUT_SECONDS
     try:
         status = destination_post(destination, body=body, headers=headers, connect_timeout=5, read_timeout=timeout)
     except urllib3.exceptions.HTTPError as exc:
@@ -123,7 +119,7 @@ def _record_outcome(*, delivery: WebhookDelivery, status_code: int | None, error
     if not error:
         update.update(status=D.SUCCEEDED, delivered_at=now)
     else:
-        window = dt.timedelta(seconds=_setting("FLOWPAY_WEBHOOK_RETRY_WINDOW_SECONDS", 3 * 24 * 3600))
+        window = dt.timedelta(seconds=settings.FLOWPAY_WEBHOOK_RETRY_WINDOW_SECONDS)
         next_at = now + dt.timedelta(seconds=retry_delay(delivery.attempts))
         if next_at > delivery.retry_window_started_at + window:
             update.update(status=D.DEAD)
