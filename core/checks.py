@@ -1,0 +1,92 @@
+"""System checks of the settings: what production cannot run with, and values no process can
+work with. They run with `manage.py check`, `migrate` and `runserver`; production runs
+`migrate` before starting gunicorn, the worker and beat, which run no checks themselves
+(hence base.py also refuses to load without SECRET_KEY when DEBUG is off).
+
+Ids flowpay.E100 and up (the gateway checks in gateways/registry.py use E001-E003).
+"""
+
+import re
+
+from django.conf import settings
+from django.core.checks import Error, register
+from django.core.exceptions import ImproperlyConfigured
+
+# Counts and periods that make no sense at 0 (a batch of nothing, a beat task every 0 s).
+AT_LEAST_ONE = (
+    "FLOWPAY_BREAKER_FAILURE_THRESHOLD",
+    "FLOWPAY_BREAKER_WINDOW_SECONDS",
+    "FLOWPAY_INBOUND_EVENT_MAX_ATTEMPTS",
+    "FLOWPAY_KEY_ROTATION_DAYS",
+    "FLOWPAY_REBILL_BATCH_SIZE",
+    "FLOWPAY_REBILL_MAX_ATTEMPTS",
+    "FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD",
+)
+API_KEY_ENVIRONMENTS = ("test", "live")
+# DRF's rate syntax: requests per second, minute, hour or day (100/s, 6000/min).
+RATE = re.compile(r"^\d+/[smhd]")
+
+
+@register()
+def check_production_settings(app_configs, **kwargs) -> list[Error]:
+    """With DEBUG off: a real SECRET_KEY, a PostgreSQL database from DATABASE_URL, hosts."""
+    if settings.DEBUG:
+        return []
+    errors = []
+    try:
+        secret_key = settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django refuses to read an empty key
+        secret_key = ""
+    if not secret_key or secret_key.startswith(("insecure-", "django-insecure-")):
+        errors.append(Error(
+            "SECRET_KEY is not set, or is a development key, while DEBUG is off.",
+            hint="Set SECRET_KEY to a long random string: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+            id="flowpay.E100",
+        ))
+    database = settings.DATABASES.get("default") or {}
+    if not str(database.get("ENGINE", "")).endswith(".postgresql") or not database.get("NAME"):
+        errors.append(Error(
+            "DATABASES['default'] is not a PostgreSQL database while DEBUG is off "
+            f"(engine {database.get('ENGINE') or 'none'!r}).",
+            hint="Set DATABASE_URL, e.g. postgres://user:password@host:5432/flowpay (SQLite is for `make run`, with DEBUG on).",
+            id="flowpay.E101",
+        ))
+    if not settings.ALLOWED_HOSTS:
+        errors.append(Error(
+            "ALLOWED_HOSTS is empty while DEBUG is off: every request would be refused.",
+            hint="Set ALLOWED_HOSTS to the comma-separated host names FlowPay is served on.",
+            id="flowpay.E102",
+        ))
+    return errors
+
+
+@register()
+def check_setting_values(app_configs, **kwargs) -> list[Error]:
+    """Values FlowPay cannot work with, whatever DEBUG is."""
+    errors = []
+    for name in sorted(n for n in dir(settings) if n.startswith("FLOWPAY_")):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        minimum = 1 if name in AT_LEAST_ONE or name.endswith("_INTERVAL_SECONDS") else 0
+        if value < minimum:
+            errors.append(Error(f"{name} is {value}; it must be at least {minimum}.", id="flowpay.E103"))
+    days = settings.FLOWPAY_DUNNING_SCHEDULE_DAYS
+    if not days or any(not isinstance(day, int) or day < 0 for day in days):
+        errors.append(Error(
+            f"FLOWPAY_DUNNING_SCHEDULE_DAYS is {days!r}; it must list non-negative days.",
+            hint="e.g. FLOWPAY_DUNNING_SCHEDULE_DAYS=1,3,5,7",
+            id="flowpay.E104",
+        ))
+    if settings.FLOWPAY_API_KEY_ENVIRONMENT not in API_KEY_ENVIRONMENTS:
+        errors.append(Error(
+            f"FLOWPAY_API_KEY_ENVIRONMENT is {settings.FLOWPAY_API_KEY_ENVIRONMENT!r}; it must be test or live.",
+            id="flowpay.E105",
+        ))
+    if not RATE.match(str(settings.FLOWPAY_API_RATE_LIMIT)):
+        errors.append(Error(
+            f"FLOWPAY_API_RATE_LIMIT is {settings.FLOWPAY_API_RATE_LIMIT!r}; it must be requests per period.",
+            hint="e.g. 100/s or 6000/min",
+            id="flowpay.E106",
+        ))
+    return errors
