@@ -1,16 +1,19 @@
-"""The event types merchants can subscribe to (an endpoint's enabledEvents)."""
+"""The event types FlowPay announces to merchants (OutboxEvent.type) and that an endpoint
+can subscribe to (its enabledEvents). The values are part of the public API: never rename one."""
 
-EVENT_TYPES = (
-    "transaction.completed",
-    "transaction.failed",
-    "transaction.requires_action",
-    "transaction.canceled",
-    "refund.succeeded",
-    "refund.failed",
-    "chargeback.created",
-    "chargeback.closed",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "subscription.past_due",
-    "subscription.canceled",
-)
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    TRANSACTION_COMPLETED = "transaction.completed"
+    TRANSACTION_FAILED = "transaction.failed"
+    TRANSACTION_REQUIRES_ACTION = "transaction.requires_action"
+    TRANSACTION_CANCELED = "transaction.canceled"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    CHARGEBACK_CREATED = "chargeback.created"
+    CHARGEBACK_CLOSED = "chargeback.closed"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    SUBSCRIPTION_PAST_DUE = "subscription.past_due"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"

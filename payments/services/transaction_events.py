@@ -2,15 +2,16 @@
 database transaction as the change)."""
 
 from payments.models import Transaction, TransactionStatus
+from webhooks.events import EventType
 from webhooks.payloads import api_payload
 from webhooks.services import outbox_publish
 
 S = TransactionStatus
 EVENT_FOR_STATUS = {
-    S.COMPLETED: "transaction.completed",
-    S.FAILED: "transaction.failed",
-    S.REQUIRES_ACTION: "transaction.requires_action",
-    S.CANCELED: "transaction.canceled",
+    S.COMPLETED: EventType.TRANSACTION_COMPLETED,
+    S.FAILED: EventType.TRANSACTION_FAILED,
+    S.REQUIRES_ACTION: EventType.TRANSACTION_REQUIRES_ACTION,
+    S.CANCELED: EventType.TRANSACTION_CANCELED,
 }
 
 

@@ -28,6 +28,7 @@ from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus
 from refunds.services.events import chargeback_announce
 from refunds.services.refunds import REASON_MAX_LENGTH
+from webhooks.events import EventType
 
 C = ChargebackStatus
 OUTCOMES = (C.WON, C.LOST)
@@ -118,7 +119,7 @@ def chargeback_create(
         details={"transaction": txn.public_id, "reference": reference, "amount": amount, "currency": txn.currency,
                  "reason": reason, "evidence_due_by": chargeback.evidence_due_by.isoformat()},
     )
-    chargeback_announce(chargeback, event_type="chargeback.created")
+    chargeback_announce(chargeback, event_type=EventType.CHARGEBACK_CREATED)
     return chargeback, True
 
 
@@ -172,7 +173,7 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
     chargeback.save()
     audit_record(actor=actor, action=AuditAction.CHARGEBACK_ACCEPT, target=chargeback, details={"amount_withdrawn": chargeback.amount})
     _withdraw(txn=txn, chargeback=chargeback, actor=actor)
-    chargeback_announce(chargeback, event_type="chargeback.closed")
+    chargeback_announce(chargeback, event_type=EventType.CHARGEBACK_CLOSED)
     return chargeback
 
 
@@ -197,7 +198,7 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     else:
         audit_record(actor=actor, action=AuditAction.CHARGEBACK_LOST, target=chargeback, details={"amount_withdrawn": chargeback.amount})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)
-    chargeback_announce(chargeback, event_type="chargeback.closed")
+    chargeback_announce(chargeback, event_type=EventType.CHARGEBACK_CLOSED)
     return chargeback
 
 

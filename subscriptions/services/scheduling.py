@@ -32,6 +32,7 @@ from subscriptions.models import (
     SubscriptionStatus,
 )
 from subscriptions.services.common import REBILL_ACTOR, audit_bulk, subscription_payload
+from webhooks.events import EventType
 from webhooks.services import outbox_publish
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
     Subscription.objects.bulk_update(subscriptions, SUBSCRIPTION_BILLING_FIELDS)
     audit_bulk(actor=REBILL_ACTOR, entries=audits)
     for subscription in canceled:
-        outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.canceled",
+        outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED,
                        payload=subscription_payload(subscription))
     return created, len(canceled), len(subscriptions)
 

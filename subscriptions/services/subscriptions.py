@@ -36,6 +36,7 @@ from subscriptions.models import (
 from subscriptions.services.common import subscription_payload
 from subscriptions.services.leasing import LeaseHeartbeat, worker_identity
 from subscriptions.services.rebill import _void_open_invoices, rebill_job_run
+from webhooks.events import EventType
 from webhooks.services import outbox_publish
 
 SS, JS = SubscriptionStatus, RebillJobStatus
@@ -148,7 +149,7 @@ def subscription_cancel(*, subscription_id: int, at_period_end: bool, actor: Act
     subscription.cancel(now=now, reason="requested")
     subscription.save()
     audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, details={"from": previous, "reason": "requested"})
-    outbox_publish(merchant_id=subscription.merchant_id, event_type="subscription.canceled", payload=subscription_payload(subscription))
+    outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
     _void_open_invoices(subscription=subscription, now=now, actor=actor)
     return subscription
 

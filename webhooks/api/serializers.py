@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from core.api.serializers import CreatedRangeMixin, InputSerializer, utc_iso
-from webhooks.events import EVENT_TYPES
+from webhooks.events import EventType
 from webhooks.models import WebhookDelivery
 from webhooks.services.deliveries import event_document
 
@@ -48,7 +48,7 @@ class EventOutput(serializers.Serializer):
 
 
 class EventListFilters(CreatedRangeMixin, InputSerializer):
-    type = serializers.ChoiceField(choices=EVENT_TYPES, required=False)
+    type = serializers.ChoiceField(choices=[event_type.value for event_type in EventType], required=False)
 
 
 class WebhookDeliveryOutput(serializers.Serializer):

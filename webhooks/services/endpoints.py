@@ -6,7 +6,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import ErrorCode, InvalidRequest
-from webhooks.events import EVENT_TYPES
+from webhooks.events import EventType
 from webhooks.models import WebhookEndpoint
 from webhooks.services.deliveries import validate_destination
 from webhooks.signing import new_endpoint_secret
@@ -18,10 +18,11 @@ MAX_ENDPOINTS_PER_MERCHANT = 16
 def webhook_endpoint_create(
     *, merchant: Merchant, url: str, enabled_events: list[str], description: str = "", actor: Actor
 ) -> WebhookEndpoint:
-    unknown = sorted(set(enabled_events) - set(EVENT_TYPES) - {"*"})
+    known = [event_type.value for event_type in EventType]
+    unknown = sorted(set(enabled_events) - set(known) - {"*"})
     if unknown:
         raise InvalidRequest(
-            f"Unknown event type '{unknown[0][:60]}'. Known types: {', '.join(EVENT_TYPES)} (or '*').",
+            f"Unknown event type '{unknown[0][:60]}'. Known types: {', '.join(known)} (or '*').",
             code=ErrorCode.INVALID_EVENT_TYPE, param="enabled_events",
         )
     validate_destination(url)

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.runtime import simplified_flow_enabled
+from webhooks.events import EventType
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from webhooks.services.deliveries import webhook_deliveries_queue
 from webhooks.tasks import outbox_relay_task
@@ -28,12 +29,13 @@ logger = logging.getLogger(__name__)
 RELAY_BATCH_SIZE = 200
 
 
-def outbox_publish(*, merchant_id: int, event_type: str, payload: dict) -> OutboxEvent:
+def outbox_publish(*, merchant_id: int, event_type: EventType, payload: dict) -> OutboxEvent:
     """Record an event for the merchant. Must run inside the caller's database transaction
-    (it refuses to run outside one), next to the state change it announces."""
+    (it refuses to run outside one), next to the state change it announces. An unknown
+    event type is a ValueError: no endpoint could subscribe to it."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_publish must be called inside the state change's database transaction")
-    event = OutboxEvent.objects.create(merchant_id=merchant_id, type=event_type, payload=payload)
+    event = OutboxEvent.objects.create(merchant_id=merchant_id, type=EventType(event_type).value, payload=payload)
     transaction.on_commit(_kick_relay)
     return event
 
