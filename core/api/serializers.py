@@ -1,8 +1,6 @@
 """Input-validation building blocks shared by every API: strict fields, unknown-field
 rejection (no mass assignment), money and metadata rules."""
 
-import datetime as dt
-
 from rest_framework import serializers
 
 from core.errors import ErrorCode
@@ -169,10 +167,6 @@ class CreatedRangeMixin(serializers.Serializer):
         if gte and lte and gte > lte:
             raise serializers.ValidationError({"created_gte": "createdGte must not be after createdLte."})
         return attrs
-
-
-def utc_iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 class EmptyInput(InputSerializer):

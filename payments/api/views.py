@@ -14,17 +14,14 @@ from core.permissions import Capability
 from gateways.router import primary_gateway_name
 from payments.api.serializers import (
     CustomerCreateInput,
-    CustomerDetailOutput,
     CustomerListFilters,
-    CustomerOutput,
     PaymentMethodAttachInput,
-    PaymentMethodOutput,
     TransactionCaptureInput,
     TransactionCreateInput,
     TransactionListFilters,
-    TransactionOutput,
 )
 from payments.models import TransactionStatus
+from payments.representations import CustomerDetailOutput, CustomerOutput, PaymentMethodOutput, TransactionOutput
 from payments.selectors import (
     customer_get,
     customers_list,

@@ -2,6 +2,7 @@
 database transaction as the change)."""
 
 from payments.models import Transaction, TransactionStatus
+from payments.representations import TransactionOutput  # the payload is the API's rendering
 from webhooks.events import EventType
 from webhooks.payloads import api_payload
 from webhooks.services import outbox_publish
@@ -17,8 +18,6 @@ EVENT_FOR_STATUS = {
 
 def transaction_announce(txn: Transaction) -> None:
     """Publish the event for the status the transaction just reached, if merchants care."""
-    from payments.api.serializers import TransactionOutput  # the payload is the API's rendering
-
     event_type = EVENT_FOR_STATUS.get(txn.status)
     if event_type is not None:
         outbox_publish(merchant_id=txn.merchant_id, event_type=event_type, payload=api_payload(TransactionOutput, txn))

@@ -17,12 +17,11 @@ from refunds.api.serializers import (
     ChargebackEvidenceInput,
     ChargebackListFilters,
     ChargebackOutcomeInput,
-    ChargebackOutput,
     RefundCreateInput,
     RefundListFilters,
-    RefundOutput,
     RefundRejectInput,
 )
+from refunds.representations import ChargebackOutput, RefundOutput
 from refunds.selectors import chargeback_get, chargebacks_list, refund_get, refunds_list
 from refunds.services.chargebacks import (
     chargeback_accept,

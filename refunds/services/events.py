@@ -1,6 +1,7 @@
 """Merchant events for refunds and chargebacks (outbox, same DB transaction as the change)."""
 
 from refunds.models import RefundStatus
+from refunds.representations import ChargebackOutput, RefundOutput
 from webhooks.events import EventType
 from webhooks.payloads import api_payload
 from webhooks.services import outbox_publish
@@ -13,8 +14,6 @@ EVENT_FOR_REFUND_STATUS = {
 
 def refund_announce(refund) -> None:
     """refund.succeeded / refund.failed when a refund reaches one of those states."""
-    from refunds.api.serializers import RefundOutput
-
     event_type = EVENT_FOR_REFUND_STATUS.get(refund.status)
     if event_type is not None:
         outbox_publish(merchant_id=refund.merchant_id, event_type=event_type, payload=api_payload(RefundOutput, refund))
@@ -22,6 +21,4 @@ def refund_announce(refund) -> None:
 
 def chargeback_announce(chargeback, *, event_type: EventType) -> None:
     """chargeback.created, or chargeback.closed once it is won, lost or accepted."""
-    from refunds.api.serializers import ChargebackOutput
-
     outbox_publish(merchant_id=chargeback.merchant_id, event_type=event_type, payload=api_payload(ChargebackOutput, chargeback))

@@ -12,18 +12,15 @@ from core.permissions import Capability
 from subscriptions.api.serializers import (
     EmptyInput,
     InvoiceListFilters,
-    InvoiceOutput,
     PlanCreateInput,
     PlanListFilters,
-    PlanOutput,
     SubscriptionCancelInput,
     SubscriptionCreateInput,
     SubscriptionListFilters,
-    SubscriptionOutput,
     SubscriptionSettingsInput,
-    SubscriptionSettingsOutput,
     SubscriptionUpdateInput,
 )
+from subscriptions.representations import InvoiceOutput, PlanOutput, SubscriptionOutput, SubscriptionSettingsOutput
 from subscriptions.selectors import (
     invoice_get,
     invoices_list,

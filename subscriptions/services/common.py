@@ -9,6 +9,8 @@ from audit.redaction import redact
 from core.actors import Actor
 from core.observability.context import get_correlation_id
 from subscriptions.models import DunningFinalAction, SubscriptionSettings
+from subscriptions.representations import InvoiceOutput, SubscriptionOutput
+from webhooks.payloads import api_payload
 
 # Every transition made by the rebill pipeline (scheduler, workers, reaper) is audited as this.
 REBILL_ACTOR = Actor.worker("rebill")
@@ -39,14 +41,9 @@ def dunning_final_action(*, merchant_id: int) -> str:
 
 def subscription_payload(subscription) -> dict:
     """The subscription as the API renders it (camelCase), for outbox events."""
-    from subscriptions.api.serializers import SubscriptionOutput
-    from webhooks.payloads import api_payload
-
     return api_payload(SubscriptionOutput, subscription)
 
 
 def invoice_payload(invoice) -> dict:
-    from subscriptions.api.serializers import InvoiceOutput
-    from webhooks.payloads import api_payload
-
+    """The invoice as the API renders it (camelCase), for outbox events."""
     return api_payload(InvoiceOutput, invoice)

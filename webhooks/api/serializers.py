@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from core.api.serializers import CreatedRangeMixin, InputSerializer, utc_iso
+from core.api.serializers import CreatedRangeMixin, InputSerializer
+from core.representations import utc_iso
 from webhooks.events import EventType
 from webhooks.models import WebhookDelivery
 from webhooks.services.deliveries import event_document
