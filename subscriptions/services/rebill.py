@@ -58,6 +58,7 @@ from subscriptions.models import (
     SubscriptionStatus,
 )
 from subscriptions.services.common import REBILL_ACTOR, dunning_final_action, invoice_payload, subscription_payload
+from subscriptions.services.invoices import invoices_void_open
 from webhooks.events import EventType
 from webhooks.services import outbox_publish
 
@@ -380,19 +381,7 @@ def _dunning_exhausted(*, subscription: Subscription, invoice: Invoice, now: dt.
                      details={"invoice": invoice.public_id, "reason": reason})
         outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED,
                        payload=subscription_payload(subscription))
-        _void_open_invoices(subscription=subscription, now=now, actor=actor)
-
-
-def _void_open_invoices(*, subscription: Subscription, now: dt.datetime, actor: Actor, exclude_in_flight: bool = True) -> None:
-    """Void a canceled subscription's open invoices, except those with a charge in flight
-    (their worker records the charge's outcome; a failed one is voided then)."""
-    invoices = Invoice.objects.select_for_update().filter(subscription=subscription, status__in=[IS.DRAFT, IS.OPEN])
-    if exclude_in_flight:
-        invoices = invoices.exclude(charges__outcome=ChargeOutcome.PENDING)
-    for invoice in invoices:
-        invoice.void(now=now)
-        invoice.save()
-        audit_record(actor=actor, action=AuditAction.INVOICE_VOID, target=invoice, details={"reason": "subscription_canceled"})
+        invoices_void_open(subscription=subscription, now=now, actor=actor)
 
 
 def _job_close(*, job: RebillJob, outcome: str, now: dt.datetime, actor: Actor) -> str:

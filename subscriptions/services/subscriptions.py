@@ -34,8 +34,9 @@ from subscriptions.models import (
     SubscriptionStatus,
 )
 from subscriptions.services.common import subscription_payload
+from subscriptions.services.invoices import invoices_void_open
 from subscriptions.services.leasing import LeaseHeartbeat, worker_identity
-from subscriptions.services.rebill import _void_open_invoices, rebill_job_run
+from subscriptions.services.rebill import rebill_job_run
 from webhooks.events import EventType
 from webhooks.services import outbox_publish
 
@@ -150,7 +151,7 @@ def subscription_cancel(*, subscription_id: int, at_period_end: bool, actor: Act
     subscription.save()
     audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, details={"from": previous, "reason": "requested"})
     outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
-    _void_open_invoices(subscription=subscription, now=now, actor=actor)
+    invoices_void_open(subscription=subscription, now=now, actor=actor)
     return subscription
 
 
