@@ -285,7 +285,7 @@ def _apply_payment(event: WebhookEvent, change: PaymentChange, *, actor: Actor, 
 
 # --- refunds ---------------------------------------------------------------------------------
 def _apply_refund(event: WebhookEvent, change: RefundChange, *, actor: Actor, applied: _Applied) -> None:
-    from refunds.services.refunds import refund_apply_gateway_result, refund_find_for_gateway
+    from refunds.services.recovery import refund_apply_gateway_result, refund_find_for_gateway
 
     refund = refund_find_for_gateway(gateway=event.gateway, reference=change.reference, idempotency_key=change.idempotency_key)
     if refund is None:

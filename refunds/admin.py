@@ -28,7 +28,8 @@ from core.permissions import Capability
 from refunds.forms import ChargebackOutcomeForm, RefundRejectForm
 from refunds.models import Chargeback, ChargebackEvidence, ChargebackStatus, Refund, RefundStatus
 from refunds.services.chargebacks import chargeback_accept, chargeback_record_outcome
-from refunds.services.refunds import refund_approve, refund_reject, refund_retry
+from refunds.services.create import refund_approve, refund_reject
+from refunds.services.recovery import refund_retry
 
 
 class RoleAccessMixin:

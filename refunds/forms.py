@@ -9,7 +9,7 @@ from unfold.widgets import (
 )
 
 from core.money import MAX_AMOUNT
-from refunds.services.refunds import REASON_MAX_LENGTH
+from refunds.services.policy import REASON_MAX_LENGTH
 
 
 class TransactionRefundForm(forms.Form):

@@ -3,7 +3,10 @@ reject_on_worker_lost: a killed worker hands the refund to another one, which is
 because refund_execute sends the same gateway idempotency key again, and never while the
 killed worker's attempt may still be in flight: a run that finds a live claim returns
 without calling the gateway (status `processing`, no `next_retry_at`), and
-refunds.requeue_stalled queues the refund again once the claim has expired."""
+refunds.requeue_stalled queues the refund again once the claim has expired.
+
+Tasks import the services inside their bodies, so the services can import the tasks at
+module level to queue them (refunds.services.execution) without an import cycle."""
 
 import logging
 
@@ -12,7 +15,6 @@ from django.utils import timezone
 
 from core.actors import Actor
 from refunds.models import RefundStatus
-from refunds.services.refunds import refund_execute, refunds_requeue_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ REFUND_MAX_RETRIES = 6
     time_limit=120, soft_time_limit=90, ignore_result=True,
 )
 def refund_execute_task(self, refund_id: int) -> str:
+    from refunds.services.execution import refund_execute  # in the body: see the module docstring
+
     final = self.request.retries >= REFUND_MAX_RETRIES
     refund = refund_execute(refund_id=refund_id, actor=Actor.worker("refunds.execute"), final_attempt=final)
     if refund.status == RefundStatus.PROCESSING and refund.next_retry_at is not None:
@@ -38,6 +42,8 @@ def refund_execute_task(self, refund_id: int) -> str:
 
 @shared_task(name="refunds.requeue_stalled", ignore_result=True)
 def refunds_requeue_stalled_task() -> int:
+    from refunds.services.execution import refunds_requeue_stalled  # in the body: see the module docstring
+
     count = refunds_requeue_stalled()
     if count:
         logger.warning("re-queued stalled refunds", extra={"count": count})

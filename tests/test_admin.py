@@ -78,7 +78,7 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     make_transaction()  # also a PaymentAttempt and a SimulatorCharge
     # a refund (an off-gateway credit: no task to run) and a chargeback with its evidence
     from refunds.services.chargebacks import chargeback_create, chargeback_submit_evidence
-    from refunds.services.refunds import refund_create
+    from refunds.services.create import refund_create
 
     completed = make_transaction(capture_method="automatic")
     refund_create(transaction_id=completed.pk, amount=100, reason="admin test", refund_to_original_method=False, actor=SYSTEM)

@@ -37,7 +37,8 @@ from gateways.stripe.adapter import StripeGateway
 from payments.models import PaymentAttempt, Transaction
 from payments.services.transactions import PaymentInput, transaction_create
 from refunds.models import Chargeback
-from refunds.services.refunds import refund_create, refund_execute
+from refunds.services.create import refund_create
+from refunds.services.execution import refund_execute
 from webhooks.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db

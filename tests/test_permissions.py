@@ -28,7 +28,7 @@ from core.permissions import (
     roles_can,
 )
 from refunds.models import Refund
-from refunds.services.refunds import refund_create
+from refunds.services.create import refund_create
 
 
 def make_user(username: str, *roles: str, **fields):

@@ -13,7 +13,7 @@ from core.actors import Actor
 from core.errors import PermissionDenied
 from refunds.models import Chargeback, Refund
 from refunds.services.chargebacks import chargeback_create
-from refunds.services.refunds import refund_approve, refund_create
+from refunds.services.create import refund_approve, refund_create
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from payments.models import Transaction
 from refunds.models import Refund, RefundStatus
-from refunds.services.refunds import refund_create
+from refunds.services.create import refund_create
 
 THREADS = 50
 

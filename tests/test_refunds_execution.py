@@ -19,7 +19,8 @@ from audit.models import AuditEntry
 from core.actors import Actor
 from gateways.base import GatewayRequestError, GatewayTimeout, GatewayUnavailableError
 from refunds.models import Refund
-from refunds.services.refunds import refund_create, refunds_requeue_stalled
+from refunds.services.create import refund_create
+from refunds.services.execution import refunds_requeue_stalled
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
 
 pytestmark = pytest.mark.django_db
@@ -179,16 +180,16 @@ def test_the_task_run_twice_refunds_once(refund_of, queued_refunds, monkeypatch)
 
 def test_a_crash_after_the_gateway_refunded_is_recovered_without_refunding_twice(refund_of, queued_refunds, monkeypatch):
     # given a worker that dies after the gateway refunded, before recording it
-    from refunds.services import refunds as refund_services
+    from refunds.services import execution
 
     refund = refund_of(amount=600)
     queued_refunds.clear()
-    original = refund_services._refund_record_outcome
+    original = execution.refund_record_outcome
 
     def crash(**kwargs):
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(refund_services, "_refund_record_outcome", crash)
+    monkeypatch.setattr(execution, "refund_record_outcome", crash)
     with pytest.raises(RuntimeError):
         refund_execute_task.apply(args=[refund.pk], throw=True)
     refund.refresh_from_db()
@@ -196,7 +197,7 @@ def test_a_crash_after_the_gateway_refunded_is_recovered_without_refunding_twice
     assert charge_of(refund.transaction).amount_refunded == 600  # the PSP refunded
 
     # when the message is redelivered to another worker
-    monkeypatch.setattr(refund_services, "_refund_record_outcome", original)
+    monkeypatch.setattr(execution, "refund_record_outcome", original)
     run_task(refund)
 
     # then the same idempotency key finds the first refund at the gateway: refunded once

@@ -31,7 +31,7 @@ from gateways.base import (
 from gateways.simulator.adapter import SimulatorGateway
 from gateways.stripe.adapter import StripeGateway
 from refunds.models import Refund
-from refunds.services import refunds as svc
+from refunds.services import create, execution, outcome, recovery
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +54,8 @@ def refund_of(merchant_a, make_payment, queued_refunds, breaker_off):
 
     def make(amount: int = 500, payment_amount: int = 2000) -> Refund:
         txn = make_payment(merchant_a, amount=payment_amount)
-        refund = svc.refund_create(transaction_id=txn.pk, amount=amount, reason="Customer service request",
-                                   actor=merchant_actor(merchant_a))
+        refund = create.refund_create(transaction_id=txn.pk, amount=amount, reason="Customer service request",
+                                      actor=merchant_actor(merchant_a))
         queued_refunds.clear()
         return refund
 
@@ -99,27 +99,27 @@ def test_a_second_run_does_not_reach_the_gateway_while_an_attempt_is_in_flight(r
                                                                               queued_refunds):
     # given run 1 has claimed the attempt (the reviewer's staging: a duplicate task arrives)
     refund = refund_of(amount=500)
-    first = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    first = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
     assert first is not None and first.token
 
     # when run 2 (requeue_stalled / acks_late redelivery) begins meanwhile, it is refused
-    assert svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER) is None
-    assert svc.refund_execute(refund_id=refund.pk, actor=WORKER).status == "processing"
+    assert execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER) is None
+    assert execution.refund_execute(refund_id=refund.pk, actor=WORKER).status == "processing"
     assert gateway_calls == []
 
     # and an error reported by a run that does not hold the claim is not recorded
-    ignored = svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("x"), actor=WORKER,
-                                         final_attempt=True, token="not-the-holder")
+    ignored = outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("x"), actor=WORKER,
+                                            final_attempt=True, token="not-the-holder")
     assert ignored.status == "processing"
 
     # when run 1's final try finds the gateway unavailable: failed, nothing refunded, released
-    out = svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
-                                     final_attempt=True, token=first.token)
+    out = outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
+                                        final_attempt=True, token=first.token)
     assert (out.status, out.outcome_unknown, out.holds_reservation, out.attempt_token) == ("failed", False, False, "")
 
     # then a retry (fresh key) refunds exactly once at the gateway
-    svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
-    svc.refund_execute(refund_id=refund.pk, actor=WORKER)
+    recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+    execution.refund_execute(refund_id=refund.pk, actor=WORKER)
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.attempts == 2
     assert [c["idempotency_key"] for c in gateway_calls] == [f"flowpay:{refund.public_id}:refund:2"]
@@ -131,7 +131,7 @@ def test_concurrent_runs_make_one_gateway_call_and_one_refund(merchant_a, make_p
                                                              monkeypatch):
     # given a pending refund and a slow gateway
     txn = make_payment(merchant_a, amount=2000)
-    refund = svc.refund_create(transaction_id=txn.pk, amount=700, reason="x", actor=merchant_actor(merchant_a))
+    refund = create.refund_create(transaction_id=txn.pk, amount=700, reason="x", actor=merchant_actor(merchant_a))
     calls: list[str] = []
     original = SimulatorGateway.refund
 
@@ -149,7 +149,7 @@ def test_concurrent_runs_make_one_gateway_call_and_one_refund(merchant_a, make_p
     def work() -> None:
         try:
             barrier.wait(timeout=30)
-            svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
+            execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -172,45 +172,45 @@ def test_concurrent_runs_make_one_gateway_call_and_one_refund(merchant_a, make_p
 
 def test_an_expired_claim_is_taken_over_with_the_same_key_and_the_outcome_treated_as_unknown(refund_of, gateway_calls):
     refund = refund_of(amount=500)
-    first = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    first = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
     expire_claim(refund)  # the worker holding it was killed
 
-    second = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    second = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
 
     assert second is not None and second.token != first.token
     assert second.idempotency_key == first.idempotency_key
     assert second.refund.outcome_unknown and second.refund.attempts == 2
     assert "refund.claim_expired" in actions(refund)
     # the new holder's gateway unavailable on the final try: failed but still reserved (run 1 may have refunded)
-    out = svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
-                                     final_attempt=True, token=second.token)
+    out = outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
+                                        final_attempt=True, token=second.token)
     assert (out.status, out.outcome_unknown, out.holds_reservation) == ("failed", True, True)
 
 
 def test_requeue_stalled_skips_a_refund_whose_attempt_is_in_flight(refund_of, queued_refunds):
     refund = refund_of(amount=500)
-    svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
     Refund.objects.filter(pk=refund.pk).update(updated_at=timezone.now() - dt.timedelta(minutes=30),
                                                in_flight_until=timezone.now() + dt.timedelta(minutes=1))
-    assert svc.refunds_requeue_stalled() == 0
+    assert execution.refunds_requeue_stalled() == 0
     expire_claim(refund)
-    assert svc.refunds_requeue_stalled() == 1 and queued_refunds == [refund.pk]
+    assert execution.refunds_requeue_stalled() == 1 and queued_refunds == [refund.pk]
 
 
 # --- defect 1: a late success is recovered, never dropped -------------------------------------
 def test_a_late_holders_success_after_the_refund_failed_is_recovered_and_not_refunded_again(refund_of, merchant_a):
     # given run 1 is at the gateway when its claim expires; run 2 takes over and fails for good
     refund = refund_of(amount=500)
-    late = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    late = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
     expire_claim(refund)
-    taker = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
-    svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
-                               final_attempt=True, token=taker.token)
+    taker = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
+                                  final_attempt=True, token=taker.token)
 
     # when run 1's call finally refunds at the gateway and it reports back
-    result = svc._gateway_refund(gateway_name=late.gateway_name, reference=late.charge_reference, refund=late.refund)
-    out = svc._refund_record_outcome(refund_id=refund.pk, result=result, actor=WORKER, final_attempt=False,
-                                     token=late.token, idempotency_key=late.idempotency_key)
+    result = execution._gateway_refund(gateway_name=late.gateway_name, reference=late.charge_reference, refund=late.refund)
+    out = outcome.refund_record_outcome(refund_id=refund.pk, result=result, actor=WORKER, final_attempt=False,
+                                        token=late.token, idempotency_key=late.idempotency_key)
 
     # then the refund is recovered as succeeded, and a retry is refused: refunded once
     txn = refund.transaction
@@ -219,24 +219,24 @@ def test_a_late_holders_success_after_the_refund_failed_is_recovered_and_not_ref
     assert (txn.status, txn.amount_refunded, txn.amount_refund_reserved) == ("partially_refunded", 500, 500)
     assert actions(refund)[-2:] == ["refund.recovered", "refund.succeeded"]
     with pytest.raises(InvalidState):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     assert simulator_refund_records(txn).count() == 1
 
 
 def test_a_success_after_a_known_failure_takes_the_reservation_again(refund_of, merchant_a):
     # given a refund failed with a known outcome (reservation released)
     refund = refund_of(amount=500)
-    attempt = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
-    svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
-                               final_attempt=True, token=attempt.token)
+    attempt = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
+                                  final_attempt=True, token=attempt.token)
     txn = refund.transaction
     txn.refresh_from_db()
     assert txn.amount_refund_reserved == 0
 
     # when a success for its key arrives all the same (a stale run: the reviewer's scenario)
-    result = svc._gateway_refund(gateway_name=attempt.gateway_name, reference=attempt.charge_reference, refund=attempt.refund)
-    out = svc._refund_record_outcome(refund_id=refund.pk, result=result, actor=WORKER, final_attempt=False,
-                                     token="stale", idempotency_key=attempt.idempotency_key)
+    result = execution._gateway_refund(gateway_name=attempt.gateway_name, reference=attempt.charge_reference, refund=attempt.refund)
+    out = outcome.refund_record_outcome(refund_id=refund.pk, result=result, actor=WORKER, final_attempt=False,
+                                        token="stale", idempotency_key=attempt.idempotency_key)
 
     # then it is recorded, reserved again, and never refunded again by a retry
     txn.refresh_from_db()
@@ -245,22 +245,22 @@ def test_a_success_after_a_known_failure_takes_the_reservation_again(refund_of, 
     entry = AuditEntry.objects.get(action="refund.recovered", object_id=refund.public_id)
     assert entry.details["re_reserved"] is True
     with pytest.raises(InvalidState):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     assert simulator_refund_records(txn).count() == 1
 
 
 def test_a_success_whose_amount_was_taken_meanwhile_is_recorded_with_an_over_refund_alert(refund_of, merchant_a):
     # given a 15.00 refund of a 20.00 payment failed with a known outcome, and 10.00 refunded since
     refund = refund_of(amount=1500, payment_amount=2000)
-    attempt = svc._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
-    svc._refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
-                               final_attempt=True, token=attempt.token)
-    other = svc.refund_create(transaction_id=refund.transaction_id, amount=1000, reason="x", actor=merchant_actor(merchant_a))
+    attempt = execution._refund_begin_attempt(refund_id=refund.pk, actor=WORKER)
+    outcome.refund_record_outcome(refund_id=refund.pk, result=GatewayUnavailableError("down"), actor=WORKER,
+                                  final_attempt=True, token=attempt.token)
+    other = create.refund_create(transaction_id=refund.transaction_id, amount=1000, reason="x", actor=merchant_actor(merchant_a))
     run_queued([other.pk])
 
     # when the gateway reports the first one succeeded after all (inbound webhook)
-    out, changed = svc.refund_apply_gateway_result(refund_id=refund.pk, succeeded=True, reference="sim_re_late",
-                                                   failure_code=None, actor=Actor.system("webhook"))
+    out, changed = recovery.refund_apply_gateway_result(refund_id=refund.pk, succeeded=True, reference="sim_re_late",
+                                                        failure_code=None, actor=Actor.system("webhook"))
 
     # then it is succeeded (the money left) and an over-refund alert is raised for reconciliation
     assert changed and (out.status, out.gateway_reference) == ("succeeded", "sim_re_late")
@@ -274,9 +274,9 @@ def test_a_success_whose_amount_was_taken_meanwhile_is_recorded_with_an_over_ref
 
 def test_a_crashed_run_gives_up_its_claim(refund_of, monkeypatch):
     refund = refund_of(amount=500)
-    monkeypatch.setattr(svc, "_refund_record_outcome", lambda **kw: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(execution, "refund_record_outcome", lambda **kw: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError):
-        svc.refund_execute(refund_id=refund.pk, actor=WORKER)
+        execution.refund_execute(refund_id=refund.pk, actor=WORKER)
     refund.refresh_from_db()
     assert (refund.status, refund.attempt_token, refund.in_flight_until, refund.outcome_unknown) == (
         "processing", "", None, True)
@@ -301,7 +301,7 @@ def test_an_unknown_outcome_with_a_key_older_than_retention_is_not_resent_withou
 
     # when it is retried
     with django_capture_on_commit_callbacks(execute=True):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     run_queued(queued_refunds)
 
     # then nothing is re-sent: failed, outcome still unknown, still reserved, with a clear message
@@ -326,7 +326,7 @@ def test_an_unknown_outcome_with_an_old_key_is_looked_up_and_found_without_resen
     monkeypatch.setattr(SimulatorGateway, "refund", lambda self, **kw: calls.append(kw))
 
     with django_capture_on_commit_callbacks(execute=True):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     run_queued(queued_refunds)
 
     refund.refresh_from_db()
@@ -350,7 +350,7 @@ def test_an_unknown_outcome_with_an_old_key_that_the_gateway_never_made_is_sent_
     monkeypatch.setattr(SimulatorGateway, "refund", original)
 
     with django_capture_on_commit_callbacks(execute=True):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     run_queued(queued_refunds)
 
     refund.refresh_from_db()
@@ -373,10 +373,10 @@ def test_charge_already_refunded_after_a_timeout_means_the_money_went_out(refund
         return answer
 
     monkeypatch.setattr(SimulatorGateway, "refund", refund_call)
-    assert svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False).outcome_unknown
+    assert execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False).outcome_unknown
 
     # when the re-send is refused as charge_already_refunded
-    out = svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
+    out = execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
 
     # then it is recorded succeeded (recovered), never failed with its reservation released
     txn = refund.transaction
@@ -395,9 +395,9 @@ def test_a_refusal_after_a_timeout_never_clears_the_unknown_outcome(refund_of, m
     refund = refund_of(amount=500)
     answers = iter([GatewayTimeout("response lost"), error])
     monkeypatch.setattr(SimulatorGateway, "refund", lambda self, **kw: (_ for _ in ()).throw(next(answers)))
-    svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
+    execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=False)
 
-    out = svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=True)
+    out = execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=True)
 
     assert (out.status, out.outcome_unknown, out.holds_reservation) == ("failed", True, True)
     txn = refund.transaction
@@ -418,8 +418,8 @@ def test_a_gateway_reported_failure_of_an_unknown_outcome_refund_releases_its_re
     assert (refund.status, refund.outcome_unknown, refund.holds_reservation) == ("failed", True, True)
 
     # when the gateway reports that refund failed (inbound webhook)
-    out, changed = svc.refund_apply_gateway_result(refund_id=refund.pk, succeeded=False, reference=None,
-                                                   failure_code="expired_or_canceled_card", actor=Actor.system("webhook"))
+    out, changed = recovery.refund_apply_gateway_result(refund_id=refund.pk, succeeded=False, reference=None,
+                                                        failure_code="expired_or_canceled_card", actor=Actor.system("webhook"))
 
     # then its outcome is known and the reservation released, audited
     assert changed
@@ -431,11 +431,11 @@ def test_a_gateway_reported_failure_of_an_unknown_outcome_refund_releases_its_re
     assert AuditEntry.objects.get(action="refund.outcome_resolved", object_id=refund.public_id).details[
         "reservation_released"] is True
     # a second report changes nothing; a retry now uses a fresh key and refunds once
-    assert svc.refund_apply_gateway_result(refund_id=refund.pk, succeeded=False, reference=None,
-                                           failure_code="expired_or_canceled_card", actor=Actor.system("webhook"))[1] is False
+    assert recovery.refund_apply_gateway_result(refund_id=refund.pk, succeeded=False, reference=None,
+                                                failure_code="expired_or_canceled_card", actor=Actor.system("webhook"))[1] is False
     monkeypatch.setattr(SimulatorGateway, "refund", original)
     with django_capture_on_commit_callbacks(execute=True):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     run_queued(queued_refunds)
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.idempotency_key.endswith(":refund:2")
@@ -469,7 +469,7 @@ def test_an_old_unknown_outcome_stripe_refund_is_found_not_refunded_again(
 ):
     # given a Stripe refund whose answers were all lost, a day and more ago
     txn = make_payment(merchant_a, amount=3000)
-    refund = svc.refund_create(transaction_id=txn.pk, amount=900, reason="x", actor=merchant_actor(merchant_a))
+    refund = create.refund_create(transaction_id=txn.pk, amount=900, reason="x", actor=merchant_actor(merchant_a))
     queued_refunds.clear()
     original = StripeGateway.refund
 
@@ -478,13 +478,13 @@ def test_an_old_unknown_outcome_stripe_refund_is_found_not_refunded_again(
         raise GatewayTimeout("Stripe did not answer the refund (outcome unknown): test")
 
     monkeypatch.setattr(StripeGateway, "refund", lost)
-    svc.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=True)
+    execution.refund_execute(refund_id=refund.pk, actor=WORKER, final_attempt=True)
     age_key(refund)
     monkeypatch.setattr(StripeGateway, "refund", original)  # localstripe forgets keys: a re-send would refund again
 
     # when it is retried
     with django_capture_on_commit_callbacks(execute=True):
-        svc.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
+        recovery.refund_retry(refund_id=refund.pk, actor=merchant_actor(merchant_a))
     run_queued(queued_refunds)
 
     # then Stripe's refund was found by its metadata and nothing was refunded again
@@ -496,16 +496,16 @@ def test_an_old_unknown_outcome_stripe_refund_is_found_not_refunded_again(
 
 def test_a_second_gateway_refund_for_a_succeeded_refund_raises_an_over_refund_alert(refund_of):
     refund = refund_of(amount=500)
-    done = svc.refund_execute(refund_id=refund.pk, actor=WORKER)
+    done = execution.refund_execute(refund_id=refund.pk, actor=WORKER)
     assert done.status == "succeeded"
 
     # the same refund confirmed again changes nothing
-    svc._refund_record_outcome(refund_id=refund.pk, result=OperationResult(succeeded=True, reference=done.gateway_reference),
-                               actor=WORKER, final_attempt=False, token="stale")
+    outcome.refund_record_outcome(refund_id=refund.pk, result=OperationResult(succeeded=True, reference=done.gateway_reference),
+                                  actor=WORKER, final_attempt=False, token="stale")
     assert not AuditEntry.objects.filter(action="refund.over_refund_alert").exists()
     # another gateway refund reported for it (an earlier key) is flagged for reconciliation
-    svc._refund_record_outcome(refund_id=refund.pk, result=OperationResult(succeeded=True, reference="sim_re_other"),
-                               actor=WORKER, final_attempt=False, token="stale", idempotency_key="flowpay:x:refund:1")
+    outcome.refund_record_outcome(refund_id=refund.pk, result=OperationResult(succeeded=True, reference="sim_re_other"),
+                                  actor=WORKER, final_attempt=False, token="stale", idempotency_key="flowpay:x:refund:1")
     refund.refresh_from_db()
     assert refund.gateway_reference == done.gateway_reference
     assert AuditEntry.objects.get(action="refund.over_refund_alert", object_id=refund.public_id).result == "failure"

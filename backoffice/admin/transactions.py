@@ -20,7 +20,8 @@ from payments.models import PaymentAttempt, Transaction
 from payments.services.transactions import transaction_cancel, transaction_capture
 from refunds.forms import TransactionRefundForm
 from refunds.models import Chargeback, Refund, RefundStatus
-from refunds.services.refunds import refund_create, support_refund_limit
+from refunds.services.create import refund_create
+from refunds.services.policy import support_refund_limit
 
 
 # --- transactions ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from core.errors import ErrorCode
 from core.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
 from refunds.services.chargebacks import EVIDENCE_FILE_REF_MAX_LENGTH, EVIDENCE_MAX_FILES, EVIDENCE_TEXT_MAX_LENGTH
-from refunds.services.refunds import REASON_MAX_LENGTH
+from refunds.services.policy import REASON_MAX_LENGTH
 
 
 class VerbatimTextField(serializers.CharField):

@@ -29,7 +29,8 @@ from refunds.services.chargebacks import (
     chargeback_record_outcome,
     chargeback_submit_evidence,
 )
-from refunds.services.refunds import refund_approve, refund_create, refund_reject, refund_retry
+from refunds.services.create import refund_approve, refund_create, refund_reject
+from refunds.services.recovery import refund_retry
 
 
 class RefundsApiView(ApiView):

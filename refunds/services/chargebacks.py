@@ -27,7 +27,7 @@ from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus
 from refunds.services.events import chargeback_announce
-from refunds.services.refunds import REASON_MAX_LENGTH
+from refunds.services.policy import REASON_MAX_LENGTH
 from webhooks.events import EventType
 
 C = ChargebackStatus

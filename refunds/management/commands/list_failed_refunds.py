@@ -18,7 +18,7 @@ from core.errors import FlowPayError
 from core.money import format_minor_units
 from refunds.models import Refund
 from refunds.selectors import refunds_failed_since
-from refunds.services.refunds import refund_retry
+from refunds.services.recovery import refund_retry
 
 DEFAULT_WINDOW = dt.timedelta(hours=24)
 
