@@ -8,12 +8,12 @@ import time
 
 import pytest
 from django.conf import settings as django_settings
-from processes import sibling_env
 
 from audit.models import AuditEntry
 from core.runtime import runtime_invalidate_local_cache
 from gateways import registry
 from gateways.simulator.adapter import SimulatorGateway
+from tests.support.processes import sibling_env
 
 ENDPOINTS = [
     ("/internal/api/payment/switch-gateway", {"primaryGateway": "backup", "reason": "Stripe outage"}),

@@ -5,10 +5,10 @@ import time
 
 import pytest
 from django.utils import timezone
-from processes import start_celery_worker, stop_process
 
 from core.api.throttling import ApiKeyRateThrottle
 from core.models import IdempotencyRecord
+from tests.support.processes import start_celery_worker, stop_process
 
 
 @pytest.mark.django_db

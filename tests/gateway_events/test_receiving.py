@@ -5,7 +5,7 @@ Stripe events are signed here with Stripe's scheme (`Stripe-Signature: t=<ts>,v1
 of "<ts>.<body>">`, what stripe.WebhookSignature verifies) and are about real PaymentIntents
 and refunds made at a real localstripe; one test has localstripe itself deliver its signed
 event to a live FlowPay server. PayPal events are verified through the local fake's
-verify-webhook-signature endpoint (tests/paypal_fake.py)."""
+verify-webhook-signature endpoint (tests/support/paypal_fake.py)."""
 
 import dataclasses
 import datetime as dt
@@ -22,8 +22,6 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.utils import timezone
-from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, stripe_gateway)
-from paypal_fake import FakePayPal, fixture
 
 from audit.models import AuditEntry
 from core.actors import Actor
@@ -38,6 +36,7 @@ from payments.models import PaymentAttempt, Transaction
 from payments.services.transactions import PaymentInput, transaction_create
 from refunds.models import Chargeback
 from refunds.services.refunds import refund_create, refund_execute
+from tests.support.paypal_fake import FakePayPal, fixture
 from webhooks.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db

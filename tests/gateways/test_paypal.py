@@ -1,5 +1,5 @@
 """The PayPal gateway against PayPal's documented responses, served over local HTTP by
-tests/paypal_fake.py (recorded bodies in tests/fixtures/paypal/)."""
+tests/support/paypal_fake.py (recorded bodies in tests/support/fixtures/paypal/)."""
 
 import datetime as dt
 import json
@@ -7,7 +7,6 @@ import logging
 import socket
 
 import pytest
-from paypal_fake import FakePayPal, fixture, fixture_bytes
 
 from gateways import credentials
 from gateways.base import (
@@ -21,6 +20,7 @@ from gateways.base import (
 )
 from gateways.paypal import client as paypal_module
 from gateways.paypal.adapter import PayPalGateway, clear_token_cache
+from tests.support.paypal_fake import FakePayPal, fixture, fixture_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,6 @@ import time
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
-from processes import sibling_env
 
 from audit.models import AuditEntry
 from gateways import registry
@@ -20,6 +19,7 @@ from gateways.models import SimulatorCharge
 from gateways.simulator.adapter import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
 from payments.models import PaymentAttempt, Transaction
 from payments.tasks import check_stuck_transactions_task
+from tests.support.processes import sibling_env
 
 URL = "/payment/transactions"
 BODY = {"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa"}

@@ -5,8 +5,6 @@ verbatim but always rendered escaped."""
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
-from refund_helpers import *  # noqa: F403
-from refund_helpers import run_queued
 
 from audit.models import AuditEntry
 from core.actors import Actor
@@ -14,6 +12,7 @@ from core.errors import PermissionDenied
 from refunds.models import Chargeback, Refund
 from refunds.services.chargebacks import chargeback_create
 from refunds.services.refunds import refund_approve, refund_create
+from tests.support.refunds import run_queued
 
 pytestmark = pytest.mark.django_db
 

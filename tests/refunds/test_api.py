@@ -4,12 +4,11 @@ credits, merchant isolation and staff roles."""
 
 import pytest
 from django.db.models import Sum
-from refund_helpers import *  # noqa: F403
-from refund_helpers import charge_of, refund_url, run_queued, simulator_refund_records
 
 from audit.models import AuditEntry
 from payments.models import Transaction
 from refunds.models import Refund
+from tests.support.refunds import charge_of, refund_url, run_queued, simulator_refund_records
 
 pytestmark = pytest.mark.django_db
 

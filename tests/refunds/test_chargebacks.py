@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
-from refund_helpers import *  # noqa: F403
 
 from audit.models import AuditEntry
 from core.actors import Actor, ActorType

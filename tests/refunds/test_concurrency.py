@@ -7,13 +7,12 @@ from collections import Counter
 import pytest
 from django.db import connection
 from django.db.models import Sum
-from refund_helpers import *  # noqa: F403
-from refund_helpers import charge_of, refund_url
 from rest_framework.test import APIClient
 
 from payments.models import Transaction
 from refunds.models import Refund, RefundStatus
 from refunds.services.refunds import refund_create
+from tests.support.refunds import charge_of, refund_url
 
 THREADS = 50
 

@@ -10,10 +10,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from processes import start_celery_worker, stop_process
 from prometheus_client import REGISTRY
-from refund_helpers import *  # noqa: F403
-from refund_helpers import charge_of, fail_gateway_refunds, run_queued, simulator_refund_records
 
 from audit.models import AuditEntry
 from core.actors import Actor
@@ -21,6 +18,8 @@ from gateways.base import GatewayRequestError, GatewayTimeout, GatewayUnavailabl
 from refunds.models import Refund
 from refunds.services.refunds import refund_create, refunds_requeue_stalled
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
+from tests.support.processes import start_celery_worker, stop_process
+from tests.support.refunds import charge_of, fail_gateway_refunds, run_queued, simulator_refund_records
 
 pytestmark = pytest.mark.django_db
 

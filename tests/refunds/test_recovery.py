@@ -14,9 +14,6 @@ import time
 import pytest
 from django.db import connection
 from django.utils import timezone
-from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, stripe_gateway)
-from refund_helpers import *  # noqa: F403
-from refund_helpers import charge_of, run_queued, simulator_refund_records
 
 from audit.models import AuditEntry
 from core.actors import Actor
@@ -33,6 +30,7 @@ from gateways.stripe.adapter import StripeGateway
 from refunds.models import Refund
 from refunds.services import refunds as svc
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
+from tests.support.refunds import charge_of, run_queued, simulator_refund_records
 
 pytestmark = pytest.mark.django_db
 

@@ -6,13 +6,12 @@ import os
 import subprocess
 
 import pytest
-from refund_helpers import *  # noqa: F403
-from refund_helpers import charge_of
 
 from accounts.services import staff_token_create
 from audit.models import AuditEntry
 from core.actors import Actor
 from refunds.models import Chargeback, Refund
+from tests.support.refunds import charge_of
 
 RUNBOOK_BASE_URL = "https://api.internal.flowmart.com"
 RUNBOOK_REFUND = """curl -X POST https://api.internal.flowmart.com/payment/transactions/{transactionId}/refund \\

@@ -7,15 +7,13 @@ from io import StringIO
 import pytest
 import requests
 from django.core.management import call_command
-from localstripe_fixture import *  # noqa: F403 (fixtures localstripe_url, stripe_gateway)
-from refund_helpers import *  # noqa: F403
-from refund_helpers import run_queued
 
 from gateways import registry
 from gateways.credentials import credentials_reload, gateway_credentials
 from gateways.stripe.adapter import StripeGateway
 from refunds.models import Refund
 from refunds.tasks import REFUND_MAX_RETRIES, refund_execute_task
+from tests.support.refunds import run_queued
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.utils import timezone
-from processes import start_celery_worker, stop_process
 
 from core.actors import Actor
 from gateways.models import SimulatorCharge
@@ -26,6 +25,7 @@ from subscriptions.services.plans import plan_create
 from subscriptions.services.scheduling import rebill_dispatch, rebill_schedule_due
 from subscriptions.services.subscriptions import subscription_create
 from subscriptions.tasks import rebill_reap_task
+from tests.support.processes import start_celery_worker, stop_process
 
 TEST = Actor.system("test")
 LEASE_SECONDS = 3

@@ -5,7 +5,8 @@ worker, on a free port. It always runs with `--from-scratch`: localstripe pickle
 to the fixed path /tmp/localstripe.pickle and would otherwise load whatever another server
 left there. `stripe_gateway` points FlowPay's Stripe credentials at it for one test.
 
-Import with `from localstripe_fixture import *  # noqa` (tests/ is on sys.path).
+A pytest plugin: tests/conftest.py loads it (`pytest_plugins`), so every test may request
+these fixtures.
 """
 
 import secrets
@@ -18,8 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-__all__ = ["localstripe_url", "stripe_gateway"]
 
 STARTUP_SECONDS = 20
 ATTEMPTS = 3

@@ -1,5 +1,5 @@
 """A local stand-in for PayPal's REST API, serving PayPal's documented responses
-(tests/fixtures/paypal/) over real HTTP on 127.0.0.1.
+(tests/support/fixtures/paypal/) over real HTTP on 127.0.0.1.
 
 It behaves like PayPal where the adapter depends on it:
 - OAuth2 client credentials: checks the Basic auth, issues bearer tokens, answers 401 to an

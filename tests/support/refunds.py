@@ -1,17 +1,17 @@
 """Fixtures and helpers shared by the refund and chargeback tests.
 
-Import with `from refund_helpers import *  # noqa: F403` (tests/ is on sys.path).
+A pytest plugin: tests/conftest.py loads it (`pytest_plugins`), so every test may request
+the fixtures; import the helper functions by name (`from tests.support.refunds import run_queued`).
 
-- `private_cache` (autouse in those modules): a cache key prefix of the test's own, so the
-  gateway breaker, call statistics and simulator faults these tests provoke never reach
-  tests running in parallel (and theirs never reach these).
 - `queued_refunds`: `refunds.execute` is recorded instead of published; run the recorded
   ids with `run_queued(queued_refunds)` (as a worker would).
 - `tasks_run_on_commit`: `refunds.execute` runs at once, in the committing thread.
-"""
+- `staff_user`, `staff_api`: a staff user in role groups (admin site), a staff-token API client.
 
-import copy
-import uuid
+The cache namespace of the test's own (the breaker, call statistics and simulator faults
+these tests provoke never reach tests running in parallel) is tests/conftest.py's
+`_isolated_shared_state`, which every test gets.
+"""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -23,18 +23,6 @@ from core.actors import Actor
 from gateways.models import SimulatorCharge
 from payments.models import Transaction
 from refunds.tasks import refund_execute_task
-
-__all__ = [
-    "private_cache", "queued_refunds", "tasks_run_on_commit", "run_queued", "staff_user", "staff_api",
-    "refund_url", "charge_of", "simulator_refund_records", "fail_gateway_refunds",
-]
-
-
-@pytest.fixture(autouse=True)
-def private_cache(settings):
-    caches = copy.deepcopy(settings.CACHES)
-    caches["default"]["KEY_PREFIX"] = f"test-refunds-{uuid.uuid4().hex}"
-    settings.CACHES = caches
 
 
 @pytest.fixture

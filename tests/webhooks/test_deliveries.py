@@ -15,10 +15,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import transaction
-from processes import sibling_env
 
 from core import runtime
 from core.actors import Actor
+from tests.support.processes import sibling_env
 from webhooks.models import OutboxEvent, WebhookDelivery
 from webhooks.services.outbox import outbox_publish
 from webhooks.signing import verify_signature
