@@ -26,6 +26,9 @@ from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
 
 pytest_plugins = [
+    "tests.support.commands",
+    "tests.support.gateways",
+    "tests.support.inbound_webhooks",
     "tests.support.localstripe",
     "tests.support.refunds",
 ]

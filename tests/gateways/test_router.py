@@ -1,47 +1,20 @@
-"""The router: circuit breaker shared through Redis, retries only for safe errors, failover
-of new payments, declines final, timeouts never sent elsewhere and later resolved."""
+"""The router: retries only for safe errors, failover of new payments, declines final,
+timeouts never sent elsewhere and later resolved. (The breaker it consults: test_breaker.py.)"""
 
 import datetime as dt
-import json
-import subprocess
-import sys
-import time
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from audit.models import AuditEntry
 from gateways import registry
 from gateways.base import GatewayTimeout, GatewayUnavailableError
-from gateways.breaker import BreakerState, breaker_for
+from gateways.breaker import breaker_for
 from gateways.models import SimulatorCharge
 from gateways.simulator.adapter import SimulatorFaults, SimulatorGateway, simulator_faults_clear, simulator_faults_set
 from payments.models import PaymentAttempt, Transaction
 from payments.tasks import check_stuck_transactions_task
-from tests.support.processes import sibling_env
-
-URL = "/payment/transactions"
-BODY = {"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa"}
-
-
-@pytest.fixture
-def two_gateways(settings, monkeypatch):
-    """Gateways `simulator` (primary) and `backup`: two independent simulators."""
-    settings.FLOWPAY_GATEWAYS = ["simulator", "backup"]
-    settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD = 3
-    settings.FLOWPAY_BREAKER_COOLDOWN_SECONDS = 1
-    settings.FLOWPAY_GATEWAY_RETRIES = 1
-    settings.FLOWPAY_GATEWAY_BACKOFF_BASE_SECONDS = 0.01
-    monkeypatch.setitem(registry.GATEWAY_CLASSES, "backup", lambda: SimulatorGateway("backup"))
-    registry.gateway_named.cache_clear()
-    yield
-    simulator_faults_clear("simulator")
-    simulator_faults_clear("backup")
-
-
-def attempts_of(payment_id: str) -> list[tuple[str, str]]:
-    return list(Transaction.objects.get(public_id=payment_id).attempts.values_list("gateway", "outcome"))
+from tests.support.gateways import BODY, URL, attempts_of
 
 
 @pytest.mark.django_db
@@ -57,49 +30,6 @@ def test_new_payments_fail_over_to_the_next_gateway_when_the_primary_is_unavaila
     assert attempts_of(body["id"]) == [("simulator", "error"), ("simulator", "error"), ("backup", "succeeded")]
     actions = list(AuditEntry.objects.filter(object_id=body["id"]).values_list("action", flat=True))
     assert "transaction.retry" in actions and "transaction.failover" in actions
-
-
-@pytest.mark.django_db
-def test_breaker_opens_after_n_failures_then_new_payments_skip_the_primary(merchant_a, two_gateways):
-    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
-    merchant_a.client.post(URL, BODY, format="json")  # 2 failures
-    merchant_a.client.post(URL, BODY, format="json")  # 3rd failure opens the breaker
-    assert breaker_for("simulator").status().state == BreakerState.OPEN
-
-    response = merchant_a.client.post(URL, BODY, format="json")
-
-    assert attempts_of(response.json()["id"]) == [("backup", "succeeded")]  # the primary is not even tried
-    health = merchant_a.client.get("/payment/health").json()
-    circuits = {g["name"]: g["circuit"] for g in health["gateways"]}
-    assert circuits == {"simulator": "open", "backup": "closed"}
-
-
-@pytest.mark.django_db
-def test_half_open_probe_closes_the_breaker_when_the_gateway_recovers(merchant_a, two_gateways):
-    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
-    for _ in range(2):
-        merchant_a.client.post(URL, BODY, format="json")
-    assert breaker_for("simulator").status().state == BreakerState.OPEN
-    simulator_faults_clear("simulator")
-    time.sleep(1.1)  # the cooldown
-    assert breaker_for("simulator").status().state == BreakerState.HALF_OPEN
-
-    probe = merchant_a.client.post(URL, BODY, format="json").json()
-
-    assert attempts_of(probe["id"]) == [("simulator", "succeeded")]
-    assert breaker_for("simulator").status().state == BreakerState.CLOSED
-
-
-@pytest.mark.django_db
-def test_a_failed_half_open_probe_opens_the_breaker_again(merchant_a, two_gateways):
-    simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
-    for _ in range(2):
-        merchant_a.client.post(URL, BODY, format="json")
-    time.sleep(1.1)
-    probe = merchant_a.client.post(URL, BODY, format="json").json()
-    assert attempts_of(probe["id"])[0] == ("simulator", "error")  # the single probe failed
-    assert probe["gateway"] == "backup"
-    assert breaker_for("simulator").status().state == BreakerState.OPEN
 
 
 @pytest.mark.django_db
@@ -245,56 +175,6 @@ def test_gateway_metrics_are_exported(merchant_a, two_gateways, client):
     assert 'gateway_request_duration_seconds_bucket{gateway="backup",le="0.025",operation="authorize"}' in text
     rate_line = next(line for line in text.splitlines() if line.startswith('gateway_error_rate{gateway="simulator",operation="authorize"}'))
     assert float(rate_line.split()[-1]) == pytest.approx(2 / 3)
-
-
-def _subprocess_env() -> dict:
-    return sibling_env(FLOWPAY_GATEWAYS="simulator")
-
-
-def _in_another_process(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=django_settings.BASE_DIR, env=_subprocess_env(),
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.mark.django_db
-def test_the_breaker_state_is_shared_by_two_processes():
-    # opened here, seen there
-    for _ in range(django_settings.FLOWPAY_BREAKER_FAILURE_THRESHOLD):
-        breaker_for("simulator").record_failure()
-    assert _in_another_process(
-        "from gateways.breaker import breaker_for; print(breaker_for('simulator').status().state)"
-    ) == "open"
-    # failures recorded there open the breaker here
-    assert _in_another_process(
-        "from gateways.breaker import breaker_for\n"
-        "[breaker_for('paypal').record_failure() for _ in range(5)]\n"
-        "print(breaker_for('paypal').status().state)"
-    ) == "open"
-    assert breaker_for("paypal").status().state == BreakerState.OPEN
-    assert json.loads(_in_another_process("import json; from gateways.breaker import breaker_for; "
-                                          "print(json.dumps(breaker_for('simulator').allow_request()))")) is False
-
-
-@pytest.mark.django_db
-def test_simulator_faults_command_sets_and_clears_faults_for_every_process():
-    from io import StringIO
-
-    from django.core.management import CommandError, call_command
-
-    from gateways.simulator.adapter import simulator_faults_get
-
-    out = StringIO()
-    call_command("simulator_faults", "--error-rate", "0.5", "--latency-ms", "20", stdout=out)
-    assert json.loads(out.getvalue())["error_rate"] == 0.5
-    assert simulator_faults_get().latency_ms == 20
-    with pytest.raises(CommandError):
-        call_command("simulator_faults", "--error-rate", "2")
-    call_command("simulator_faults", "--clear", stdout=StringIO())
-    assert not simulator_faults_get().active
 
 
 @pytest.mark.django_db
