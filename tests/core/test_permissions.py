@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver
-from refund_helpers import *  # noqa: F403
 
 import core.permissions
 from core.actors import Actor, ActorType
