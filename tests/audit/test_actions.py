@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 
 from audit.actions import AuditAction
 from audit.models import AuditEntry
@@ -13,7 +14,7 @@ from backoffice.ops.services import SWITCH_AUDIT_ACTIONS
 from core import runtime
 from core.actors import Actor
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(django_settings.BASE_DIR)  # the repository, wherever this module sits under tests/
 DOTTED_LOWERCASE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework import serializers
 
@@ -13,7 +14,7 @@ import flowpay.urls  # noqa: F401  (imports every view, serializer and service)
 from core.api.serializers import InputSerializer
 from core.errors import ErrorCode, FlowPayError, error_code_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(django_settings.BASE_DIR)  # the repository, wherever this module sits under tests/
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
 
