@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)  # the repository, wherever this module sits under tests/
 SETTINGS_DIR = ROOT / "flowpay" / "settings"
 DOC = ROOT / "docs" / "configuration.md"
 CODE_SPAN = re.compile(r"`([^`]*)`")
