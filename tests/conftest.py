@@ -1,7 +1,10 @@
 """Shared fixtures: merchants with API keys, staff tokens, API clients, payments.
 
 Tests run against the real PostgreSQL and Redis named by DATABASE_URL and REDIS_URL
-(`make test` sets them to 127.0.0.1)."""
+(`make test` sets them to 127.0.0.1).
+
+The tests mirror the apps (tests/<app>/); fakes, helpers and the fixtures more than one
+app's tests use live in tests/support/, whose fixture modules are loaded here as plugins."""
 
 import copy
 import io
@@ -11,7 +14,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.db.backends.postgresql.operations import DatabaseOperations
-from localstripe_fixture import localstripe_url, stripe_gateway  # noqa: E402,F401  (fixtures)
 from rest_framework.test import APIClient
 
 from accounts.models import Merchant
@@ -22,6 +24,14 @@ from accounts.services import (
 )
 from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
+
+pytest_plugins = [
+    "tests.support.commands",
+    "tests.support.gateways",
+    "tests.support.inbound_webhooks",
+    "tests.support.localstripe",
+    "tests.support.refunds",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
