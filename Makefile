@@ -18,7 +18,7 @@ help:
 	@echo "make test     install what the tests need and run the whole suite (PostgreSQL and Redis on 127.0.0.1)"
 	@echo "make migrate  apply migrations to the make-run database (SQLite under .run unless FLOWPAY_USE_ENV=1)"
 	@echo "make venv     create $(VENV) and install requirements-dev.txt (again only when requirements change)"
-	@echo "make lint     ruff: unused or undefined names, import order, bug-prone patterns (part of make test)"
+	@echo "make lint     ruff, the import-linter layer contracts and a missing-migration check (part of make test)"
 	@echo "make clean    remove .run (the demo database, broker, cache, logs and demo credentials)"
 
 # --- virtualenv ------------------------------------------------------------------------
@@ -60,8 +60,12 @@ test-deps:
 
 # collectstatic: the suite runs with DEBUG off, like production, so pages reference the
 # hashed files of the whitenoise manifest.
+# ruff (unused or undefined names, import order, bug-prone patterns), import-linter (the
+# layer contracts in .importlinter) and a check that every model change has its migration.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	DEBUG=1 SECRET_KEY=lint-only DATABASE_URL=sqlite://:memory: $(VENV_PYTHON) manage.py makemigrations --check --dry-run --verbosity 1
 
 test: venv test-deps lint
 	$(VENV_PYTHON) manage.py collectstatic --noinput --verbosity 0
