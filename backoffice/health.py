@@ -4,6 +4,7 @@ detailed /payment/health (503 when payments cannot be served)."""
 import time
 from pathlib import Path
 
+from celery import current_app as celery_app  # the project's app (flowpay/celery.py)
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -46,9 +47,7 @@ def check_broker() -> dict:
         folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
         folder.mkdir(parents=True, exist_ok=True)
         return {"transport": "filesystem"}
-    from celery import current_app as app  # the project's app (flowpay/celery.py), set current at start-up
-
-    with app.connection_for_write() as conn:
+    with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else "amqp"}
 

@@ -7,6 +7,7 @@ import uuid
 
 from core.carddata import contains_card_number
 from core.observability.context import correlation_id
+from core.runtime import follow_db_connection_refresh
 
 logger = logging.getLogger("flowpay.request")
 
@@ -41,7 +42,5 @@ class RuntimeSwitchesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from core.runtime import follow_db_connection_refresh
-
         follow_db_connection_refresh()
         return self.get_response(request)

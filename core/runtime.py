@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from core.actors import Actor
+from core.models import RuntimeSetting
 
 PRIMARY_GATEWAY = "primary_gateway"
 FALLBACK_MODE = "fallback_mode"
@@ -39,8 +40,6 @@ def runtime_snapshot() -> dict[str, Any]:
     now = time.monotonic()
     if now - _snapshot_at < _refresh_seconds():
         return _snapshot
-    from core.models import RuntimeSetting
-
     try:
         fresh = dict(RuntimeSetting.objects.values_list("key", "value"))
     except DatabaseError:
@@ -64,8 +63,6 @@ def runtime_set(*, key: str, value: Any, actor: Actor, reason: str = "") -> Any:
     """Persist a switch with who set it and why; returns the previous value. The audit entry
     is the caller's to write in the same transaction (backoffice.ops does): the kernel imports
     no app, the audit log included."""
-    from core.models import RuntimeSetting
-
     previous = RuntimeSetting.objects.select_for_update().filter(key=key).values_list("value", flat=True).first()
     RuntimeSetting.objects.update_or_create(
         key=key, defaults={"value": value, "updated_by": actor.id[:150], "reason": reason[:500]},
@@ -78,8 +75,6 @@ def runtime_set(*, key: str, value: Any, actor: Actor, reason: str = "") -> Any:
 def runtime_bump(*, key: str, actor: Actor, reason: str = "") -> int:
     """Increment a counter that every process watches (reload requests); returns the new
     value. As with runtime_set, the caller writes the audit entry."""
-    from core.models import RuntimeSetting
-
     RuntimeSetting.objects.get_or_create(key=key, defaults={"value": 0, "updated_by": actor.id[:150]})
     row = RuntimeSetting.objects.select_for_update().get(key=key)
     row.value = int(row.value or 0) + 1

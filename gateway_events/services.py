@@ -42,6 +42,10 @@ from gateways.base import WebhookEvent
 from gateways.events import DisputeChange, EventChanges, PaymentChange, RefundChange, webhook_event_changes
 from payments.models import CaptureMethod, Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
+from payments.services import stuck
+from refunds.models import Chargeback
+from refunds.services.chargebacks import chargeback_apply_gateway_status, chargeback_create
+from refunds.services.recovery import refund_apply_gateway_result, refund_find_for_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -246,8 +250,6 @@ def _transaction_for(gateway: str, references: Iterable[str], flowpay_reference:
 
 
 def _apply_payment(event: WebhookEvent, change: PaymentChange, *, actor: Actor, details: dict, applied: _Applied) -> None:
-    from payments.services.stuck import transaction_apply_gateway_status, transaction_continue_after_settlement
-
     described = change.references[0] if change.references else (change.flowpay_reference or "?")
     txn = _transaction_for(event.gateway, change.references, change.flowpay_reference)
     if txn is None:
@@ -262,7 +264,7 @@ def _apply_payment(event: WebhookEvent, change: PaymentChange, *, actor: Actor, 
         applied.notes.append(f"payment {described}: {txn.public_id} was made as {txn.gateway_reference}")
         return
     applied.status = E.PROCESSED
-    result = transaction_apply_gateway_status(
+    result = stuck.transaction_apply_gateway_status(
         transaction_id=txn.pk, gateway_status=change.status,
         reference=change.references[0] if change.references else None,
         amount_captured=change.amount_captured, actor=actor, failure_code=change.failure_code,
@@ -276,7 +278,7 @@ def _apply_payment(event: WebhookEvent, change: PaymentChange, *, actor: Actor, 
         applied.notes.append(f"{settled.public_id}: already {settled.status}, nothing to change ({change.status} at the gateway)")
 
     def continue_flow() -> str | None:
-        after = transaction_continue_after_settlement(transaction=Transaction.objects.get(pk=settled.pk), actor=actor)
+        after = stuck.transaction_continue_after_settlement(transaction=Transaction.objects.get(pk=settled.pk), actor=actor)
         return f"{after.public_id}: captured → {after.status}" if after.status != settled.status else None
 
     if settled.status == TransactionStatus.AUTHORIZED and settled.capture_method == CaptureMethod.AUTOMATIC:
@@ -285,8 +287,6 @@ def _apply_payment(event: WebhookEvent, change: PaymentChange, *, actor: Actor, 
 
 # --- refunds ---------------------------------------------------------------------------------
 def _apply_refund(event: WebhookEvent, change: RefundChange, *, actor: Actor, applied: _Applied) -> None:
-    from refunds.services.recovery import refund_apply_gateway_result, refund_find_for_gateway
-
     refund = refund_find_for_gateway(gateway=event.gateway, reference=change.reference, idempotency_key=change.idempotency_key)
     if refund is None:
         applied.notes.append(f"refund {change.reference or '?'}: unknown to FlowPay")
@@ -310,9 +310,6 @@ def _apply_refund(event: WebhookEvent, change: RefundChange, *, actor: Actor, ap
 
 # --- disputes --------------------------------------------------------------------------------
 def _apply_dispute(event: WebhookEvent, change: DisputeChange, *, actor: Actor, applied: _Applied) -> None:
-    from refunds.models import Chargeback
-    from refunds.services.chargebacks import chargeback_apply_gateway_status, chargeback_create
-
     if not change.reference:
         applied.notes.append("dispute without an id")
         return

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.runtime import credentials_version
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASES = {"stripe": "https://api.stripe.com", "paypal": "https://api-m.sandbox.paypal.com"}
@@ -172,8 +174,6 @@ def credentials_reload() -> dict[str, GatewayCredentials]:
 def _follow_reloads() -> None:
     """Other processes ask for a reload by bumping a shared version (core.runtime)."""
     global _loaded_version
-    from core.runtime import credentials_version
-
     version = credentials_version()
     if version != _loaded_version:
         if _loaded_version is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from django.utils.module_loading import import_string
 
 from gateways.base import WebhookEvent
+from gateways.credentials import gateway_credentials
 from gateways.event_types import DisputeChange, EventChanges, PaymentChange, RefundChange
 from gateways.registry import GATEWAY_EVENT_TRANSLATORS
 
@@ -43,8 +44,6 @@ def webhook_configured(gateway: str) -> bool:
     """Whether inbound webhooks of `gateway` can be verified with the credentials in force:
     Stripe needs STRIPE_WEBHOOK_SECRET, PayPal PAYPAL_WEBHOOK_ID and its API credentials
     (verification is a call to PayPal)."""
-    from gateways.credentials import gateway_credentials
-
     creds = gateway_credentials(gateway)
     if gateway == "stripe":
         return bool((creds.webhook_secret or "").strip(" ,"))

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from core.representations import utc_iso
 from subscriptions.models import InvoiceStatus
+from subscriptions.selectors import latest_invoice
 
 
 class _Timestamps(serializers.Serializer):
@@ -133,8 +134,6 @@ class SubscriptionOutput(_Timestamps):
         return utc_iso(obj.paused_at)
 
     def get_latest_invoice(self, obj) -> dict | None:
-        from subscriptions.selectors import latest_invoice
-
         invoice = latest_invoice(obj)
         if invoice is None:
             return None

@@ -3,6 +3,7 @@
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from core.observability.context import correlation_id
+from core.runtime import follow_db_connection_refresh
 
 HEADER = "correlation_id"
 
@@ -23,8 +24,6 @@ def _restore_correlation_id(task=None, task_id: str | None = None, **_: object) 
 @task_prerun.connect
 def _follow_runtime_switches(**_: object) -> None:
     # Workers follow refresh-db-connections between tasks, like web processes between requests.
-    from core.runtime import follow_db_connection_refresh
-
     follow_db_connection_refresh()
 
 

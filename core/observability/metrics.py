@@ -4,6 +4,7 @@ PROMETHEUS_MULTIPROC_DIR is set. Gauges that describe stored state (payments in 
 rebill queues) are computed from the database at scrape time by backoffice.metrics, which
 may read every app; this module imports none."""
 
+from django.db import DatabaseError, connection
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -30,8 +31,6 @@ class DatabaseUpCollector:
     (the runbook's PaymentServiceDatabaseIssues alert)."""
 
     def collect(self):
-        from django.db import DatabaseError, connection
-
         family = GaugeMetricFamily("payment_service_database_up", "1 when the database answers a query from this process.")
         try:
             with connection.cursor() as cursor:

@@ -30,6 +30,9 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from gateways.base import GatewayError, GatewayUnavailableError, OperationResult
+from gateways.breaker import breaker_for
+from gateways.registry import gateway_named
+from gateways.router import observed_call
 from payments.models import Transaction
 from refunds.models import OPEN_CHARGEBACK_STATES, Chargeback, Refund, RefundStatus
 from refunds.services.outcome import record_failure, refund_record_outcome
@@ -101,8 +104,6 @@ class RefundLookup(Protocol):
 
 
 def _refund_lookup(gateway_name: str) -> RefundLookup | None:
-    from gateways.registry import gateway_named
-
     try:
         gateway = gateway_named(gateway_name)
     except LookupError:
@@ -168,10 +169,6 @@ def _gateway_find_refund(attempt: _Attempt) -> OperationResult | None:
 
 def _gateway_refund(*, gateway_name: str, reference: str, refund: Refund) -> OperationResult:
     # Imported here: the router is part of the gateway layer and pulls in its metrics.
-    from gateways.breaker import breaker_for
-    from gateways.registry import gateway_named
-    from gateways.router import observed_call
-
     try:
         gateway = gateway_named(gateway_name)
     except LookupError:  # a gateway removed from this deployment: nothing can happen there

@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
+from core.errors import InvalidState
 from subscriptions.models import (
     BILLED_STATES,
     Invoice,
@@ -218,8 +219,6 @@ def rebill_dispatch() -> int:
 @transaction.atomic
 def rebill_job_requeue_dead(*, job_id: int, actor: Actor) -> RebillJob:
     """dead → queued, by an operator (list_dead_rebills --requeue, admin)."""
-    from core.errors import InvalidState
-
     job = RebillJob.objects.select_for_update().get(pk=job_id)
     if job.status != JS.DEAD:
         raise InvalidState(f"Rebill job {job.public_id} is {job.status}, not dead.")
