@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from subscriptions.models import RebillJob, RebillJobStatus
+from subscriptions.services.rebill import rebill_job_run
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,6 @@ class LeaseHeartbeat:
 
 def rebill_drain(*, queue: str, merchant_id: int | None, owner: str | None = None, max_batches: int = 10_000) -> dict:
     """Lease and run one shard's due jobs, batch after batch, until none is left."""
-    from subscriptions.services.rebill import rebill_job_run
-
     owner = owner or worker_identity()
     counts: dict[str, int] = {}
     with LeaseHeartbeat(owner):

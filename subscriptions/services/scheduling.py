@@ -196,6 +196,7 @@ def rebill_dispatch() -> int:
     """Send drain messages for the queued, due jobs: per shard (queue, merchant), one
     message per batch of jobs up to FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD, to the queue of
     the billing frequency. Extra messages are harmless: a drain of an empty shard returns."""
+    # Imported here: subscriptions.tasks imports this module's services for its task bodies.
     from subscriptions.tasks import rebill_drain_task
 
     shards = (

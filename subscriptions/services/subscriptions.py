@@ -37,6 +37,7 @@ from subscriptions.services.common import subscription_payload
 from subscriptions.services.invoices import invoices_void_open
 from subscriptions.services.leasing import LeaseHeartbeat, worker_identity
 from subscriptions.services.rebill import rebill_job_run
+from subscriptions.services.scheduling import rebill_dispatch
 from webhooks.events import EventType
 from webhooks.services import outbox_publish
 
@@ -185,8 +186,6 @@ def subscription_update(
         subscription_id=subscription_id, payment_method=payment_method, cancel_at_period_end=cancel_at_period_end, actor=actor
     )
     if retried:
-        from subscriptions.services.scheduling import rebill_dispatch
-
         transaction.on_commit(rebill_dispatch)
     return subscription
 
