@@ -1,3 +1,6 @@
+"""Celery task sealing the audit log; the sealing module is imported in the body, as in
+every tasks module, so that code it runs may queue tasks without an import cycle."""
+
 from celery import shared_task
 
 

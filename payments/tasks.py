@@ -1,3 +1,7 @@
+"""Celery tasks of payments: the stuck-transaction checker. Each loads by id and calls one
+service, imported in the task body so that services may queue these tasks at module level
+without an import cycle."""
+
 import logging
 
 from celery import shared_task
