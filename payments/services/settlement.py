@@ -1,6 +1,15 @@
 """Settling a payment from what its gateway says: the one place where that happens. The
 stuck-transaction checker, the runbook's manual resolution, a late success seen by the
 payment flow itself and inbound gateway webhooks all go through it; it imports none of them.
+
+Only forward moves are made, so events applied in any order converge:
+- processing → completed | authorized | requires_action | failed;
+- requires_action → (processing →) completed | authorized | failed: the customer finished
+  (or failed) the authentication at the gateway; canceled at the gateway → canceled;
+- authorized → completed when the gateway reports it captured (a capture whose answer was
+  lost, or made at the gateway), canceled when the gateway canceled it;
+- failed → completed only with `allow_recovery` (the gateway took the money after all).
+Anything else (a completed payment and an older event, the same status again) is left alone.
 """
 
 from __future__ import annotations
@@ -66,15 +75,8 @@ def transaction_apply_gateway_status(
     Used by the stuck-transaction checker, the runbook's manual resolution and inbound
     gateway webhooks, under the transaction's row lock.
 
-    Only forward moves are made, so events applied in any order converge:
-    - processing → completed | authorized | requires_action | failed;
-    - requires_action → (processing →) completed | authorized | failed: the customer finished
-      (or failed) the authentication at the gateway; canceled at the gateway → canceled;
-    - authorized → completed when the gateway reports it captured (a capture whose answer was
-      lost, or made at the gateway), canceled when the gateway canceled it;
-    - failed → completed only with `allow_recovery` (the gateway took the money after all).
-    Anything else (a completed payment and an older event, the same status again) is left
-    alone: `GatewayStatusApplied.changed` is False. `target` overrides the status implied by
+    Only forward moves are made (the rules are in the module docstring); anything else leaves
+    the payment alone and `GatewayStatusApplied.changed` is False. `target` overrides the status implied by
     `gateway_status` (the runbook's manual resolution). The caller continues the normal
     flow (transaction_continue_after_settlement) once this has committed."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)

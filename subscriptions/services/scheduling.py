@@ -65,18 +65,11 @@ def rebill_schedule_due(*, batch_size: int | None = None, max_batches: int = 100
     return result
 
 
-@transaction.atomic
-def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
-    now = timezone.now()
-    subscriptions = list(
-        Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("plan")
-        .filter(status__in=BILLED_STATES, next_billing_at__lte=now)
-        .order_by("next_billing_at", "id")[:limit]
-    )
-    if not subscriptions:
-        return 0, 0, 0
-    audits: list[tuple[AuditAction, object, dict]] = []
+def _end_periods(
+    subscriptions: list[Subscription], *, now, audits: list[tuple[AuditAction, object, dict]],
+) -> tuple[list[Subscription], list[Subscription]]:
+    """Due subscriptions end their period: those set to cancel at its end are canceled, the
+    others (a trial ending becomes active) are to be invoiced. Returns (to invoice, canceled)."""
     to_invoice: list[Subscription] = []
     canceled: list[Subscription] = []
     for subscription in subscriptions:
@@ -90,6 +83,22 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
                 audits.append((AuditAction.SUBSCRIPTION_ACTIVE, subscription, {"from": SS.TRIALING, "reason": "trial_ended"}))
             to_invoice.append(subscription)
         subscription.updated_at = now
+    return to_invoice, canceled
+
+
+@transaction.atomic
+def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
+    now = timezone.now()
+    subscriptions = list(
+        Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("plan")
+        .filter(status__in=BILLED_STATES, next_billing_at__lte=now)
+        .order_by("next_billing_at", "id")[:limit]
+    )
+    if not subscriptions:
+        return 0, 0, 0
+    audits: list[tuple[AuditAction, object, dict]] = []
+    to_invoice, canceled = _end_periods(subscriptions, now=now, audits=audits)
 
     new_invoices = []
     for subscription in to_invoice:

@@ -58,29 +58,9 @@ class Command(RunbookCommand):
         report.add_field("poolConfigured", "psycopg pool", bool(pool), "configured" if pool else "not configured")
         report.add_field("pool", "Pool options", pool or None, _pool_describe(pool) if pool else "-")
         if connection.vendor != "postgresql":
-            if connection.vendor == "sqlite":
-                with connection.cursor() as cursor:
-                    cursor.execute("PRAGMA journal_mode")
-                    report.add_field("journalMode", "Journal mode", cursor.fetchone()[0])
-                report.note("SQLite is a local file: no server, no connection limit, no pg_stat_activity to report.")
-            else:
-                report.note(f"Connection statistics are not available for {connection.vendor}.")
-            report.ok_message = "OK: nothing to check beyond the settings above."
-            return report
+            return _describe_non_postgres(report)
 
-        with connection.cursor() as cursor:
-            cursor.execute(ACTIVITY_SQL)
-            total, active, idle, idle_tx, longest, server_total = cursor.fetchone()
-            cursor.execute("SHOW max_connections")
-            max_connections = int(cursor.fetchone()[0])
-            cursor.execute("SHOW superuser_reserved_connections")
-            reserved = int(cursor.fetchone()[0])
-            cursor.execute(IDLE_IN_TRANSACTION_SQL)
-            idle_sessions = [
-                {"pid": pid, "user": user, "application": app or None, "client": client, "state": state,
-                 "idleSeconds": round(float(idle_s), 1), "transactionSeconds": round(float(tx_s), 1) if tx_s is not None else None}
-                for pid, user, app, client, state, idle_s, tx_s in cursor.fetchall()
-            ]
+        total, active, idle, idle_tx, longest, server_total, max_connections, reserved, idle_sessions = _read_activity()
         usage = round(server_total * 100 / max_connections, 1) if max_connections else None
         longest = round(float(longest), 1) if longest is not None else None
         report.add_field("connections", "Connections", {
@@ -107,6 +87,37 @@ class Command(RunbookCommand):
                 f"{len(stale)} session(s) idle in transaction for more than {idle_in_transaction_seconds:g} s (pid {pids})"
             )
         return report
+
+
+def _describe_non_postgres(report: Report) -> Report:
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            report.add_field("journalMode", "Journal mode", cursor.fetchone()[0])
+        report.note("SQLite is a local file: no server, no connection limit, no pg_stat_activity to report.")
+    else:
+        report.note(f"Connection statistics are not available for {connection.vendor}.")
+    report.ok_message = "OK: nothing to check beyond the settings above."
+    return report
+
+
+def _read_activity() -> tuple:
+    """(total, active, idle, idle in transaction, longest transaction s, server total,
+    max_connections, superuser-reserved, the idle-in-transaction sessions) from PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(ACTIVITY_SQL)
+        total, active, idle, idle_tx, longest, server_total = cursor.fetchone()
+        cursor.execute("SHOW max_connections")
+        max_connections = int(cursor.fetchone()[0])
+        cursor.execute("SHOW superuser_reserved_connections")
+        reserved = int(cursor.fetchone()[0])
+        cursor.execute(IDLE_IN_TRANSACTION_SQL)
+        idle_sessions = [
+            {"pid": pid, "user": user, "application": app or None, "client": client, "state": state,
+             "idleSeconds": round(float(idle_s), 1), "transactionSeconds": round(float(tx_s), 1) if tx_s is not None else None}
+            for pid, user, app, client, state, idle_s, tx_s in cursor.fetchall()
+        ]
+    return total, active, idle, idle_tx, longest, server_total, max_connections, reserved, idle_sessions
 
 
 def _conn_max_age(value) -> str:

@@ -45,25 +45,7 @@ class Command(RunbookCommand):
             "amountCaptured": found.amount_captured, "currency": found.currency.upper(), "reference": found.reference,
             "flowpayReference": found.flowpay_reference,
         }
-        differences = []
-        if gateway is not None:
-            if not view.consistent:
-                differences.append(f"FlowPay says {txn.status}, the gateway says {found.status}"
-                                   + (f" (= {view.implied_status} in FlowPay)" if view.implied_status else ""))
-            for key, label in (("amount", "amount"), ("amountCaptured", "captured amount"), ("currency", "currency")):
-                if flowpay[key] != gateway[key] and view.consistent:
-                    differences.append(f"{label}: FlowPay {flowpay[key]}, gateway {gateway[key]}")
-
-        if view.error:
-            verdict, text = "gateway_unreachable", f"gateway unreachable: {view.error}"
-        elif found is None and txn.status in (S.FAILED, S.CANCELED):
-            verdict, text = "consistent", f"consistent: the gateway has no record of it and FlowPay {txn.status} it"
-        elif found is None:
-            verdict, text = "no_record_at_gateway", f"no record at gateway: FlowPay says {txn.status}, the gateway knows no such payment"
-        elif differences:
-            verdict, text = "mismatch", "MISMATCH: " + "; ".join(differences)
-        else:
-            verdict, text = "consistent", f"consistent: FlowPay and the gateway agree ({txn.status} / {found.status})"
+        verdict, text = _verdict(view, flowpay=flowpay, gateway=gateway)
 
         def pair(label, ours, theirs, *, display=lambda v: v):
             return {"field": label, "flowpay": display(ours), "gateway": display(theirs) if gateway is not None else None,
@@ -101,3 +83,25 @@ class Command(RunbookCommand):
                     f"Resolve: manage.py resolve_stuck_transaction --transaction-id={txn.public_id} --status={view.implied_status}"
                 )
         return report
+
+
+def _verdict(view, *, flowpay: dict, gateway: dict | None) -> tuple[str, str]:
+    """(verdict, sentence) comparing FlowPay's record with the gateway's."""
+    txn, found = view.transaction, view.gateway_payment
+    differences = []
+    if gateway is not None:
+        if not view.consistent:
+            differences.append(f"FlowPay says {txn.status}, the gateway says {found.status}"
+                               + (f" (= {view.implied_status} in FlowPay)" if view.implied_status else ""))
+        for key, label in (("amount", "amount"), ("amountCaptured", "captured amount"), ("currency", "currency")):
+            if flowpay[key] != gateway[key] and view.consistent:
+                differences.append(f"{label}: FlowPay {flowpay[key]}, gateway {gateway[key]}")
+    if view.error:
+        return "gateway_unreachable", f"gateway unreachable: {view.error}"
+    if found is None and txn.status in (S.FAILED, S.CANCELED):
+        return "consistent", f"consistent: the gateway has no record of it and FlowPay {txn.status} it"
+    if found is None:
+        return "no_record_at_gateway", f"no record at gateway: FlowPay says {txn.status}, the gateway knows no such payment"
+    if differences:
+        return "mismatch", "MISMATCH: " + "; ".join(differences)
+    return "consistent", f"consistent: FlowPay and the gateway agree ({txn.status} / {found.status})"
