@@ -183,8 +183,9 @@ def _anchor_problems(anchor: dict, seal: AuditSeal | None, problems_before: int,
         return ["the anchor's signature does not match: the anchor itself was forged or altered"]
     label = f"anchored seal {anchor['sealId']} (entries up to {anchor['lastEntryId']})"
     if seal is None:
-        truncated = " and entries after it" if last_sealed_id < anchor["lastEntryId"] else ""
-        return [f"the {label} is missing: the chain was truncated{truncated} or rewritten"]
+        if last_sealed_id < anchor["lastEntryId"]:
+            return [f"the {label} is missing and the chain now ends at entry {last_sealed_id}: its tail was cut off"]
+        return [f"the {label} is missing: the chain was rewritten"]
     differs = [name for name, value in (("lastEntryId", seal.last_entry_id), ("entryCount", seal.entry_count),
                                          ("hash", seal.hash), ("keyId", seal.key_id)) if anchor[name] != value]
     if differs:
