@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from prometheus_client import REGISTRY
 
+from audit.actions import AuditAction
 from audit.chain import entry_digest, legacy_entry_digest, seal_hash
 from audit.models import AuditEntry, AuditSeal
 from audit.sealing import GENESIS, audit_seal_pending
@@ -34,8 +35,9 @@ def chain_keys(settings):
     return settings
 
 
-def write_entries(count: int, prefix: str = "test") -> list[AuditEntry]:
-    return [audit_record(actor=Actor.system("test"), action=f"{prefix}.entry{i}", details={"n": i}) for i in range(count)]
+def write_entries(count: int, batch: str = "first") -> list[AuditEntry]:
+    return [audit_record(actor=Actor.system("test"), action=AuditAction.MERCHANT_CREATE, details={"n": i, "batch": batch})
+            for i in range(count)]
 
 
 def tamper(*statements: tuple[str, list]) -> None:
@@ -109,7 +111,7 @@ def test_b_a_sealed_entry_altered_then_resealed_is_detected(seal_and_anchor):
 def test_c_tail_truncation_is_detected_against_the_last_anchor(seal_and_anchor):
     write_entries(3)
     seal_and_anchor()
-    entries = write_entries(2, prefix="late")
+    entries = write_entries(2, batch="late")
     last_anchor = seal_and_anchor()[-1]
     newest = AuditSeal.objects.order_by("-last_entry_id").first()
     tamper(
@@ -175,12 +177,12 @@ def test_d_a_chain_passed_off_as_legacy_is_detected_against_the_last_anchor(seal
 # --- keys, rotation, anchors -----------------------------------------------------------------
 def test_entries_and_seals_made_with_a_retired_key_still_verify(chain_keys):
     chain_keys.FLOWPAY_AUDIT_CHAIN_KEY_ID = "k2025b"
-    old = write_entries(3, prefix="old")
+    old = write_entries(3, batch="old")
     audit_seal_pending()
     chain_keys.FLOWPAY_AUDIT_CHAIN_KEY_ID = "k2026a"  # rotation: a new active key, the old one still listed
-    new = write_entries(2, prefix="new")
+    new = write_entries(2, batch="new")
     audit_seal_pending()
-    write_entries(1, prefix="unsealed")
+    write_entries(1, batch="unsealed")
 
     code, report = verify_command()
     assert code == 0 and report["entriesSigned"] == 6 and report["entriesUnsealed"] == 1
@@ -268,8 +270,8 @@ def test_the_mac_survives_the_database_round_trip_of_awkward_values(merchant_a):
     details = {"big": 10**30, "float": 1e20, "zero": -0.0, "one": 1.0, "tiny": 1.5e-7, "text": "é\u2028\"'\\",
                "nested": {"b": [1, 2.5, None, True, {"z": "", "a": []}], "a": "x"}, "tuple": (1, "two")}
     audit_record(actor=Actor(type="api", id="fp_test_x", merchant_id=merchant_a.merchant.pk, ip="2001:0db8::0001"),
-                 action="test.awkward", target=merchant_a.merchant, details=details)
-    AuditEntry.objects.bulk_create([AuditEntry(actor_type="worker", actor_id="bulk", action=f"test.bulk{i}") for i in range(2)])
+                 action=AuditAction.MERCHANT_CREATE, target=merchant_a.merchant, details=details)
+    AuditEntry.objects.bulk_create([AuditEntry(actor_type="worker", actor_id="bulk", action=AuditAction.MERCHANT_CREATE.value) for i in range(2)])
     code, report = verify_command()
     assert code == 0, report["problems"]
     assert report["entriesSigned"] == AuditEntry.objects.count() and report["legacyEntries"] == 0
@@ -283,7 +285,7 @@ def test_an_entry_committed_after_a_higher_id_is_sealed_with_it_not_skipped():
     def late_writer():
         try:
             with transaction.atomic():
-                audit_record(actor=Actor.system("test"), action="test.late")
+                audit_record(actor=Actor.system("test"), action=AuditAction.MERCHANT_CREATE)
                 inserted.set()
                 release.wait(timeout=30)
         finally:
@@ -293,7 +295,7 @@ def test_an_entry_committed_after_a_higher_id_is_sealed_with_it_not_skipped():
     writer.start()
     try:
         assert inserted.wait(timeout=30)
-        write_entries(1, prefix="early")  # a higher id, committed first
+        write_entries(1, batch="early")  # a higher id, committed first
         # The late transaction may still commit a lower id: nothing is sealed past it.
         assert audit_seal_pending() == 0
     finally:
