@@ -43,4 +43,4 @@ class AuditSealAdmin(ReadOnlyModelAdmin):
     """The hash chain over the audit log (verify it with `manage.py verify_audit_log`)."""
 
     actions = None
-    list_display = ["last_entry_id", "entry_count", "hash", "sealed_at"]
+    list_display = ["last_entry_id", "entry_count", "hash", "key_id", "sealed_at"]

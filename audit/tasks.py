@@ -6,7 +6,7 @@ from celery import shared_task
 
 @shared_task(name="audit.seal", ignore_result=True)
 def audit_seal_task() -> int:
-    """Beat: seal the audit entries old enough into the hash chain."""
+    """Beat: seal the audit entries whose ids are final into the hash chain, and anchor it."""
     from audit.sealing import audit_seal_pending
 
     return audit_seal_pending()

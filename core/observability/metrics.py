@@ -5,7 +5,7 @@ rebill queues) are computed from the database at scrape time by backoffice.metri
 may read every app; this module imports none."""
 
 from django.db import DatabaseError, connection
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 30, 60)
@@ -98,4 +98,20 @@ webhook_lag_seconds = Histogram(
     "Lag from a gateway event's creation to its processing by FlowPay, in seconds.",
     ["gateway", "outcome"],
     buckets=WEBHOOK_LAG_BUCKETS,
+)
+
+
+# --- audit chain anchors ---------------------------------------------------------------------
+# Set by the sealer from the seal it has just committed, never read from the database at
+# scrape time: they are a record of the chain outside the database (a later seal id or
+# entry id below what they show means the chain was truncated). "max": across processes,
+# and in the multiprocess files of dead ones, the highest value wins.
+audit_chain_last_seal_id = Gauge(
+    "audit_chain_last_seal_id", "Id of the last audit seal this deployment committed.", multiprocess_mode="max",
+)
+audit_chain_last_sealed_entry_id = Gauge(
+    "audit_chain_last_sealed_entry_id", "Id of the last audit entry sealed into the hash chain.", multiprocess_mode="max",
+)
+audit_chain_last_seal_timestamp = Gauge(
+    "audit_chain_last_seal_timestamp_seconds", "Unix time of the last audit seal committed.", multiprocess_mode="max",
 )

@@ -40,7 +40,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS = env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=60)
 FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS", default=60)
 FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)
-FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=60)
+FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=5)
 FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)
 
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
@@ -67,7 +67,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.rebill_reap",
         "schedule": timedelta(seconds=FLOWPAY_REBILL_REAP_INTERVAL_SECONDS),
     },
-    # Seal audit entries old enough into the hash chain (verify_audit_log checks it).
+    # Seal audit entries into the keyed hash chain within seconds (verify_audit_log checks it).
     "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
     # Relay outbox events a lost kick left behind; send due webhook retries.
     "webhooks-sweep": {

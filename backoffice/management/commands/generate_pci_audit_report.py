@@ -66,7 +66,7 @@ class Command(RunbookCommand):
         report.add_field("auditSealsChecked", "Seals verified", chain.seals_checked)
         report.add_field("auditEntriesUnsealed", "Entries not sealed yet", chain.entries_unsealed)
         for problem in chain.problems:
-            report.problem(f"audit log tampering: seal {problem['seal']}: {problem['problem']}")
+            report.problem(f"audit log tampering: {problem['where']}: {problem['problem']}")
 
         counts = dict(entries.filter(action__in=COUNTED_ACTIONS).values_list("action").annotate(n=Count("id")))
         report.add_table("controls", "Controls in the month", [Column("label", "CONTROL"), Column("count", "COUNT")],
