@@ -276,6 +276,10 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
     accepted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     amount_withdrawn = models.BigIntegerField(default=0)
+    # The part of a lost or accepted dispute that covered money already refunded (or being
+    # refunded) when the funds were withdrawn: the gateway decides the dispute, but FlowPay
+    # does not take that money out of its books a second time.
+    amount_on_refunded_funds = models.BigIntegerField(default=0)
     funds_withdrawn_at = models.DateTimeField(null=True, blank=True)
     amount_reinstated = models.BigIntegerField(default=0)
     funds_reinstated_at = models.DateTimeField(null=True, blank=True)
@@ -295,9 +299,11 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
             models.CheckConstraint(condition=~Q(chargeback_reference=""), name="chargeback_reference_present"),
             # Funds move exactly once and only in the matching outcome.
             models.CheckConstraint(
-                condition=(Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn=models.F("amount"))
+                condition=(Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn__gte=0) & Q(amount_on_refunded_funds__gte=0)
+                           & Q(amount=models.F("amount_withdrawn") + models.F("amount_on_refunded_funds"))
                            & Q(funds_withdrawn_at__isnull=False))
-                | (~Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn=0) & Q(funds_withdrawn_at__isnull=True)),
+                | (~Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn=0) & Q(amount_on_refunded_funds=0)
+                   & Q(funds_withdrawn_at__isnull=True)),
                 name="chargeback_withdrawn_iff_lost_or_accepted",
             ),
             models.CheckConstraint(
@@ -320,11 +326,10 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
         self.evidence_submitted_at = now
 
     @transition(field=status, source=C.NEEDS_RESPONSE, target=C.ACCEPTED)
-    def accept(self, *, now) -> None:
+    def accept(self, *, now, withdrawable: int) -> None:
         self.accepted_at = now
         self.closed_at = now
-        self.amount_withdrawn = self.amount
-        self.funds_withdrawn_at = now
+        self._withdraw_funds(now=now, withdrawable=withdrawable)
 
     @transition(field=status, source=[C.NEEDS_RESPONSE, C.UNDER_REVIEW], target=C.WON)
     def mark_won(self, *, now) -> None:
@@ -333,9 +338,15 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
         self.funds_reinstated_at = now
 
     @transition(field=status, source=[C.NEEDS_RESPONSE, C.UNDER_REVIEW], target=C.LOST)
-    def mark_lost(self, *, now) -> None:
+    def mark_lost(self, *, now, withdrawable: int) -> None:
         self.closed_at = now
-        self.amount_withdrawn = self.amount
+        self._withdraw_funds(now=now, withdrawable=withdrawable)
+
+    def _withdraw_funds(self, *, now, withdrawable: int) -> None:
+        """`withdrawable` is what the payment still holds (captured, less refunds reserved or
+        made and funds already withdrawn); the rest of the dispute covers refunded money."""
+        self.amount_withdrawn = max(0, min(self.amount, withdrawable))
+        self.amount_on_refunded_funds = self.amount - self.amount_withdrawn
         self.funds_withdrawn_at = now
 
 

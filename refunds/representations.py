@@ -118,6 +118,7 @@ class ChargebackOutput(serializers.Serializer):
     accepted_at = serializers.SerializerMethodField()
     closed_at = serializers.SerializerMethodField()
     amount_withdrawn = serializers.IntegerField()
+    amount_on_refunded_funds = serializers.IntegerField()
     funds_withdrawn_at = serializers.SerializerMethodField()
     amount_reinstated = serializers.IntegerField()
     funds_reinstated_at = serializers.SerializerMethodField()

@@ -120,6 +120,12 @@ class Transaction(FSMModelMixin, TimeStampedModel):
                 condition=Q(amount_disputed__gte=0) & Q(amount_disputed__lte=F("amount_captured")),
                 name="txn_disputed_within_captured",
             ),
+            # Money out (refunds reserved or made, funds a chargeback withdrew) never exceeds
+            # money in, whatever the order of refunds and disputes.
+            models.CheckConstraint(
+                condition=Q(amount_refund_reserved__lte=F("amount_captured") - F("amount_disputed")),
+                name="txn_refunds_and_disputes_within_captured",
+            ),
             models.CheckConstraint(
                 condition=Q(disputed=True, amount_disputed__gt=0) | Q(disputed=False, amount_disputed=0),
                 name="txn_disputed_iff_amount_disputed",

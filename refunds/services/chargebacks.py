@@ -57,12 +57,20 @@ def _check_actor(actor: Actor, merchant_id: int, label: str, capability: Capabil
         raise PermissionDenied("Chargebacks need the support, finance or admin role.")
 
 
+def withdrawable_funds(txn: Transaction) -> int:
+    """What a lost or accepted chargeback can still take from the payment (row locked by the
+    caller): the captured amount less refunds reserved or made and funds already withdrawn."""
+    return txn.amount_captured - txn.amount_refund_reserved - txn.amount_disputed
+
+
 def _withdraw(*, txn: Transaction, chargeback: Chargeback, actor: Actor) -> None:
-    txn.record_funds_withdrawn(amount=chargeback.amount)
-    txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
+    if chargeback.amount_withdrawn:
+        txn.record_funds_withdrawn(amount=chargeback.amount_withdrawn)
+        txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
     audit_record(
         actor=actor, action=AuditAction.TRANSACTION_DISPUTED, target=txn,
-        details={"chargeback": chargeback.public_id, "amount_withdrawn": chargeback.amount, "amount_disputed": txn.amount_disputed},
+        details={"chargeback": chargeback.public_id, "amount_withdrawn": chargeback.amount_withdrawn,
+                 "amount_on_refunded_funds": chargeback.amount_on_refunded_funds, "amount_disputed": txn.amount_disputed},
     )
 
 
@@ -169,9 +177,9 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
     _check_actor(actor, chargeback.merchant_id, "chargeback", Capability.CHARGEBACK_RESPOND)
     if not can_proceed(chargeback.accept):
         raise InvalidState(f"Cannot accept a {chargeback.status} chargeback: only chargebacks that need a response can be accepted.")
-    chargeback.accept(now=timezone.now())
+    chargeback.accept(now=timezone.now(), withdrawable=withdrawable_funds(txn))
     chargeback.save()
-    audit_record(actor=actor, action=AuditAction.CHARGEBACK_ACCEPT, target=chargeback, details={"amount_withdrawn": chargeback.amount})
+    audit_record(actor=actor, action=AuditAction.CHARGEBACK_ACCEPT, target=chargeback, details={"amount_withdrawn": chargeback.amount_withdrawn})
     _withdraw(txn=txn, chargeback=chargeback, actor=actor)
     chargeback_announce(chargeback, event_type=EventType.CHARGEBACK_CLOSED)
     return chargeback
@@ -191,12 +199,15 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     transition = chargeback.mark_won if outcome == C.WON else chargeback.mark_lost
     if not can_proceed(transition):
         raise InvalidState(f"Cannot record the outcome '{outcome}' for a {chargeback.status} chargeback.")
-    transition(now=timezone.now())
+    if outcome == C.WON:
+        chargeback.mark_won(now=timezone.now())
+    else:
+        chargeback.mark_lost(now=timezone.now(), withdrawable=withdrawable_funds(txn))
     chargeback.save()
     if outcome == C.WON:
         audit_record(actor=actor, action=AuditAction.CHARGEBACK_WON, target=chargeback, details={"amount_reinstated": chargeback.amount})
     else:
-        audit_record(actor=actor, action=AuditAction.CHARGEBACK_LOST, target=chargeback, details={"amount_withdrawn": chargeback.amount})
+        audit_record(actor=actor, action=AuditAction.CHARGEBACK_LOST, target=chargeback, details={"amount_withdrawn": chargeback.amount_withdrawn})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)
     chargeback_announce(chargeback, event_type=EventType.CHARGEBACK_CLOSED)
     return chargeback

@@ -20,7 +20,7 @@ from core.errors import AmountTooLarge, NotFound
 from core.money import format_minor_units
 from payments.models import Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
-from refunds.models import Refund
+from refunds.models import Chargeback, Refund
 
 
 def lock_refund(refund_id: int) -> tuple[Transaction, Refund]:
@@ -46,9 +46,37 @@ def reserve_amount(*, transaction_id: int, amount: int) -> bool:
 
 
 def release_amount(*, transaction_id: int, amount: int) -> None:
+    """Give a failed or rejected refund's reservation back. A dispute lost while that refund
+    was in flight covered it as refunded money; now that the refund did not happen, that part
+    of the dispute is withdrawn from the payment instead (callers hold the row lock)."""
     Transaction.objects.filter(pk=transaction_id).update(
         amount_refund_reserved=F("amount_refund_reserved") - amount, updated_at=timezone.now()
     )
+    disputes_absorb_released(transaction_id=transaction_id)
+
+
+def disputes_absorb_released(*, transaction_id: int) -> None:
+    covering = list(
+        Chargeback.objects.select_for_update()
+        .filter(transaction_id=transaction_id, amount_on_refunded_funds__gt=0).order_by("pk")
+    )
+    if not covering:
+        return
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    for chargeback in covering:
+        moved = min(chargeback.amount_on_refunded_funds, txn.amount_captured - txn.amount_refund_reserved - txn.amount_disputed)
+        if moved <= 0:
+            return
+        Chargeback.objects.filter(pk=chargeback.pk).update(
+            amount_withdrawn=F("amount_withdrawn") + moved, amount_on_refunded_funds=F("amount_on_refunded_funds") - moved,
+        )
+        txn.record_funds_withdrawn(amount=moved)
+        txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
+        audit_record(
+            actor=Actor.system("refunds.release"), action=AuditAction.TRANSACTION_DISPUTED, target=txn,
+            details={"chargeback": chargeback.public_id, "amount_withdrawn": moved, "reason": "refund_failed",
+                     "amount_disputed": txn.amount_disputed},
+        )
 
 
 def amount_too_large(txn: Transaction, amount: int) -> AmountTooLarge:
