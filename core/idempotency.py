@@ -9,8 +9,9 @@
   not-found errors release the key so a corrected retry can run. A server error (a crash, a
   database fault) leaves the record in flight, since the request may have charged before it
   failed: retries answer 409 until the lock timeout, then one takes it over;
-  the services then find the objects it created (see Transaction.idempotency_record), so a
-  take-over never charges twice.
+  every creating service links what it creates to the record (an `idempotency_record`
+  field, see `idempotency_created`) and a take-over finds it, so it never creates or
+  charges twice.
 - Records are purged after FLOWPAY_IDEMPOTENCY_TTL (24 h) by a beat task.
 """
 
@@ -97,6 +98,15 @@ def idempotency_finish(*, record: IdempotencyRecord, status: int, body: object) 
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         status=IdempotencyRecord.Status.COMPLETED, response_status=status, response_body=body, completed_at=timezone.now()
     )
+
+
+def idempotency_created(model, *, record_id: int | None):
+    """The object of `model` (which has an `idempotency_record` link) already created under
+    this record, or None: what a creating service returns instead of creating again when a
+    crashed request is taken over."""
+    if record_id is None:
+        return None
+    return model.objects.filter(idempotency_record_id=record_id).first()
 
 
 def idempotency_records_purge(*, older_than=None) -> int:

@@ -93,6 +93,11 @@ class Plan(TimeStampedModel):
     trial_days = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The Idempotency-Key use that created it: a request re-run under the same key after a
+    # crash finds this plan instead of creating another.
+    idempotency_record = models.OneToOneField(
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="plan"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -184,6 +189,11 @@ class Subscription(FSMModelMixin, TimeStampedModel):
     ended_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=64, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    # The Idempotency-Key use that created it: a request re-run under the same key after a
+    # crash finds this subscription (and its first invoice's charge) instead of creating another.
+    idempotency_record = models.OneToOneField(
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="subscription"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

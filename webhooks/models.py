@@ -61,6 +61,11 @@ class WebhookEndpoint(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The Idempotency-Key use that created it: a request re-run under the same key after a
+    # crash finds this endpoint (and shows the same secret) instead of creating another.
+    idempotency_record = models.OneToOneField(
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_endpoint"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -50,6 +50,14 @@ class ApiView(APIView):
         elif user is not None and getattr(user, "is_authenticated", False):
             request.actor = Actor.staff(user=user, ip=ip)  # with the user's roles
 
+    @property
+    def idempotency_record_id(self) -> int | None:
+        """The Idempotency-Key record this request runs under (set by `idempotent`), or None.
+        Creating services link what they create to it and, when a request taken over after a
+        crash finds the object already made under it, return that object instead."""
+        record = getattr(self.request, "idempotency_record", None)
+        return record.pk if record is not None else None
+
     def validated(self, serializer_class: type[InputSerializer], data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)
         serializer.is_valid(raise_exception=True)

@@ -56,7 +56,7 @@ class TransactionListCreateApi(ApiView):
             ),
             actor=request.actor,
             livemode=request.auth.environment == "live",
-            idempotency_record_id=getattr(getattr(request, "idempotency_record", None), "pk", None),
+            idempotency_record_id=self.idempotency_record_id,
         )
         body = TransactionOutput(txn).data
         if txn.status == TransactionStatus.FAILED and txn.failure_code:
@@ -120,7 +120,9 @@ class CustomerListCreateApi(ApiView):
     @idempotent
     def post(self, request):
         data = self.validated(CustomerCreateInput)
-        customer = customer_create(merchant=request.merchant, actor=request.actor, **data)
+        customer = customer_create(
+            merchant=request.merchant, actor=request.actor, idempotency_record_id=self.idempotency_record_id, **data
+        )
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[CustomerListFilters], responses={200: CustomerOutput(many=True)}, summary="List customers")
@@ -155,6 +157,7 @@ class CustomerPaymentMethodsApi(ApiView):
         method = payment_method_attach(
             customer=customer, gateway=data.get("gateway") or primary_gateway_name(),
             gateway_token=data["token"], brand=data["brand"], last4=data["last4"], actor=request.actor,
+            idempotency_record_id=self.idempotency_record_id,
         )
         return Response(PaymentMethodOutput(method).data, status=status.HTTP_201_CREATED)
 

@@ -17,6 +17,11 @@ class Customer(TimeStampedModel):
     email = models.EmailField(blank=True)
     name = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The Idempotency-Key use that created it: a request re-run under the same key after a
+    # crash finds this customer instead of creating another.
+    idempotency_record = models.OneToOneField(
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="customer"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -36,6 +41,11 @@ class PaymentMethod(TimeStampedModel):
     gateway_token = models.CharField(max_length=255)
     brand = models.CharField(max_length=20, blank=True)
     last4 = models.CharField(max_length=4, blank=True)
+    # The Idempotency-Key use that created it: a request re-run under the same key after a
+    # crash finds this payment method instead of creating another.
+    idempotency_record = models.OneToOneField(
+        "core.IdempotencyRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="payment_method"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -64,7 +64,7 @@ class TransactionRefundApi(RefundsApiView):
         refund = refund_create(
             transaction_id=txn.pk, amount=data.get("amount"), reason=data["reason"],
             refund_to_original_method=data["refund_to_original_method"], actor=request.actor,
-            idempotency_record_id=getattr(getattr(request, "idempotency_record", None), "pk", None),
+            idempotency_record_id=self.idempotency_record_id,
         )
         # Re-read (an off-gateway credit, or a task run at commit, may have finished it). Not
         # refresh_from_db(): django-fsm's version toggles a class-wide flag and is not thread-safe.

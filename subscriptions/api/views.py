@@ -53,7 +53,7 @@ class PlanListCreateApi(_ReadOrMerchantWrite):
     @idempotent
     def post(self, request):
         data = self.validated(PlanCreateInput)
-        plan = plan_create(merchant=request.merchant, actor=request.actor, **data)
+        plan = plan_create(merchant=request.merchant, actor=request.actor, idempotency_record_id=self.idempotency_record_id, **data)
         return Response(PlanOutput(plan).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[PlanListFilters], responses={200: PlanOutput(many=True)}, summary="List plans")
@@ -92,7 +92,7 @@ class SubscriptionListCreateApi(_ReadOrMerchantWrite):
         subscription = subscription_create(
             merchant=request.merchant, customer=data["customer"], plan=data["plan"], payment_method=data["payment_method"],
             trial_days=data.get("trial_days"), metadata=data["metadata"], actor=request.actor,
-            livemode=request.auth.environment == "live",
+            livemode=request.auth.environment == "live", idempotency_record_id=self.idempotency_record_id,
         )
         return Response(SubscriptionOutput(subscription).data, status=status.HTTP_201_CREATED)
 

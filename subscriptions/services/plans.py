@@ -5,17 +5,22 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidState
+from core.idempotency import idempotency_created
 from subscriptions.models import Plan, SubscriptionSettings
 
 
 @transaction.atomic
 def plan_create(
     *, merchant: Merchant, name: str, amount: int, currency: str, interval: str, interval_count: int = 1,
-    trial_days: int = 0, metadata: dict | None = None, actor: Actor,
+    trial_days: int = 0, metadata: dict | None = None, actor: Actor, idempotency_record_id: int | None = None,
 ) -> Plan:
+    existing = idempotency_created(Plan, record_id=idempotency_record_id)
+    if existing is not None:  # a crashed request re-run under its Idempotency-Key
+        return existing
     plan = Plan.objects.create(
         merchant=merchant, name=name, amount=amount, currency=currency, interval=interval,
         interval_count=interval_count, trial_days=trial_days, metadata=metadata or {},
+        idempotency_record_id=idempotency_record_id,
     )
     audit_record(
         actor=actor, action=AuditAction.PLAN_CREATE, target=plan,

@@ -7,7 +7,11 @@ request, same charge key, same heartbeat): the merchant learns at once whether t
 subscription is `active` (first invoice paid) or `incomplete` (declined: the invoice
 follows the dunning schedule, and the subscription is canceled if it is never paid). If
 the request dies mid-charge, its lease expires and a rebill worker finishes the job under
-the same key, so nothing is charged twice.
+the same key, so nothing is charged twice. A create request re-run under its
+Idempotency-Key after such a crash (the key's lock timed out) finds the subscription made
+under that key (Subscription.idempotency_record) and answers it as it is now: it never
+opens a second subscription, invoice or charge, and the first invoice's charge is finished
+by the rebill job under its own derived key.
 """
 
 import datetime as dt
@@ -21,6 +25,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import ErrorCode, InvalidRequest, InvalidState, NotFound
+from core.idempotency import idempotency_created
 from gateways.router import any_gateway_supports
 from payments.models import Customer, PaymentMethod
 from payments.selectors import customer_get, payment_method_get_saved
@@ -56,11 +61,14 @@ def _payment_method_resolve(*, merchant: Merchant, customer: Customer, payment_m
 
 def subscription_create(
     *, merchant: Merchant, customer: str, plan: str, payment_method: str, trial_days: int | None = None,
-    metadata: dict | None = None, actor: Actor, livemode: bool = False,
+    metadata: dict | None = None, actor: Actor, livemode: bool = False, idempotency_record_id: int | None = None,
 ) -> Subscription:
+    existing = idempotency_created(Subscription, record_id=idempotency_record_id)
+    if existing is not None:
+        return Subscription.objects.select_related("plan", "customer").get(pk=existing.pk)
     subscription, job = _subscription_open(
         merchant=merchant, customer_public_id=customer, plan_public_id=plan, payment_method=payment_method,
-        trial_days=trial_days, metadata=metadata, actor=actor, livemode=livemode,
+        trial_days=trial_days, metadata=metadata, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id,
     )
     if job is not None:
         owner = job.lease_owner
@@ -72,7 +80,7 @@ def subscription_create(
 @transaction.atomic
 def _subscription_open(
     *, merchant: Merchant, customer_public_id: str, plan_public_id: str, payment_method: str, trial_days: int | None,
-    metadata: dict | None, actor: Actor, livemode: bool,
+    metadata: dict | None, actor: Actor, livemode: bool, idempotency_record_id: int | None,
 ) -> tuple[Subscription, RebillJob | None]:
     try:
         customer = customer_get(public_id=customer_public_id, merchant=merchant, param="customer")
@@ -89,7 +97,7 @@ def _subscription_open(
     trial = plan_row.trial_days if trial_days is None else trial_days
     common = dict(
         merchant=merchant, customer=customer, plan=plan_row, payment_method=payment_method, saved_payment_method=saved,
-        livemode=livemode, metadata=metadata or {},
+        livemode=livemode, metadata=metadata or {}, idempotency_record_id=idempotency_record_id,
     )
     if trial > 0:
         trial_end = now + dt.timedelta(days=trial)

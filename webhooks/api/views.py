@@ -40,7 +40,7 @@ class WebhookEndpointListCreateApi(ApiView):
         data = self.validated(WebhookEndpointCreateInput)
         endpoint = webhook_endpoint_create(
             merchant=request.merchant, url=data["url"], enabled_events=data["enabled_events"],
-            description=data["description"], actor=request.actor,
+            description=data["description"], actor=request.actor, idempotency_record_id=self.idempotency_record_id,
         )
         return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
 

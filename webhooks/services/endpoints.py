@@ -6,6 +6,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from core.errors import ErrorCode, InvalidRequest
+from core.idempotency import idempotency_created
 from webhooks.events import EventType
 from webhooks.models import WebhookEndpoint
 from webhooks.services.deliveries import validate_destination
@@ -16,8 +17,12 @@ MAX_ENDPOINTS_PER_MERCHANT = 16
 
 @transaction.atomic
 def webhook_endpoint_create(
-    *, merchant: Merchant, url: str, enabled_events: list[str], description: str = "", actor: Actor
+    *, merchant: Merchant, url: str, enabled_events: list[str], description: str = "", actor: Actor,
+    idempotency_record_id: int | None = None,
 ) -> WebhookEndpoint:
+    existing = idempotency_created(WebhookEndpoint, record_id=idempotency_record_id)
+    if existing is not None:  # a crashed request re-run under its Idempotency-Key
+        return existing
     known = [event_type.value for event_type in EventType]
     unknown = sorted(set(enabled_events) - set(known) - {"*"})
     if unknown:
@@ -32,7 +37,7 @@ def webhook_endpoint_create(
         raise InvalidRequest(f"A merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints.", code=ErrorCode.LIMIT_REACHED)
     endpoint = WebhookEndpoint.objects.create(
         merchant=merchant, url=url, description=description, enabled_events=sorted(set(enabled_events)),
-        secret=new_endpoint_secret(),
+        secret=new_endpoint_secret(), idempotency_record_id=idempotency_record_id,
     )
     audit_record(actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_CREATE, target=endpoint,
                  details={"url": url, "enabled_events": endpoint.enabled_events})
