@@ -54,6 +54,7 @@ from gateways.router import (
 )
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_get, payment_method_get_saved
+from payments.services.gateway_keys import authorize_key, gateway_key_base, transaction_key
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -81,20 +82,47 @@ def transaction_create(
     resulting state (completed, authorized, requires_action, failed, or processing when
     the gateway's answer was lost).
 
-    Each gateway try is one PaymentAttempt with its own gateway idempotency key. A try that
-    failed with GatewayUnavailableError (nothing happened) is retried on the same gateway
-    with backoff, then failed over to the next gateway the router offers. A decline is
-    final. A timeout leaves the transaction processing: it is never sent elsewhere."""
+    Each gateway try is one PaymentAttempt with its own gateway idempotency key (derived
+    from the merchant's Idempotency-Key when there is one: payments.services.gateway_keys).
+    A try that failed with GatewayUnavailableError (nothing happened) is retried on the same
+    gateway with backoff, then failed over to the next gateway the router offers. A decline
+    is final. A timeout leaves the transaction processing: it is never sent elsewhere."""
     if idempotency_record_id is not None:
         # A request re-run under the same Idempotency-Key after a crash: never charge again.
         existing = Transaction.objects.filter(idempotency_record_id=idempotency_record_id).first()
         if existing is not None:
             return existing
+    key_base = gateway_key_base(idempotency_record_id=idempotency_record_id)
 
     started = time.perf_counter()
     txn, pinned_gateway = _transaction_open(
         merchant=merchant, payment=payment, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id
     )
+    txn, result, settled_meanwhile = _transaction_route(txn=txn, pinned_gateway=pinned_gateway, key_base=key_base, actor=actor)
+    if settled_meanwhile:  # by the checker or a webhook, between two tries
+        return txn
+    if result is None:
+        txn = _transaction_fail(
+            transaction_id=txn.pk, code="gateway_unavailable",
+            message="No payment gateway could take the payment; nothing was charged.", actor=actor,
+        )
+    payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
+    payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
+    if isinstance(result, GatewayRequestError):
+        raise InvalidRequest(str(result), code=error_code_for(result.code), param="payment_method")
+    if result is None:
+        raise GatewayUnavailable(
+            f"No payment gateway is available right now; transaction {txn.public_id} was not charged. Retry later."
+        )
+    return txn
+
+
+def _transaction_route(
+    *, txn: Transaction, pinned_gateway: str | None, key_base: str | None, actor: Actor
+) -> tuple[Transaction, ChargeResult | GatewayError | None, bool]:
+    """Try the gateways the router offers (see transaction_create). Returns the transaction,
+    the last gateway answer (None: no gateway took the call) and whether the transaction was
+    settled meanwhile by the checker or a webhook (then no further try was made)."""
     request = ChargeRequest(
         amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
         capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
@@ -106,9 +134,9 @@ def transaction_create(
     gateway = next_gateway_for_new_payment(payment_method=request.payment_method, exclude=tried, only=pinned_gateway)
     while gateway is not None and result is None:
         for retry in range(max_retries() + 1):
-            attempt = _attempt_begin(transaction_id=txn.pk, gateway=gateway.name, actor=actor)
+            attempt = _attempt_begin(transaction_id=txn.pk, gateway=gateway.name, actor=actor, key_base=key_base)
             if attempt is None:  # settled meanwhile by the checker or a webhook
-                return Transaction.objects.get(pk=txn.pk)
+                return Transaction.objects.get(pk=txn.pk), None, True
             try:
                 result = observed_call(
                     gateway=gateway.name, operation="authorize",
@@ -127,25 +155,11 @@ def transaction_create(
         tried.add(gateway.name)
         if result is None:
             gateway = next_gateway_for_new_payment(payment_method=request.payment_method, exclude=tried, only=pinned_gateway)
-
-    if result is None:
-        txn = _transaction_fail(
-            transaction_id=txn.pk, code="gateway_unavailable",
-            message="No payment gateway could take the payment; nothing was charged.", actor=actor,
-        )
-    payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
-    payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
-    if isinstance(result, GatewayRequestError):
-        raise InvalidRequest(str(result), code=error_code_for(result.code), param="payment_method")
-    if result is None:
-        raise GatewayUnavailable(
-            f"No payment gateway is available right now; transaction {txn.public_id} was not charged. Retry later."
-        )
-    return txn
+    return txn, result, False
 
 
 @transaction.atomic
-def _attempt_begin(*, transaction_id: int, gateway: str, actor: Actor) -> PaymentAttempt | None:
+def _attempt_begin(*, transaction_id: int, gateway: str, actor: Actor, key_base: str | None) -> PaymentAttempt | None:
     """Record the next authorization try (and the gateway it goes to) before calling it."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     if txn.status != S.PROCESSING:
@@ -161,7 +175,7 @@ def _attempt_begin(*, transaction_id: int, gateway: str, actor: Actor) -> Paymen
     if txn.gateway != gateway:
         txn.gateway = gateway
         txn.save(update_fields=["gateway", "updated_at"])
-    return _attempt_start(txn=txn, operation=PaymentAttempt.Operation.AUTHORIZE, amount=txn.amount)
+    return _attempt_start(txn=txn, operation=PaymentAttempt.Operation.AUTHORIZE, amount=txn.amount, key_base=key_base)
 
 
 @transaction.atomic
@@ -375,12 +389,16 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
 
 
 # --- helpers -----------------------------------------------------------------------
-def _attempt_start(*, txn: Transaction, operation: str, amount: int) -> PaymentAttempt:
+def _attempt_start(*, txn: Transaction, operation: str, amount: int, key_base: str | None = None) -> PaymentAttempt:
     # Called under the transaction's row lock, so the next number cannot race.
     number = (txn.attempts.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    if operation == PaymentAttempt.Operation.AUTHORIZE:
+        key = authorize_key(txn=txn, number=number, base=key_base)
+    else:
+        key = transaction_key(txn=txn, operation=operation, number=number)
     return PaymentAttempt.objects.create(
         transaction=txn, number=number, operation=operation, gateway=txn.gateway,
-        idempotency_key=f"flowpay:{txn.public_id}:{operation}:{number}", amount=amount, started_at=timezone.now(),
+        idempotency_key=key, amount=amount, started_at=timezone.now(),
     )
 
 
