@@ -12,8 +12,12 @@ Like a real PSP it honours idempotency keys: a repeated key returns the first re
 Faults can be injected at runtime, shared by every process through the cache
 (`simulator_faults_set`, or `manage.py simulator_faults`): added latency, a share of calls
 failing with "unavailable" (nothing happened) or timing out before reaching the gateway,
-and `timeout_after_charge` (the charge is made, then the response is lost), for demos,
+`timeout_after_charge` (the charge is made, then the response is lost) and
+`lost_responses` (the capture or void is made, then its response is lost), for demos,
 fault tests and load tests.
+
+Its look-up is authoritative: a charge is recorded before the call answers, so once a call
+is older than it could take, "no record" means it never reached the simulator.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequire
 
 
 FAULTS_CACHE_KEY = "flowpay:simulator:faults"
+# Operations whose response `lost_responses` can lose after the simulator acted.
+LOSABLE_RESPONSES = ("capture", "void")
 
 
 @dataclass(frozen=True)
@@ -88,20 +94,25 @@ class SimulatorFaults:
     error_rate: float = 0.0  # share of calls answered "unavailable" (nothing happened)
     timeout_rate: float = 0.0  # share of calls timing out before reaching the gateway
     timeout_after_charge: bool = False  # authorize: charge made, response lost
+    lost_responses: tuple[str, ...] = ()  # of LOSABLE_RESPONSES: operation made, response lost
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge)
+        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge or self.lost_responses)
 
 
 def simulator_faults_get(name: str = "simulator") -> SimulatorFaults:
     stored = cache.get(f"{FAULTS_CACHE_KEY}:{name}")
-    return SimulatorFaults(**stored) if stored else SimulatorFaults()
+    if not stored:
+        return SimulatorFaults()
+    return SimulatorFaults(**{**stored, "lost_responses": tuple(stored.get("lost_responses") or ())})
 
 
 def simulator_faults_set(faults: SimulatorFaults, name: str = "simulator") -> SimulatorFaults:
     if not (0 <= faults.error_rate <= 1 and 0 <= faults.timeout_rate <= 1 and faults.latency_ms >= 0):
         raise ValueError("rates must be between 0 and 1 and latency must not be negative")
+    if set(faults.lost_responses) - set(LOSABLE_RESPONSES):
+        raise ValueError(f"lost responses can only be of: {', '.join(LOSABLE_RESPONSES)}")
     cache.set(f"{FAULTS_CACHE_KEY}:{name}", asdict(faults), timeout=None)
     return faults
 
@@ -124,6 +135,9 @@ def _apply_faults(operation: str, name: str) -> SimulatorFaults:
 class SimulatorGateway:
     """`name` lets tests and demos run a second, independent simulator (own faults and
     breaker) to show failover; both share the simulator's records."""
+
+    # fetch() sees every charge as soon as it is made (see the module's docstring).
+    lookup_is_authoritative = True
 
     def __init__(self, name: str = "simulator"):
         self.name = name
@@ -163,7 +177,13 @@ class SimulatorGateway:
         return self._charge_result(charge, message)
 
     def capture(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult:
-        _apply_faults("capture", self.name)
+        faults = _apply_faults("capture", self.name)
+        result = self._capture(reference=reference, amount=amount)
+        if "capture" in faults.lost_responses:
+            raise GatewayTimeout("simulator: injected lost response after the capture was made")
+        return result
+
+    def _capture(self, *, reference: str, amount: int) -> OperationResult:
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
@@ -183,7 +203,13 @@ class SimulatorGateway:
             return OperationResult(succeeded=True, reference=reference, amount=amount)
 
     def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
-        _apply_faults("void", self.name)
+        faults = _apply_faults("void", self.name)
+        result = self._void(reference=reference)
+        if "void" in faults.lost_responses:
+            raise GatewayTimeout("simulator: injected lost response after the void was made")
+        return result
+
+    def _void(self, *, reference: str) -> OperationResult:
         with transaction.atomic():
             charge = SimulatorCharge.objects.select_for_update().filter(reference=reference).first()
             if charge is None:
