@@ -138,6 +138,11 @@ class WebhookVerificationError(GatewayError):
 @runtime_checkable
 class Gateway(Protocol):
     name: str
+    # True when fetch(idempotency_key=...) answering None is final once the call is older
+    # than FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS: by then the look-up sees every payment made
+    # under the key. False: "no record" is trusted only after the conservative
+    # FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS (payments.services.stuck).
+    lookup_is_authoritative: bool
 
     def authorize(self, *, payment: ChargeRequest, idempotency_key: str) -> ChargeResult: ...
 

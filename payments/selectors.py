@@ -166,7 +166,13 @@ def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict
 
 
 def stuck_threshold() -> dt.timedelta:
+    """Processing this long is stuck for operators (find_stuck_transactions)."""
     return dt.timedelta(seconds=settings.FLOWPAY_STUCK_AFTER_SECONDS)
+
+
+def stuck_check_threshold() -> dt.timedelta:
+    """The checker asks the gateway about a call whose answer is missing once it is this old."""
+    return dt.timedelta(seconds=settings.FLOWPAY_STUCK_CHECK_AFTER_SECONDS)
 
 
 def transactions_stuck(*, older_than: dt.timedelta | None = None):
@@ -179,6 +185,23 @@ def transactions_stuck(*, older_than: dt.timedelta | None = None):
         .filter(Q(last_attempt_started_at__lt=cutoff) | Q(last_attempt_started_at__isnull=True))
         .select_related("merchant")
         .order_by("processing_started_at")
+    )
+
+
+def transactions_with_unknown_capture_or_void(*, older_than: dt.timedelta | None = None) -> QuerySet[Transaction]:
+    """Authorized (or requires_action) payments with a capture or void whose answer was lost
+    (outcome unknown) and that started before the threshold: the gateway may have captured
+    or canceled them while FlowPay still shows them authorized."""
+    cutoff = timezone.now() - (older_than or stuck_check_threshold())
+    lost = PaymentAttempt.objects.filter(  # a few rows, through the partial index attempt_unknown_idx
+        outcome=PaymentAttempt.Outcome.UNKNOWN, started_at__lt=cutoff,
+        operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID],
+    )
+    return (
+        Transaction.objects.filter(status__in=[TransactionStatus.AUTHORIZED, TransactionStatus.REQUIRES_ACTION])
+        .filter(pk__in=lost.values("transaction_id"))
+        .select_related("merchant")
+        .order_by("updated_at")
     )
 
 

@@ -11,10 +11,13 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="payments.check_stuck_transactions", ignore_result=True)
 def check_stuck_transactions_task() -> int:
-    """Beat: queue one resolution task per stuck transaction (processing for too long)."""
-    from payments.selectors import transactions_stuck
+    """Beat: queue one resolution task per payment whose gateway answer is missing: processing
+    (payments.services.stuck's rule), or with a capture or void whose answer was lost."""
+    from payments.selectors import stuck_check_threshold, transactions_stuck, transactions_with_unknown_capture_or_void
 
-    ids = list(transactions_stuck().values_list("pk", flat=True)[:500])
+    threshold = stuck_check_threshold()
+    ids = list(transactions_stuck(older_than=threshold).values_list("pk", flat=True)[:500])
+    ids += list(transactions_with_unknown_capture_or_void(older_than=threshold).values_list("pk", flat=True)[:500])
     for transaction_id in ids:
         resolve_stuck_transaction_task.delay(transaction_id)
     if ids:

@@ -37,7 +37,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # How often beat sends its periodic tasks.
-FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS = env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=60)
+FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS = env.int("FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS", default=20)
 FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS", default=60)
 FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)
 FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=5)
@@ -49,7 +49,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
-    # Payments processing for too long are asked about at their gateway.
+    # Payments whose gateway answer is missing are asked about at their gateway (the cadence
+    # and FLOWPAY_STUCK_CHECK_AFTER_SECONDS settle "nothing sent" and "no record" in < 2 min).
     "check-stuck-transactions": {
         "task": "payments.check_stuck_transactions",
         "schedule": timedelta(seconds=FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS),

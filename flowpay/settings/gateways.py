@@ -27,11 +27,19 @@ FLOWPAY_GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("FLOWPAY_GATEWAY_CONNECT_TIM
 FLOWPAY_GATEWAY_READ_TIMEOUT_SECONDS = env.float("FLOWPAY_GATEWAY_READ_TIMEOUT_SECONDS", default=30.0)
 FLOWPAY_GATEWAY_PROBE_TIMEOUT_SECONDS = env.float("FLOWPAY_GATEWAY_PROBE_TIMEOUT_SECONDS", default=5.0)
 
-# A payment processing for longer than this is stuck; beat asks its gateway.
+# A payment processing for longer than this is stuck for operators (find_stuck_transactions):
+# the checker should have settled it by then.
 FLOWPAY_STUCK_AFTER_SECONDS = env.int("FLOWPAY_STUCK_AFTER_SECONDS", default=120)
-# "No record at the gateway" fails a payment only once its last call is this old: sooner it
-# may mean "not visible yet" (search lag, a request still running at the gateway).
-FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS = env.int("FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", default=900)
+# The checker (every FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS) asks the gateway about a payment
+# whose last gateway call, or with none its processing, started this long ago; and about a
+# capture or void whose answer was lost, once this old. See payments.services.stuck.
+FLOWPAY_STUCK_CHECK_AFTER_SECONDS = env.int("FLOWPAY_STUCK_CHECK_AFTER_SECONDS", default=45)
+# "No record at the gateway" fails a payment whose call was sent only once that call is this
+# old: sooner it may mean "not visible yet" (search lag, a request still running at the
+# gateway). For gateways whose look-up is authoritative (simulator, Stripe: a search lag of
+# up to a minute); the others (PayPal) wait FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS.
+FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS = env.int("FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS", default=75)
+FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS = env.int("FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS", default=900)
 
 # Gateway keys older than this are due for rotation (check_api_key_rotation, the PCI report).
 FLOWPAY_KEY_ROTATION_DAYS = env.int("FLOWPAY_KEY_ROTATION_DAYS", default=90)

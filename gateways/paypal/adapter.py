@@ -85,6 +85,11 @@ class PayPalGateway:
     """PayPal REST (Orders v2 / Payments v2); see the module docstring for the references."""
 
     name = "paypal"
+    # PayPal has no search by request id: the look-up re-sends the create under the same
+    # PayPal-Request-Id (see _fetch_by_key), whose dedup window and consistency PayPal does
+    # not document per API; a payment may also stay PENDING there. "No record" is therefore
+    # trusted only after the long, conservative grace.
+    lookup_is_authoritative = False
 
     def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
         self.client = PayPalClient(connect_timeout=connect_timeout, read_timeout=read_timeout)

@@ -64,6 +64,9 @@ CANCELABLE_STATUSES = frozenset(
 
 class StripeGateway:
     name = "stripe"
+    # The search by metadata lags writes by up to a minute (inside the no-record grace), and
+    # a miss falls back to the strongly consistent list of the newest PaymentIntents.
+    lookup_is_authoritative = True
 
     def supports_payment_method(self, token: str) -> bool:
         """Stripe payment methods, legacy tokens, cards and sources."""

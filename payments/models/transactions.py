@@ -247,7 +247,9 @@ class PaymentAttempt(models.Model):
     """One row per call to a gateway on behalf of a transaction (authorize, capture, void).
 
     The idempotency key sent to the gateway is derived from the transaction and the
-    attempt, so a retry of the same attempt can never charge twice at the gateway.
+    attempt (an authorization under a merchant's Idempotency-Key: from that key and the
+    attempt, payments.services.gateway_keys), so a retry of the same attempt can never
+    charge twice at the gateway.
     """
 
     class Operation(models.TextChoices):
@@ -278,6 +280,8 @@ class PaymentAttempt(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_positive"),
             models.CheckConstraint(condition=Q(outcome__in=[o.value for o in ATTEMPT_OUTCOMES]), name="attempt_outcome_valid"),
         ]
+        # The stuck checker's look-up of calls whose answer was lost (few rows at any time).
+        indexes = [models.Index(fields=["started_at"], condition=Q(outcome="unknown"), name="attempt_unknown_idx")]
 
     def __str__(self) -> str:
         return f"{self.transaction_id}#{self.number} {self.operation} {self.outcome}"

@@ -1,9 +1,31 @@
-"""Stuck transactions: payments left `processing` because the gateway's answer was lost.
+"""Stuck transactions: payments whose gateway answer is missing — left `processing` (the
+authorization's answer was lost, or the process died around the call), or still
+`authorized` after a capture or void whose answer was lost.
 
-Rule: a stuck transaction is resolved only by asking the gateway that received it (by the
-attempt's idempotency key or reference), never by sending it elsewhere. Once resolved it
-continues its normal flow: an automatic-capture payment found authorized is captured, and
-every step is audited like any other (Kill Bill's janitor, without its stuck-retry bug).
+Rules. A call whose outcome is unknown is never sent again, nor elsewhere: it is resolved
+from what the gateway that received it says (by reference, or by the attempt's idempotency
+key). Once resolved a payment continues its normal flow: an automatic-capture payment found
+authorized is captured, and every step is audited like any other (Kill Bill's janitor,
+without its stuck-retry bug). The beat checker (payments.check_stuck_transactions, every
+FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS, 20 s) looks at payments whose last call, or with none
+their processing, started FLOWPAY_STUCK_CHECK_AFTER_SECONDS (45 s) ago:
+- Nothing sent: a processing payment with no attempt, or whose every attempt failed with an
+  error (the gateway or our client proved nothing happened), is failed (`gateway_no_record`)
+  without asking anyone. It is decided under the payment's row lock, which every new attempt
+  takes first, so no call can start meanwhile. Within about a minute by default.
+- Sent, outcome unknown (an attempt `started` or `unknown`: committed before its call, so it
+  may have reached the gateway): the gateway is asked. Its record settles the payment. "No
+  record" fails it only once the call is FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS (75 s) old
+  when the gateway's look-up is authoritative (`lookup_is_authoritative`: the simulator;
+  Stripe, whose search lags by up to a minute and falls back to its consistent list), else
+  after FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS (900 s: PayPal, whose look-up
+  re-sends the create under its request id, with an undocumented dedup window). Sooner,
+  "no record" may mean "not visible yet": failing it would let a retry charge twice. With
+  the defaults an authoritative "no record" settles within two minutes of the call.
+- A lost capture or void (`transaction_resolve_lost_operation`): the gateway's view of the
+  payment settles it (captured → completed, canceled → canceled); a gateway still showing
+  it uncaptured means the call had no effect, concluded only after the same no-record grace
+  (it may still be applied there), and the attempt is closed as an error.
 
 `payments.services.settlement.transaction_apply_gateway_status` is the one place where a
 payment is settled from the gateway's view: the checker, the runbook's manual resolution and
@@ -17,8 +39,11 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidRequest, InvalidState
 from gateways.base import GatewayError, GatewayPayment
@@ -32,6 +57,12 @@ from payments.services.transactions import transaction_capture
 logger = logging.getLogger(__name__)
 
 S = TransactionStatus
+A = PaymentAttempt.Outcome
+# A capture (authorized payments) or a void (authorized or requires_action) can be lost.
+LOST_OPERATIONS = (PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID)
+LOST_OPERATION_STATES = (S.AUTHORIZED, S.REQUIRES_ACTION)
+LOST_OPERATION_AUDIT = {PaymentAttempt.Operation.CAPTURE: AuditAction.TRANSACTION_CAPTURE,
+                        PaymentAttempt.Operation.VOID: AuditAction.TRANSACTION_CANCEL}
 
 
 @dataclass(frozen=True)
@@ -69,10 +100,17 @@ class GatewayView:
         return status == implied
 
 
-def no_record_grace() -> dt.timedelta:
-    """How long after a call was sent "the gateway has no record of it" may still mean
-    "not visible yet" (search lag, a request still running there)."""
-    return dt.timedelta(seconds=settings.FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS)
+def no_record_grace(gateway: str | None = None) -> dt.timedelta:
+    """How long after a call was sent "the gateway has no record of it" (or "it did not act
+    on it") may still mean "not visible yet" (search lag, a request still running there):
+    the module's rule, per gateway."""
+    try:
+        authoritative = bool(gateway) and getattr(gateway_named(gateway), "lookup_is_authoritative", False)
+    except LookupError:  # a gateway no longer configured: the conservative grace
+        authoritative = False
+    if authoritative:
+        return dt.timedelta(seconds=settings.FLOWPAY_STUCK_NO_RECORD_GRACE_SECONDS)
+    return dt.timedelta(seconds=settings.FLOWPAY_STUCK_NO_RECORD_GRACE_UNVERIFIED_SECONDS)
 
 
 def transaction_gateway_view(*, transaction_id: int) -> GatewayView:
@@ -99,9 +137,16 @@ def transaction_gateway_view(*, transaction_id: int) -> GatewayView:
 
 
 def transaction_resolve_stuck(*, transaction_id: int, actor: Actor) -> Transaction:
-    """Settle a processing transaction from what its gateway says. Leaves it processing
-    when the gateway cannot be asked; marks it failed when the gateway has no record of it
-    (the checker only looks at transactions older than FLOWPAY_STUCK_AFTER_SECONDS)."""
+    """Settle a payment whose gateway answer is missing (the module's rules): a processing
+    one from what its gateway says, failed at once when nothing was sent; an authorized one
+    with a lost capture or void through transaction_resolve_lost_operation. Leaves it as it
+    is when the gateway cannot be asked, or "no record" is still within the grace."""
+    status = Transaction.objects.filter(pk=transaction_id).values_list("status", flat=True).get()
+    if status in LOST_OPERATION_STATES:
+        return transaction_resolve_lost_operation(transaction_id=transaction_id, actor=actor)
+    failed = _transaction_fail_if_nothing_sent(transaction_id=transaction_id, actor=actor)
+    if failed is not None:
+        return failed
     view = transaction_gateway_view(transaction_id=transaction_id)
     if view.transaction.status != S.PROCESSING or view.error:
         if view.error:
@@ -115,15 +160,82 @@ def transaction_resolve_stuck(*, transaction_id: int, actor: Actor) -> Transacti
         view.gateway_payment is None
         and attempt is not None
         and attempt.outcome in (PaymentAttempt.Outcome.STARTED, PaymentAttempt.Outcome.UNKNOWN)
-        and attempt.started_at > timezone.now() - no_record_grace()
+        and attempt.started_at > timezone.now() - no_record_grace(view.transaction.gateway)
     ):
         # A call was sent and its outcome is unknown: "no record" may only mean "not visible
         # yet" (Stripe's search lags, the request may still run there). Failing it now would
-        # let a retry charge again; ask again later. (No attempt, or one that failed before
-        # reaching the gateway, means nothing was sent: failing it is safe.)
+        # let a retry charge again; ask again later.
         return view.transaction
     txn = _transaction_apply_gateway_view(view=view, target=view.implied_status, actor=actor, forced_reason=None)
     return transaction_continue_after_settlement(transaction=txn, actor=actor)
+
+
+@transaction.atomic
+def _transaction_fail_if_nothing_sent(*, transaction_id: int, actor: Actor) -> Transaction | None:
+    """Fail a processing payment for which nothing was sent to any gateway (no attempt, or
+    only attempts that failed with an error: nothing happened); None when something may
+    have been sent. Under the row lock that _attempt_begin takes before any new call."""
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    if txn.status != S.PROCESSING or txn.attempts.exclude(outcome=A.ERROR).exists():
+        return None
+    return transaction_apply_gateway_status(
+        transaction_id=txn.pk, gateway_status=None, reference=None, amount_captured=0, actor=actor,
+        target=S.FAILED, failure_code="gateway_no_record",
+        failure_message="No gateway call was made for this payment; nothing was charged.",
+        details={"gateway_error": None, "reason": "nothing_sent"},
+    ).transaction
+
+
+def transaction_resolve_lost_operation(*, transaction_id: int, actor: Actor) -> Transaction:
+    """An authorized (or requires_action) payment with a capture or void whose answer was
+    lost: settle it from the gateway's view of the payment (captured → completed, canceled →
+    canceled, and the attempt takes the known outcome). A gateway still showing it as it
+    was means the call had no effect: once the call is older than the no-record grace the
+    attempt is closed as an error, and an automatic-capture payment is captured again."""
+    txn = Transaction.objects.get(pk=transaction_id)
+    lost = list(txn.attempts.filter(operation__in=LOST_OPERATIONS, outcome=A.UNKNOWN).order_by("number"))
+    if txn.status not in LOST_OPERATION_STATES or not lost or not txn.gateway:
+        return txn
+    gateway = gateway_named(txn.gateway)
+    try:
+        found = observed_call(gateway=txn.gateway, operation="fetch", call=lambda: gateway.fetch(reference=txn.gateway_reference))
+    except GatewayError as exc:
+        logger.warning("lost capture or void: gateway could not be asked", extra={"transaction": txn.public_id, "error": str(exc)})
+        return txn
+    if found is None or GATEWAY_TO_FLOWPAY.get(found.status) is None:
+        # No record of an authorized payment (an anomaly for operators), or still settling there.
+        logger.warning("lost capture or void: the gateway's view settles nothing yet",
+                       extra={"transaction": txn.public_id, "gateway_status": found.status if found else None})
+        return txn
+    applied = transaction_apply_gateway_status(
+        transaction_id=txn.pk, gateway_status=found.status, reference=found.reference,
+        amount_captured=found.amount_captured, actor=actor,
+        details={"gateway_error": None, "lost": [attempt.operation for attempt in lost]},
+    )
+    if not applied.changed and lost[-1].started_at > timezone.now() - no_record_grace(txn.gateway):
+        return applied.transaction  # too early to conclude the call had no effect: ask again next round
+    _lost_attempts_close(transaction_id=txn.pk, gateway_status=found.status, actor=actor)
+    if applied.changed or found.status == "requires_capture":
+        # The normal flow: an automatic-capture payment (found) authorized is captured.
+        return transaction_continue_after_settlement(transaction=Transaction.objects.get(pk=txn.pk), actor=actor)
+    return Transaction.objects.get(pk=txn.pk)
+
+
+@transaction.atomic
+def _lost_attempts_close(*, transaction_id: int, gateway_status: str, actor: Actor) -> None:
+    """Close the capture and void attempts still unknown once the gateway's view excludes
+    their having acted (it shows the payment uncaptured, or settled otherwise)."""
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    now = timezone.now()
+    for attempt in txn.attempts.filter(operation__in=LOST_OPERATIONS, outcome=A.UNKNOWN).order_by("number"):
+        attempt.outcome, attempt.error_code = A.ERROR, "gateway_no_effect"
+        attempt.error_message = f"The gateway shows the payment {gateway_status}: this {attempt.operation} had no effect."
+        attempt.finished_at = attempt.finished_at or now
+        attempt.save(update_fields=["outcome", "error_code", "error_message", "finished_at"])
+        audit_record(
+            actor=actor, action=LOST_OPERATION_AUDIT[attempt.operation], target=txn, result="failure",
+            details={"error": "gateway_no_effect", "attempt": attempt.number, "gateway_status": gateway_status},
+        )
 
 
 def transaction_continue_after_settlement(*, transaction: Transaction, actor: Actor) -> Transaction:

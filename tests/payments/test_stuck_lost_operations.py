@@ -1,0 +1,123 @@
+"""A capture or void whose answer was lost: the gateway acted (or not), FlowPay still shows
+the payment authorized. The stuck checker asks the gateway and settles it, and a call that
+had no effect is closed only after the no-record grace."""
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from gateways.models import SimulatorCharge
+from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_get, simulator_faults_set
+from payments.models import PaymentAttempt, Transaction
+from payments.tasks import check_stuck_transactions_task
+
+URL = "/payment/transactions"
+MANUAL = {"amount": 5000, "currency": "usd", "paymentMethod": "pm_card_visa", "captureMethod": "manual"}
+
+
+@pytest.fixture
+def authorized(merchant_a):
+    body = merchant_a.client.post(URL, MANUAL, format="json").json()
+    assert body["status"] == "authorized"
+    yield body["id"]
+    simulator_faults_clear()
+
+
+def attempts_of(public_id: str) -> list[tuple[str, str, str]]:
+    return list(PaymentAttempt.objects.filter(transaction__public_id=public_id).order_by("number")
+                .values_list("operation", "outcome", "error_code"))
+
+
+def status_of(public_id: str) -> str:
+    return Transaction.objects.get(public_id=public_id).status
+
+
+def test_the_simulator_faults_command_loses_capture_and_void_responses(db):
+    out = StringIO()
+    call_command("simulator_faults", "--lost-responses", "capture,void", stdout=out)
+    assert simulator_faults_get().lost_responses == ("capture", "void") and simulator_faults_get().active
+    call_command("simulator_faults", "--lost-responses", "", stdout=out)
+    assert simulator_faults_get().lost_responses == ()
+    with pytest.raises(ValueError):
+        simulator_faults_set(SimulatorFaults(lost_responses=("refund",)))
+
+
+@pytest.mark.django_db
+def test_a_capture_whose_answer_was_lost_is_completed_by_the_checker(merchant_a, authorized, celery_eager):
+    # given a capture made at the gateway whose response was lost
+    call_command("simulator_faults", "--lost-responses", "capture", stdout=StringIO())
+    capture = merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
+    simulator_faults_clear()
+    assert capture.status_code == 503, capture.content
+    assert SimulatorCharge.objects.get().status == "succeeded"  # captured there
+    assert status_of(authorized) == "authorized"  # not here
+    assert attempts_of(authorized)[-1] == ("capture", "unknown", "gateway_timeout")
+    # and a cancel, which the gateway refuses: the money was captured
+    assert merchant_a.client.post(f"{URL}/{authorized}/cancel", {}, format="json").status_code == 409
+    assert status_of(authorized) == "authorized"
+
+    # when the checker runs once the capture is older than its threshold
+    assert check_stuck_transactions_task() == 0  # too young yet
+    with time_machine.travel(timezone.now() + dt.timedelta(seconds=50), tick=True):
+        assert check_stuck_transactions_task() == 1
+
+    # then the payment is completed from the gateway's record, nothing was sent again
+    txn = Transaction.objects.get(public_id=authorized)
+    assert (txn.status, txn.amount_captured) == ("completed", 5000)
+    assert attempts_of(authorized) == [
+        ("authorize", "succeeded", ""), ("capture", "succeeded", "gateway_timeout"), ("void", "error", "charge_not_voidable"),
+    ]
+    assert AuditEntry.objects.filter(object_id=authorized, action="transaction.resolved", actor_type="worker").exists()
+    assert check_stuck_transactions_task() == 0
+    refused = merchant_a.client.post(f"{URL}/{authorized}/cancel", {}, format="json")
+    assert refused.status_code == 409 and "refund" in refused.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_a_void_whose_answer_was_lost_is_canceled_by_the_checker(merchant_a, authorized, celery_eager):
+    simulator_faults_set(SimulatorFaults(lost_responses=("void",)))
+    assert merchant_a.client.post(f"{URL}/{authorized}/cancel", {}, format="json").status_code == 503
+    simulator_faults_clear()
+    assert (SimulatorCharge.objects.get().status, status_of(authorized)) == ("canceled", "authorized")
+
+    with time_machine.travel(timezone.now() + dt.timedelta(seconds=50), tick=True):
+        assert check_stuck_transactions_task() == 1
+
+    assert status_of(authorized) == "canceled"
+    assert attempts_of(authorized)[-1] == ("void", "succeeded", "gateway_timeout")
+    assert SimulatorCharge.objects.get().amount_captured == 0
+
+
+@pytest.mark.django_db
+def test_a_lost_capture_that_never_reached_the_gateway_is_closed_after_the_grace_and_can_be_retried(
+    merchant_a, authorized, celery_eager,
+):
+    # given a capture that timed out before reaching the gateway (still uncaptured there)
+    simulator_faults_set(SimulatorFaults(timeout_rate=1.0))
+    assert merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json").status_code == 503
+    simulator_faults_clear()
+    assert SimulatorCharge.objects.get().status == "requires_capture"
+    sent = timezone.now()
+
+    # within the grace the checker asks, and concludes nothing: the capture may still land
+    with time_machine.travel(sent + dt.timedelta(seconds=50), tick=True):
+        assert check_stuck_transactions_task() == 1
+    assert attempts_of(authorized)[-1] == ("capture", "unknown", "gateway_timeout")
+
+    # after it, the gateway's "still uncaptured" is an answer: the call had no effect
+    with time_machine.travel(sent + dt.timedelta(seconds=100), tick=True):
+        assert check_stuck_transactions_task() == 1
+    assert attempts_of(authorized)[-1] == ("capture", "error", "gateway_no_effect")
+    assert status_of(authorized) == "authorized"  # manual capture: left to the merchant
+    assert AuditEntry.objects.filter(object_id=authorized, action="transaction.capture", result="failure").count() == 2
+    assert check_stuck_transactions_task() == 0
+
+    # and the merchant's retry captures it, once
+    retry = merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
+    assert retry.status_code == 200 and retry.json()["status"] == "completed"
+    assert SimulatorCharge.objects.get().amount_captured == 5000
