@@ -239,21 +239,7 @@ def _transaction_record_authorization(
     attempt.finished_at = now
     attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
     if txn.status != S.PROCESSING:
-        # Someone (the stuck-transaction checker, a webhook) settled it meanwhile.
-        if isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED:
-            attempt.outcome, attempt.gateway_reference = PaymentAttempt.Outcome.SUCCEEDED, result.reference or ""
-        attempt.save()
-        if txn.status == S.FAILED and isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED:
-            # It was settled as failed, but the gateway did take the money: recover it rather
-            # than tell the merchant "failed" (who would retry and charge again).
-            logger.warning("late gateway success for a payment settled as failed: recovering it",
-                           extra={"transaction": txn.public_id, "gateway": txn.gateway})
-            return transaction_apply_gateway_status(
-                transaction_id=txn.pk, gateway_status="succeeded" if result.amount_captured else "requires_capture",
-                reference=result.reference, amount_captured=result.amount_captured, actor=actor, allow_recovery=True,
-                target=S.COMPLETED if result.amount_captured else None,
-            ).transaction
-        return txn
+        return _record_after_settlement(txn=txn, attempt=attempt, result=result, actor=actor)
 
     if isinstance(result, GatewayTimeout):
         attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
@@ -304,6 +290,28 @@ def _transaction_record_authorization(
     )
     transaction_announce(txn)
     return txn
+
+
+def _record_after_settlement(
+    *, txn: Transaction, attempt: PaymentAttempt, result: "ChargeResult | GatewayError", actor: Actor
+) -> Transaction:
+    """The gateway answered after someone (the stuck-transaction checker, a webhook) settled
+    the payment meanwhile: record the attempt, and recover a payment settled as failed that
+    the gateway did charge, rather than tell the merchant "failed" (who would retry and pay
+    again)."""
+    succeeded = isinstance(result, ChargeResult) and result.outcome == Outcome.SUCCEEDED
+    if succeeded:
+        attempt.outcome, attempt.gateway_reference = PaymentAttempt.Outcome.SUCCEEDED, result.reference or ""
+    attempt.save()
+    if txn.status != S.FAILED or not succeeded:
+        return txn
+    logger.warning("late gateway success for a payment settled as failed: recovering it",
+                   extra={"transaction": txn.public_id, "gateway": txn.gateway})
+    return transaction_apply_gateway_status(
+        transaction_id=txn.pk, gateway_status="succeeded" if result.amount_captured else "requires_capture",
+        reference=result.reference, amount_captured=result.amount_captured, actor=actor, allow_recovery=True,
+        target=S.COMPLETED if result.amount_captured else None,
+    ).transaction
 
 
 def transaction_capture(*, transaction_id: int, amount: int | None, actor: Actor) -> Transaction:
