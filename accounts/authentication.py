@@ -39,7 +39,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             if key is None or not key.is_active or not key.merchant.is_active:
                 raise exceptions.AuthenticationFailed("Invalid API key provided.")
             _touch(ApiKey, key.pk)
-            return MerchantPrincipal(merchant=key.merchant, api_key=key), key
+            return MerchantPrincipal(merchant=key.merchant, api_key=key, livemode=key.livemode), key
         if secret.startswith(STAFF_TOKEN_PREFIX):
             token = StaffToken.objects.select_related("user").filter(key_hash=digest).first()
             if token is None or not token.is_active or not token.user.is_active:

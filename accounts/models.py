@@ -64,6 +64,11 @@ class ApiKey(CredentialBase):
             models.CheckConstraint(condition=Q(environment__in=["test", "live"]), name="apikey_environment_valid"),
         ]
 
+    @property
+    def livemode(self) -> bool:
+        """The mode of every object this key creates, and the only mode it sees."""
+        return self.environment == self.Environment.LIVE
+
 
 class StaffToken(CredentialBase):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_tokens")

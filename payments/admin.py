@@ -17,7 +17,7 @@ from payments.models import Customer, PaymentAttempt, PaymentMethod
 @admin.register(Customer)
 class CustomerAdmin(ReadOnlyModelAdmin):
     list_display = ["public_id", "merchant", "name", "email", "created_at"]
-    list_filter = [("created_at", RangeDateTimeFilter)]
+    list_filter = ["livemode", ("created_at", RangeDateTimeFilter)]
     list_filter_submit = True
     search_fields = ["public_id", "email", "name"]
     list_select_related = ["merchant"]
@@ -26,7 +26,7 @@ class CustomerAdmin(ReadOnlyModelAdmin):
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(ReadOnlyModelAdmin):
     list_display = ["public_id", "customer", "merchant", "gateway", "brand", "last4", "created_at"]
-    list_filter = ["gateway", "brand"]
+    list_filter = ["livemode", "gateway", "brand"]
     search_fields = ["public_id", "customer__public_id", "gateway_token"]
     list_select_related = ["customer", "merchant"]
 

@@ -66,6 +66,7 @@ class TransactionOutput(serializers.Serializer):
 class PaymentMethodOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     gateway = serializers.CharField()
     token = serializers.CharField(source="gateway_token")
     brand = serializers.CharField()
@@ -83,6 +84,7 @@ class PaymentMethodOutput(serializers.Serializer):
 class CustomerOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     email = serializers.CharField()
     name = serializers.CharField()
     metadata = serializers.JSONField()

@@ -1,5 +1,6 @@
-"""Read queries of the payments app. Merchant-scoped selectors return only that
-merchant's rows: another merchant's id is indistinguishable from a missing one."""
+"""Read queries of the payments app. Merchant-scoped selectors take the caller's Scope
+(core.selectors) and return only its merchant's rows of its mode: another merchant's id,
+or an id of the other mode, is indistinguishable from a missing one."""
 
 import datetime as dt
 
@@ -8,32 +9,27 @@ from django.db.models import Case, CharField, Count, Max, OuterRef, Q, QuerySet,
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.models import Merchant
-from core.selectors import get_by_public_id
+from core.selectors import Scope, get_by_public_id
 from payments.models import Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES, INFLIGHT_STATES
 
 
-def transaction_get(*, public_id: str, merchant: Merchant | None) -> Transaction:
-    """`merchant=None` means a staff caller who may see every merchant's transactions."""
+def transaction_get(*, public_id: str, scope: Scope) -> Transaction:
+    """UNSCOPED (staff, commands) sees every merchant's transactions in both modes."""
     query = Transaction.objects.select_related("merchant", "customer")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
-    return get_by_public_id(query, public_id=public_id, label="transaction")
+    return get_by_public_id(query, public_id=public_id, label="transaction", scope=scope)
 
 
 def transactions_list(
     *,
-    merchant: Merchant | None,
+    scope: Scope,
     statuses: list[str] | None = None,
     gateway: str | None = None,
     customer_public_id: str | None = None,
     created_gte: dt.datetime | None = None,
     created_lte: dt.datetime | None = None,
 ) -> QuerySet[Transaction]:
-    query = Transaction.objects.select_related("customer")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
+    query = scope.apply(Transaction.objects.select_related("customer"))
     if statuses:
         query = query.filter(status__in=statuses)
     if gateway:
@@ -62,24 +58,20 @@ def transaction_outcomes_since(since: dt.datetime) -> tuple[int, int]:
     return counts["processed"], counts["failed"]
 
 
-def customer_get(*, public_id: str, merchant: Merchant | None, param: str = "id") -> Customer:
-    query = Customer.objects.all()
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
-    return get_by_public_id(query, public_id=public_id, label="customer", param=param)
+def customer_get(*, public_id: str, scope: Scope, param: str = "id") -> Customer:
+    return get_by_public_id(Customer.objects.all(), public_id=public_id, label="customer", scope=scope, param=param)
 
 
-def customers_list(*, merchant: Merchant | None, email: str | None = None) -> QuerySet[Customer]:
-    query = Customer.objects.all()
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
+def customers_list(*, scope: Scope, email: str | None = None) -> QuerySet[Customer]:
+    query = scope.apply(Customer.objects.all())
     if email:
         query = query.filter(email__iexact=email)
     return query
 
 
-def payment_method_get_saved(*, public_id: str, merchant: Merchant) -> PaymentMethod | None:
-    return PaymentMethod.objects.filter(merchant=merchant, public_id=public_id).select_related("customer").first()
+def payment_method_get_saved(*, public_id: str, scope: Scope) -> PaymentMethod | None:
+    """The saved method with this id in the caller's scope (None when it has none)."""
+    return scope.apply(PaymentMethod.objects.filter(public_id=public_id)).select_related("customer").first()
 
 
 def payment_methods_for_customer(*, customer: Customer) -> QuerySet[PaymentMethod]:

@@ -74,7 +74,7 @@ class RefundAdmin(RoleAccessMixin, ReadOnlyModelAdmin):
         "public_id", "transaction", "merchant", "amount_display", "status", "method", "reason",
         "initiated_by", "attempts", "created_at",
     ]
-    list_filter = ["status", "refund_to_original_method", "approval_required", "gateway", ("created_at", RangeDateTimeFilter)]
+    list_filter = ["livemode", "status", "refund_to_original_method", "approval_required", "gateway", ("created_at", RangeDateTimeFilter)]
     list_filter_submit = True
     search_fields = ["public_id", "transaction__public_id", "gateway_reference", "initiated_by_id"]
     list_select_related = ["transaction", "merchant"]
@@ -180,7 +180,7 @@ class ChargebackAdmin(RoleAccessMixin, ReadOnlyModelAdmin):
         "public_id", "transaction", "merchant", "chargeback_reference", "amount_display", "status", "reason",
         "evidence_due_by", "created_at",
     ]
-    list_filter = ["status", "gateway", ("evidence_due_by", RangeDateTimeFilter), ("created_at", RangeDateTimeFilter)]
+    list_filter = ["livemode", "status", "gateway", ("evidence_due_by", RangeDateTimeFilter), ("created_at", RangeDateTimeFilter)]
     list_filter_submit = True
     search_fields = ["public_id", "chargeback_reference", "transaction__public_id", "gateway_reference"]
     list_select_related = ["transaction", "merchant"]

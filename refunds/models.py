@@ -74,6 +74,7 @@ class Refund(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_refund_id, editable=False)
     transaction = models.ForeignKey("payments.Transaction", on_delete=models.PROTECT, related_name="refunds")
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="refunds")
+    livemode = models.BooleanField(default=False)  # its transaction's mode
     amount = models.BigIntegerField()  # minor units of `currency`
     currency = models.CharField(max_length=3)
     # Stored exactly as given (never trimmed or sanitised); always rendered escaped.
@@ -259,6 +260,7 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_chargeback_id, editable=False)
     transaction = models.ForeignKey("payments.Transaction", on_delete=models.PROTECT, related_name="chargebacks")
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="chargebacks")
+    livemode = models.BooleanField(default=False)  # its transaction's mode
     # The card network's / acquirer's case reference (the runbook's "CB12345").
     chargeback_reference = models.CharField(max_length=255)
     amount = models.BigIntegerField()

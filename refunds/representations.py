@@ -21,6 +21,7 @@ def _actor(context, actor_type: str, actor_id: str) -> dict:
 class RefundOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     status = serializers.CharField()
     amount = serializers.IntegerField()
     currency = serializers.CharField()
@@ -105,6 +106,7 @@ class ChargebackEvidenceOutput(serializers.Serializer):
 class ChargebackOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     status = serializers.CharField()
     chargeback_reference = serializers.CharField()
     amount = serializers.IntegerField()

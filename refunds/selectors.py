@@ -1,33 +1,29 @@
-"""Read queries of refunds and chargebacks. Merchant-scoped: another merchant's id is
-indistinguishable from a missing one (`merchant=None` is a staff caller)."""
+"""Read queries of refunds and chargebacks. Scoped to the caller (core.selectors.Scope):
+another merchant's id, or one of the other mode, is indistinguishable from a missing one
+(UNSCOPED is a staff caller)."""
 
 import datetime as dt
 
 from django.db.models import QuerySet
 
-from accounts.models import Merchant
-from core.selectors import get_by_public_id
+from core.selectors import Scope, get_by_public_id
 from refunds.models import Chargeback, Refund, RefundStatus
 
 
-def refund_get(*, public_id: str, merchant: Merchant | None) -> Refund:
+def refund_get(*, public_id: str, scope: Scope) -> Refund:
     query = Refund.objects.select_related("transaction", "merchant")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
-    return get_by_public_id(query, public_id=public_id, label="refund")
+    return get_by_public_id(query, public_id=public_id, label="refund", scope=scope)
 
 
 def refunds_list(
     *,
-    merchant: Merchant | None,
+    scope: Scope,
     statuses: list[str] | None = None,
     transaction_public_id: str | None = None,
     created_gte: dt.datetime | None = None,
     created_lte: dt.datetime | None = None,
 ) -> QuerySet[Refund]:
-    query = Refund.objects.select_related("transaction", "merchant")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
+    query = scope.apply(Refund.objects.select_related("transaction", "merchant"))
     if statuses:
         query = query.filter(status__in=statuses)
     if transaction_public_id:
@@ -47,23 +43,19 @@ def refunds_failed_since(*, since: dt.datetime | None) -> QuerySet[Refund]:
     return query.order_by("failed_at", "id")
 
 
-def chargeback_get(*, public_id: str, merchant: Merchant | None) -> Chargeback:
+def chargeback_get(*, public_id: str, scope: Scope) -> Chargeback:
     query = Chargeback.objects.select_related("transaction", "merchant").prefetch_related("evidence")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
-    return get_by_public_id(query, public_id=public_id, label="chargeback")
+    return get_by_public_id(query, public_id=public_id, label="chargeback", scope=scope)
 
 
 def chargebacks_list(
     *,
-    merchant: Merchant | None,
+    scope: Scope,
     statuses: list[str] | None = None,
     due_before: dt.datetime | None = None,
     transaction_public_id: str | None = None,
 ) -> QuerySet[Chargeback]:
-    query = Chargeback.objects.select_related("transaction", "merchant").prefetch_related("evidence")
-    if merchant is not None:
-        query = query.filter(merchant=merchant)
+    query = scope.apply(Chargeback.objects.select_related("transaction", "merchant").prefetch_related("evidence"))
     if statuses:
         query = query.filter(status__in=statuses)
     if due_before:

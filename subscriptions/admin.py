@@ -25,7 +25,7 @@ def _amount(obj) -> str:
 @admin.register(Plan)
 class PlanAdmin(ReadOnlyModelAdmin):
     list_display = ["public_id", "name", "merchant", "amount_display", "interval", "interval_count", "trial_days", "active"]
-    list_filter = ["active", "interval"]
+    list_filter = ["livemode", "active", "interval"]
     search_fields = ["public_id", "name", "merchant__public_id"]
     actions = ["deactivate"]
 
@@ -43,7 +43,7 @@ class PlanAdmin(ReadOnlyModelAdmin):
 class SubscriptionAdmin(ReadOnlyModelAdmin):
     list_display = ["public_id", "merchant", "customer", "plan", "status", "current_period_end", "next_billing_at",
                     "cancel_at_period_end", "created_at"]
-    list_filter = ["status", "cancel_at_period_end", "plan__interval"]
+    list_filter = ["livemode", "status", "cancel_at_period_end", "plan__interval"]
     search_fields = ["public_id", "customer__public_id", "merchant__public_id", "plan__public_id"]
     actions = ["cancel_now", "cancel_at_period_end", "pause", "resume"]
 
@@ -80,7 +80,7 @@ class RebillChargeInline(ReadOnlyTabularInline):
 class InvoiceAdmin(ReadOnlyModelAdmin):
     list_display = ["public_id", "merchant", "subscription", "amount_display", "status", "period_start", "period_end",
                     "attempt_count", "payment_failures", "next_attempt_at"]
-    list_filter = ["status"]
+    list_filter = ["livemode", "status"]
     search_fields = ["public_id", "subscription__public_id", "merchant__public_id"]
     inlines = [RebillChargeInline]
 

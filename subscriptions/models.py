@@ -85,6 +85,7 @@ def _job_id() -> str:
 class Plan(TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_plan_id, editable=False)
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="plans")
+    livemode = models.BooleanField(default=False)  # the creating API key's environment
     name = models.CharField(max_length=200)
     amount = models.BigIntegerField()  # minor units of `currency`, per interval
     currency = models.CharField(max_length=3)
@@ -297,6 +298,7 @@ class Invoice(FSMModelMixin, TimeStampedModel):
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="invoices")
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
     customer = models.ForeignKey("payments.Customer", on_delete=models.PROTECT, related_name="invoices")
+    livemode = models.BooleanField(default=False)  # its subscription's mode
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     period_start = models.DateTimeField()

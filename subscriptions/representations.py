@@ -19,6 +19,7 @@ class _Timestamps(serializers.Serializer):
 class PlanOutput(_Timestamps):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     name = serializers.CharField()
     amount = serializers.IntegerField()
     currency = serializers.CharField()
@@ -36,6 +37,7 @@ class PlanOutput(_Timestamps):
 class InvoiceOutput(_Timestamps):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     status = serializers.CharField()
     subscription = serializers.CharField(source="subscription.public_id")
     customer = serializers.CharField(source="customer.public_id")

@@ -1,36 +1,33 @@
-"""Read queries of the subscriptions app. Merchant-scoped selectors return only that
-merchant's rows: another merchant's id is indistinguishable from a missing one
-(`merchant=None` is a staff caller who may see every merchant)."""
+"""Read queries of the subscriptions app. Merchant-scoped selectors take the caller's Scope
+(core.selectors) and return only its merchant's rows of its mode: another merchant's id, or
+one of the other mode, is indistinguishable from a missing one (UNSCOPED is a staff caller
+who may see every merchant in both modes)."""
 
 from django.db.models import Count, QuerySet
 
 from accounts.models import Merchant
-from core.selectors import get_by_public_id
+from core.selectors import Scope, get_by_public_id
 from subscriptions.models import REBILL_QUEUES, Invoice, Plan, RebillJob, RebillJobStatus, Subscription, SubscriptionSettings
 
 
-def _scoped(query: QuerySet, merchant: Merchant | None) -> QuerySet:
-    return query if merchant is None else query.filter(merchant=merchant)
+def plan_get(*, public_id: str, scope: Scope, param: str = "id") -> Plan:
+    return get_by_public_id(Plan.objects.all(), public_id=public_id, label="plan", scope=scope, param=param)
 
 
-def plan_get(*, public_id: str, merchant: Merchant | None) -> Plan:
-    return get_by_public_id(_scoped(Plan.objects.all(), merchant), public_id=public_id, label="plan")
-
-
-def plans_list(*, merchant: Merchant | None, active: bool | None = None) -> QuerySet[Plan]:
-    query = _scoped(Plan.objects.all(), merchant)
+def plans_list(*, scope: Scope, active: bool | None = None) -> QuerySet[Plan]:
+    query = scope.apply(Plan.objects.all())
     return query if active is None else query.filter(active=active)
 
 
-def subscription_get(*, public_id: str, merchant: Merchant | None) -> Subscription:
-    query = _scoped(Subscription.objects.select_related("plan", "customer"), merchant)
-    return get_by_public_id(query, public_id=public_id, label="subscription")
+def subscription_get(*, public_id: str, scope: Scope) -> Subscription:
+    query = Subscription.objects.select_related("plan", "customer")
+    return get_by_public_id(query, public_id=public_id, label="subscription", scope=scope)
 
 
 def subscriptions_list(
-    *, merchant: Merchant | None, statuses: list[str] | None = None, customer: str | None = None, plan: str | None = None
+    *, scope: Scope, statuses: list[str] | None = None, customer: str | None = None, plan: str | None = None
 ) -> QuerySet[Subscription]:
-    query = _scoped(Subscription.objects.select_related("plan", "customer"), merchant)
+    query = scope.apply(Subscription.objects.select_related("plan", "customer"))
     if statuses:
         query = query.filter(status__in=statuses)
     if customer:
@@ -40,15 +37,15 @@ def subscriptions_list(
     return query
 
 
-def invoice_get(*, public_id: str, merchant: Merchant | None) -> Invoice:
-    query = _scoped(Invoice.objects.select_related("subscription", "customer", "transaction"), merchant)
-    return get_by_public_id(query, public_id=public_id, label="invoice")
+def invoice_get(*, public_id: str, scope: Scope) -> Invoice:
+    query = Invoice.objects.select_related("subscription", "customer", "transaction")
+    return get_by_public_id(query, public_id=public_id, label="invoice", scope=scope)
 
 
 def invoices_list(
-    *, merchant: Merchant | None, subscription: str | None = None, statuses: list[str] | None = None
+    *, scope: Scope, subscription: str | None = None, statuses: list[str] | None = None
 ) -> QuerySet[Invoice]:
-    query = _scoped(Invoice.objects.select_related("subscription", "customer", "transaction"), merchant)
+    query = scope.apply(Invoice.objects.select_related("subscription", "customer", "transaction"))
     if subscription:
         query = query.filter(subscription__public_id=subscription)
     if statuses:

@@ -13,7 +13,7 @@ from webhooks.services.deliveries import webhook_delivery_resend
 class OutboxEventAdmin(ReadOnlyModelAdmin):
     actions = None
     list_display = ["public_id", "merchant", "type", "created_at", "relayed_at"]
-    list_filter = ["type", ("created_at", RangeDateTimeFilter)]
+    list_filter = ["livemode", "type", ("created_at", RangeDateTimeFilter)]
     search_fields = ["public_id", "merchant__public_id"]
 
 
@@ -22,7 +22,7 @@ class WebhookEndpointAdmin(ReadOnlyModelAdmin):
     actions = None
     hidden_fields = ("secret",)
     list_display = ["public_id", "merchant", "url", "status", "created_at"]
-    list_filter = ["status"]
+    list_filter = ["livemode", "status"]
     search_fields = ["public_id", "url", "merchant__public_id"]
 
 

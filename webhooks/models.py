@@ -18,6 +18,8 @@ def _event_id() -> str:
 class OutboxEvent(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=_event_id, editable=False)
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="events")
+    # The mode of the object it announces: a live event goes only to live endpoints.
+    livemode = models.BooleanField(default=False)
     type = models.CharField(max_length=64, db_index=True)  # e.g. invoice.paid, transaction.completed
     payload = models.JSONField()  # the object as the API renders it, at the time of the change
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -54,6 +56,7 @@ class WebhookEndpoint(models.Model):
 
     public_id = models.CharField(max_length=40, unique=True, default=_endpoint_id, editable=False)
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="webhook_endpoints")
+    livemode = models.BooleanField(default=False)  # the creating API key's environment: receives only its mode's events
     url = models.URLField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     enabled_events = models.JSONField(default=list, blank=True)  # event types; empty means every event

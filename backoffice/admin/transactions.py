@@ -57,7 +57,7 @@ class TransactionAdmin(ReadOnlyModelAdmin):
     refund service as the API, as the staff user (FLOWPAY_SUPPORT_REFUND_LIMIT applies)."""
 
     list_display = ["public_id", "merchant", "amount_display", "status", "gateway", "created_at"]
-    list_filter = ["status", "gateway", "capture_method", ("created_at", RangeDateTimeFilter)]
+    list_filter = ["livemode", "status", "gateway", "capture_method", ("created_at", RangeDateTimeFilter)]
     list_filter_submit = True
     search_fields = ["public_id", "gateway_reference"]
     list_select_related = ["merchant"]

@@ -12,6 +12,7 @@ class MerchantPrincipal:
 
     merchant: Any  # accounts.Merchant
     api_key: Any  # accounts.ApiKey
+    livemode: bool = False  # the key's environment: live (True) or test (False)
     is_authenticated: bool = True
     is_active: bool = True
     is_staff: bool = False

@@ -157,6 +157,13 @@ class StatusListMixin:
         return super().to_internal_value(data)
 
 
+class LivemodeFilterMixin(serializers.Serializer):
+    """?livemode=true|false narrows a staff list to one mode; an API key's lists are always
+    of its own mode (the filter is ignored)."""
+
+    livemode = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
 class CreatedRangeMixin(serializers.Serializer):
     created_gte = serializers.DateTimeField(required=False)
     created_lte = serializers.DateTimeField(required=False)

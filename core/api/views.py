@@ -1,6 +1,6 @@
-"""Base classes for thin API views: who is calling (request.actor, request.merchant),
-input validation helpers and the Idempotency-Key wrapper. Permission classes are in
-core.api.permissions."""
+"""Base classes for thin API views: who is calling (request.actor, request.merchant,
+request.livemode, and request.scope: what the caller may see), input validation helpers
+and the Idempotency-Key wrapper. Permission classes are in core.api.permissions."""
 
 import functools
 
@@ -20,6 +20,7 @@ from core.idempotency import (
     idempotency_key_validate,
     request_fingerprint,
 )
+from core.selectors import UNSCOPED, Scope
 
 PAGINATION_PARAMS = ("limit", "cursor")
 
@@ -44,8 +45,13 @@ class ApiView(APIView):
         user, ip = request.user, client_ip(request)
         request.merchant = None
         request.actor = None
+        # An API key sees its own merchant in its own mode; staff (None) see both modes.
+        request.livemode = None
+        request.scope = UNSCOPED
         if isinstance(user, MerchantPrincipal):
             request.merchant = user.merchant
+            request.livemode = user.livemode
+            request.scope = Scope(merchant=user.merchant, livemode=user.livemode)
             request.actor = Actor.api_key(api_key=user.api_key, ip=ip)
         elif user is not None and getattr(user, "is_authenticated", False):
             request.actor = Actor.staff(user=user, ip=ip)  # with the user's roles
@@ -85,9 +91,18 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+def idempotency_scope(request) -> str:
+    """Whose Idempotency-Keys these are. Test keys keep the original `merchant:<id>` form;
+    live keys get their own space, so a test request can never replay a live response."""
+    if request.merchant is None:
+        return f"staff:{request.user.pk}"
+    return f"merchant:{request.merchant.pk}:live" if request.livemode else f"merchant:{request.merchant.pk}"
+
+
 def idempotent(handler):
     """Wraps a POST handler with Idempotency-Key semantics (core.idempotency).
-    Keys are scoped per merchant, or per staff user for staff tokens."""
+    Keys are scoped per merchant and mode (a live key's keys are apart from its test keys'),
+    or per staff user for staff tokens."""
 
     @functools.wraps(handler)
     def wrapper(self: ApiView, request, *args, **kwargs):
@@ -95,7 +110,7 @@ def idempotent(handler):
         if raw_key is None:
             return handler(self, request, *args, **kwargs)
         key = idempotency_key_validate(raw_key)
-        scope = f"merchant:{request.merchant.pk}" if request.merchant is not None else f"staff:{request.user.pk}"
+        scope = idempotency_scope(request)
         fingerprint = request_fingerprint(method=request.method, path=request.path, data=request.data)
         outcome = idempotency_begin(scope=scope, key=key, method=request.method, path=request.path, fingerprint=fingerprint)
         if isinstance(outcome, Replay):

@@ -7,6 +7,7 @@ from core.api.serializers import (
     CreatedRangeMixin,
     CurrencyField,
     InputSerializer,
+    LivemodeFilterMixin,
     MetadataField,
     RawField,
     StatusListMixin,
@@ -38,7 +39,7 @@ class TransactionCaptureInput(InputSerializer):
     amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, required=False)
 
 
-class TransactionListFilters(StatusListMixin, CreatedRangeMixin, InputSerializer):
+class TransactionListFilters(LivemodeFilterMixin, StatusListMixin, CreatedRangeMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=TransactionStatus.values), required=False)
     gateway = serializers.ChoiceField(choices=list(GATEWAY_CLASSES), required=False)
     customer = serializers.CharField(max_length=40, required=False)
@@ -51,7 +52,7 @@ class CustomerCreateInput(InputSerializer):
     metadata = MetadataField(required=False, default=dict)
 
 
-class CustomerListFilters(CreatedRangeMixin, InputSerializer):
+class CustomerListFilters(LivemodeFilterMixin, CreatedRangeMixin, InputSerializer):
     email = serializers.EmailField(required=False)
 
 

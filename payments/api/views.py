@@ -55,7 +55,7 @@ class TransactionListCreateApi(ApiView):
                 description=data["description"], metadata=data["metadata"],
             ),
             actor=request.actor,
-            livemode=request.auth.environment == "live",
+            livemode=request.livemode,
             idempotency_record_id=self.idempotency_record_id,
         )
         body = TransactionOutput(txn).data
@@ -67,7 +67,9 @@ class TransactionListCreateApi(ApiView):
     def get(self, request):
         filters = self.validated_query(TransactionListFilters)
         query = transactions_list(
-            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
+            scope=merchant_visible_to(
+                scope=request.scope, merchant_public_id=filters.get("merchant"), livemode=filters.get("livemode"),
+            ),
             statuses=filters.get("status"),
             gateway=filters.get("gateway"),
             customer_public_id=filters.get("customer"),
@@ -82,7 +84,7 @@ class TransactionDetailApi(ApiView):
 
     @extend_schema(responses={200: TransactionOutput}, summary="Retrieve a payment")
     def get(self, request, transaction_id: str):
-        return Response(TransactionOutput(transaction_get(public_id=transaction_id, merchant=request.merchant)).data)
+        return Response(TransactionOutput(transaction_get(public_id=transaction_id, scope=request.scope)).data)
 
 
 class TransactionCaptureApi(ApiView):
@@ -93,7 +95,7 @@ class TransactionCaptureApi(ApiView):
     @idempotent
     def post(self, request, transaction_id: str):
         data = self.validated(TransactionCaptureInput)
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
         txn = transaction_capture(transaction_id=txn.pk, amount=data.get("amount"), actor=request.actor)
         return Response(TransactionOutput(txn).data)
 
@@ -106,7 +108,7 @@ class TransactionCancelApi(ApiView):
     @idempotent
     def post(self, request, transaction_id: str):
         self.validated(EmptyInput)
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
         txn = transaction_cancel(transaction_id=txn.pk, actor=request.actor)
         return Response(TransactionOutput(txn).data)
 
@@ -121,14 +123,16 @@ class CustomerListCreateApi(ApiView):
     def post(self, request):
         data = self.validated(CustomerCreateInput)
         customer = customer_create(
-            merchant=request.merchant, actor=request.actor, idempotency_record_id=self.idempotency_record_id, **data
+            merchant=request.merchant, livemode=request.livemode, actor=request.actor,
+            idempotency_record_id=self.idempotency_record_id, **data
         )
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[CustomerListFilters], responses={200: CustomerOutput(many=True)}, summary="List customers")
     def get(self, request):
         filters = self.validated_query(CustomerListFilters)
-        query = customers_list(merchant=request.merchant, email=filters.get("email"))
+        scope = merchant_visible_to(scope=request.scope, livemode=filters.get("livemode"))
+        query = customers_list(scope=scope, email=filters.get("email"))
         if filters.get("created_gte"):
             query = query.filter(created_at__gte=filters["created_gte"])
         if filters.get("created_lte"):
@@ -141,7 +145,7 @@ class CustomerDetailApi(ApiView):
 
     @extend_schema(responses={200: CustomerDetailOutput}, summary="Retrieve a customer with its saved payment methods")
     def get(self, request, customer_id: str):
-        return Response(CustomerDetailOutput(customer_get(public_id=customer_id, merchant=request.merchant)).data)
+        return Response(CustomerDetailOutput(customer_get(public_id=customer_id, scope=request.scope)).data)
 
 
 class CustomerPaymentMethodsApi(ApiView):
@@ -153,7 +157,7 @@ class CustomerPaymentMethodsApi(ApiView):
     @idempotent
     def post(self, request, customer_id: str):
         data = self.validated(PaymentMethodAttachInput)
-        customer = customer_get(public_id=customer_id, merchant=request.merchant)
+        customer = customer_get(public_id=customer_id, scope=request.scope)
         method = payment_method_attach(
             customer=customer, gateway=data.get("gateway") or primary_gateway_name(),
             gateway_token=data["token"], brand=data["brand"], last4=data["last4"], actor=request.actor,
@@ -163,5 +167,5 @@ class CustomerPaymentMethodsApi(ApiView):
 
     @extend_schema(responses={200: PaymentMethodOutput(many=True)}, summary="List a customer's saved payment methods")
     def get(self, request, customer_id: str):
-        customer = customer_get(public_id=customer_id, merchant=request.merchant)
+        customer = customer_get(public_id=customer_id, scope=request.scope)
         return self.paginate(payment_methods_for_customer(customer=customer), PaymentMethodOutput)

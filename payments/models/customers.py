@@ -14,6 +14,7 @@ def _payment_method_id() -> str:
 class Customer(TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_customer_id, editable=False)
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="customers")
+    livemode = models.BooleanField(default=False)  # the creating API key's environment
     email = models.EmailField(blank=True)
     name = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -37,6 +38,7 @@ class PaymentMethod(TimeStampedModel):
     public_id = models.CharField(max_length=40, unique=True, default=_payment_method_id, editable=False)
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.PROTECT, related_name="payment_methods")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_methods")
+    livemode = models.BooleanField(default=False)  # its customer's mode
     gateway = models.CharField(max_length=20)
     gateway_token = models.CharField(max_length=255)
     brand = models.CharField(max_length=20, blank=True)

@@ -20,4 +20,5 @@ def transaction_announce(txn: Transaction) -> None:
     """Publish the event for the status the transaction just reached, if merchants care."""
     event_type = EVENT_FOR_STATUS.get(txn.status)
     if event_type is not None:
-        outbox_publish(merchant_id=txn.merchant_id, event_type=event_type, payload=api_payload(TransactionOutput, txn))
+        outbox_publish(merchant_id=txn.merchant_id, livemode=txn.livemode, event_type=event_type,
+                       payload=api_payload(TransactionOutput, txn))

@@ -33,6 +33,7 @@ from core.errors import (
     error_code_for,
 )
 from core.observability.metrics import payment_processing_latency, payments_processed
+from core.selectors import Scope
 from gateways.base import (
     ChargeRequest,
     ChargeResult,
@@ -193,15 +194,17 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
 def _transaction_open(
     *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool, idempotency_record_id: int | None
 ) -> tuple[Transaction, str | None]:
+    # The payment's customer and saved method must be the merchant's, of the payment's mode.
+    scope = Scope(merchant=merchant, livemode=livemode)
     customer = None
     if payment.customer:
         try:
-            customer = customer_get(public_id=payment.customer, merchant=merchant, param="customer")
+            customer = customer_get(public_id=payment.customer, scope=scope, param="customer")
         except NotFound as exc:  # a bad reference in the body is a 400, as at Stripe
             raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
     token, saved = payment.payment_method, None
     if payment.payment_method.startswith("pm_"):
-        saved = payment_method_get_saved(public_id=payment.payment_method, merchant=merchant)
+        saved = payment_method_get_saved(public_id=payment.payment_method, scope=scope)
     if saved is None and not any_gateway_supports(token):
         raise InvalidRequest(f"No such payment method: '{token[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
     if saved is not None:

@@ -3,7 +3,7 @@ parser translates at the edge). Outputs live in refunds.representations."""
 
 from rest_framework import serializers
 
-from core.api.serializers import CreatedRangeMixin, InputSerializer, StatusListMixin, StrictIntegerField
+from core.api.serializers import CreatedRangeMixin, InputSerializer, LivemodeFilterMixin, StatusListMixin, StrictIntegerField
 from core.errors import ErrorCode
 from core.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
@@ -36,7 +36,7 @@ class RefundRejectInput(InputSerializer):
     reason = VerbatimTextField(max_length=REASON_MAX_LENGTH, required=False, allow_blank=True, default="")
 
 
-class RefundListFilters(StatusListMixin, CreatedRangeMixin, InputSerializer):
+class RefundListFilters(LivemodeFilterMixin, StatusListMixin, CreatedRangeMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=RefundStatus.values), required=False)
     transaction = serializers.CharField(max_length=40, required=False)
     merchant = serializers.CharField(max_length=40, required=False)  # staff only
@@ -67,7 +67,7 @@ class ChargebackOutcomeInput(InputSerializer):
     outcome = serializers.ChoiceField(choices=[ChargebackStatus.WON, ChargebackStatus.LOST])
 
 
-class ChargebackListFilters(StatusListMixin, InputSerializer):
+class ChargebackListFilters(LivemodeFilterMixin, StatusListMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=ChargebackStatus.values), required=False)
     due_before = serializers.DateTimeField(required=False)
     transaction = serializers.CharField(max_length=40, required=False)

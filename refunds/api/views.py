@@ -11,6 +11,7 @@ from core.api.permissions import capability_permission
 from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
 from core.permissions import Capability
+from core.selectors import UNSCOPED
 from payments.selectors import transaction_get
 from refunds.api.serializers import (
     ChargebackCreateInput,
@@ -60,7 +61,7 @@ class TransactionRefundApi(RefundsApiView):
     @idempotent
     def post(self, request, transaction_id: str):
         data = self.validated(RefundCreateInput)
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
         refund = refund_create(
             transaction_id=txn.pk, amount=data.get("amount"), reason=data["reason"],
             refund_to_original_method=data["refund_to_original_method"], actor=request.actor,
@@ -68,7 +69,7 @@ class TransactionRefundApi(RefundsApiView):
         )
         # Re-read (an off-gateway credit, or a task run at commit, may have finished it). Not
         # refresh_from_db(): django-fsm's version toggles a class-wide flag and is not thread-safe.
-        refund = refund_get(public_id=refund.public_id, merchant=None)
+        refund = refund_get(public_id=refund.public_id, scope=UNSCOPED)
         return self.render_refund(refund, status_code=status.HTTP_201_CREATED)
 
 
@@ -78,8 +79,8 @@ class TransactionRefundsListApi(RefundsApiView):
     @extend_schema(responses={200: RefundOutput(many=True)}, summary="List a payment's refunds")
     def get(self, request, transaction_id: str):
         self.validated_query(RefundListFilters)  # only pagination; rejects unknown parameters
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
-        return self.paginate_with_context(refunds_list(merchant=request.merchant, transaction_public_id=txn.public_id), RefundOutput)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
+        return self.paginate_with_context(refunds_list(scope=request.scope, transaction_public_id=txn.public_id), RefundOutput)
 
 
 class RefundListApi(RefundsApiView):
@@ -89,7 +90,9 @@ class RefundListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(RefundListFilters)
         query = refunds_list(
-            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
+            scope=merchant_visible_to(
+                scope=request.scope, merchant_public_id=filters.get("merchant"), livemode=filters.get("livemode"),
+            ),
             statuses=filters.get("status"),
             transaction_public_id=filters.get("transaction"),
             created_gte=filters.get("created_gte"),
@@ -103,7 +106,7 @@ class RefundDetailApi(RefundsApiView):
 
     @extend_schema(responses={200: RefundOutput}, summary="Retrieve a refund")
     def get(self, request, refund_id: str):
-        return self.render_refund(refund_get(public_id=refund_id, merchant=request.merchant))
+        return self.render_refund(refund_get(public_id=refund_id, scope=request.scope))
 
 
 class RefundApproveApi(RefundsApiView):
@@ -116,9 +119,9 @@ class RefundApproveApi(RefundsApiView):
     @idempotent
     def post(self, request, refund_id: str):
         self.validated(EmptyInput)
-        refund = refund_get(public_id=refund_id, merchant=None)
+        refund = refund_get(public_id=refund_id, scope=UNSCOPED)
         refund = refund_approve(refund_id=refund.pk, actor=request.actor)
-        refund = refund_get(public_id=refund.public_id, merchant=None)
+        refund = refund_get(public_id=refund.public_id, scope=UNSCOPED)
         return self.render_refund(refund)
 
 
@@ -130,7 +133,7 @@ class RefundRejectApi(RefundsApiView):
     @idempotent
     def post(self, request, refund_id: str):
         data = self.validated(RefundRejectInput)
-        refund = refund_get(public_id=refund_id, merchant=None)
+        refund = refund_get(public_id=refund_id, scope=UNSCOPED)
         return self.render_refund(refund_reject(refund_id=refund.pk, actor=request.actor, reason=data["reason"]))
 
 
@@ -142,9 +145,9 @@ class RefundRetryApi(RefundsApiView):
     @idempotent
     def post(self, request, refund_id: str):
         self.validated(EmptyInput)
-        refund = refund_get(public_id=refund_id, merchant=request.merchant)
+        refund = refund_get(public_id=refund_id, scope=request.scope)
         refund = refund_retry(refund_id=refund.pk, actor=request.actor)
-        refund = refund_get(public_id=refund.public_id, merchant=None)
+        refund = refund_get(public_id=refund.public_id, scope=UNSCOPED)
         return self.render_refund(refund)
 
 
@@ -161,7 +164,7 @@ class TransactionChargebackApi(RefundsApiView):
     @idempotent
     def post(self, request, transaction_id: str):
         data = self.validated(ChargebackCreateInput)
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
         chargeback, created = chargeback_create(
             transaction_id=txn.pk, chargeback_reference=data["chargeback_reference"], amount=data.get("amount"),
             reason=data["reason"], evidence_due_by=data.get("evidence_due_by"), actor=request.actor,
@@ -175,8 +178,8 @@ class TransactionChargebacksListApi(RefundsApiView):
     @extend_schema(responses={200: ChargebackOutput(many=True)}, summary="List a payment's chargebacks")
     def get(self, request, transaction_id: str):
         self.validated_query(ChargebackListFilters)
-        txn = transaction_get(public_id=transaction_id, merchant=request.merchant)
-        query = chargebacks_list(merchant=request.merchant, transaction_public_id=txn.public_id)
+        txn = transaction_get(public_id=transaction_id, scope=request.scope)
+        query = chargebacks_list(scope=request.scope, transaction_public_id=txn.public_id)
         return self.paginate_with_context(query, ChargebackOutput)
 
 
@@ -188,7 +191,9 @@ class ChargebackListApi(RefundsApiView):
     def get(self, request):
         filters = self.validated_query(ChargebackListFilters)
         query = chargebacks_list(
-            merchant=merchant_visible_to(caller=request.merchant, merchant_public_id=filters.get("merchant")),
+            scope=merchant_visible_to(
+                scope=request.scope, merchant_public_id=filters.get("merchant"), livemode=filters.get("livemode"),
+            ),
             statuses=filters.get("status"),
             due_before=filters.get("due_before"),
             transaction_public_id=filters.get("transaction"),
@@ -201,7 +206,7 @@ class ChargebackDetailApi(RefundsApiView):
 
     @extend_schema(responses={200: ChargebackOutput}, summary="Retrieve a chargeback")
     def get(self, request, chargeback_id: str):
-        return self.render_chargeback(chargeback_get(public_id=chargeback_id, merchant=request.merchant))
+        return self.render_chargeback(chargeback_get(public_id=chargeback_id, scope=request.scope))
 
 
 class ChargebackEvidenceApi(RefundsApiView):
@@ -212,11 +217,11 @@ class ChargebackEvidenceApi(RefundsApiView):
     @idempotent
     def post(self, request, chargeback_id: str):
         data = self.validated(ChargebackEvidenceInput)
-        chargeback = chargeback_get(public_id=chargeback_id, merchant=request.merchant)
+        chargeback = chargeback_get(public_id=chargeback_id, scope=request.scope)
         chargeback = chargeback_submit_evidence(
             chargeback_id=chargeback.pk, text=data["text"], files=data["files"], actor=request.actor
         )
-        return self.render_chargeback(chargeback_get(public_id=chargeback.public_id, merchant=None))
+        return self.render_chargeback(chargeback_get(public_id=chargeback.public_id, scope=UNSCOPED))
 
 
 class ChargebackAcceptApi(RefundsApiView):
@@ -227,7 +232,7 @@ class ChargebackAcceptApi(RefundsApiView):
     @idempotent
     def post(self, request, chargeback_id: str):
         self.validated(EmptyInput)
-        chargeback = chargeback_get(public_id=chargeback_id, merchant=request.merchant)
+        chargeback = chargeback_get(public_id=chargeback_id, scope=request.scope)
         return self.render_chargeback(chargeback_accept(chargeback_id=chargeback.pk, actor=request.actor))
 
 
@@ -242,7 +247,7 @@ class ChargebackOutcomeApi(RefundsApiView):
     @idempotent
     def post(self, request, chargeback_id: str):
         data = self.validated(ChargebackOutcomeInput)
-        chargeback = chargeback_get(public_id=chargeback_id, merchant=None)
+        chargeback = chargeback_get(public_id=chargeback_id, scope=UNSCOPED)
         return self.render_chargeback(
             chargeback_record_outcome(chargeback_id=chargeback.pk, outcome=data["outcome"], actor=request.actor)
         )

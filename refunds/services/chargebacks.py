@@ -115,7 +115,7 @@ def chargeback_create(
         )
     now = timezone.now()
     chargeback = Chargeback(
-        transaction=txn, merchant_id=txn.merchant_id, chargeback_reference=reference, amount=amount,
+        transaction=txn, merchant_id=txn.merchant_id, livemode=txn.livemode, chargeback_reference=reference, amount=amount,
         currency=txn.currency, reason=reason,
         evidence_due_by=evidence_due_by or now + dt.timedelta(days=evidence_response_days()),
         gateway=gateway or txn.gateway, gateway_reference=gateway_reference or "",

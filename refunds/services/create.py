@@ -89,7 +89,7 @@ def _refund_open(
 
     needs_approval = refund_needs_approval(actor=actor, amount=amount)
     refund = Refund(
-        transaction=txn, merchant_id=txn.merchant_id, amount=amount, currency=txn.currency, reason=reason,
+        transaction=txn, merchant_id=txn.merchant_id, livemode=txn.livemode, amount=amount, currency=txn.currency, reason=reason,
         refund_to_original_method=refund_to_original_method,
         status=R.REQUIRES_APPROVAL if needs_approval else R.PENDING,
         approval_required=needs_approval,

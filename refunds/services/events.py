@@ -16,9 +16,11 @@ def refund_announce(refund) -> None:
     """refund.succeeded / refund.failed when a refund reaches one of those states."""
     event_type = EVENT_FOR_REFUND_STATUS.get(refund.status)
     if event_type is not None:
-        outbox_publish(merchant_id=refund.merchant_id, event_type=event_type, payload=api_payload(RefundOutput, refund))
+        outbox_publish(merchant_id=refund.merchant_id, livemode=refund.livemode,
+                       event_type=event_type, payload=api_payload(RefundOutput, refund))
 
 
 def chargeback_announce(chargeback, *, event_type: EventType) -> None:
     """chargeback.created, or chargeback.closed once it is won, lost or accepted."""
-    outbox_publish(merchant_id=chargeback.merchant_id, event_type=event_type, payload=api_payload(ChargebackOutput, chargeback))
+    outbox_publish(merchant_id=chargeback.merchant_id, livemode=chargeback.livemode,
+                   event_type=event_type, payload=api_payload(ChargebackOutput, chargeback))

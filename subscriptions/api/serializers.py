@@ -6,6 +6,7 @@ from rest_framework import serializers
 from core.api.serializers import (
     CurrencyField,
     InputSerializer,
+    LivemodeFilterMixin,
     MetadataField,
     RawField,
     StatusListMixin,
@@ -45,7 +46,7 @@ class PlanCreateInput(InputSerializer):
         return attrs
 
 
-class PlanListFilters(InputSerializer):
+class PlanListFilters(LivemodeFilterMixin, InputSerializer):
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
@@ -76,13 +77,13 @@ class EmptyInput(InputSerializer):
     pass
 
 
-class SubscriptionListFilters(StatusListMixin, InputSerializer):
+class SubscriptionListFilters(LivemodeFilterMixin, StatusListMixin, InputSerializer):
     status = serializers.ListField(child=serializers.ChoiceField(choices=SubscriptionStatus.values), required=False)
     customer = serializers.CharField(max_length=40, required=False)
     plan = serializers.CharField(max_length=40, required=False)
 
 
-class InvoiceListFilters(StatusListMixin, InputSerializer):
+class InvoiceListFilters(LivemodeFilterMixin, StatusListMixin, InputSerializer):
     subscription = serializers.RegexField(r"^sub_[A-Za-z0-9]+$", max_length=40, required=False,
                                           error_messages={"invalid": "Must be a subscription id (sub_…)."})
     status = serializers.ListField(child=serializers.ChoiceField(choices=InvoiceStatus.values), required=False)

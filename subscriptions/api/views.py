@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from accounts.selectors import merchant_visible_to
 from core.api.permissions import MerchantOnly, capability_permission
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
 from core.permissions import Capability
@@ -53,13 +54,17 @@ class PlanListCreateApi(_ReadOrMerchantWrite):
     @idempotent
     def post(self, request):
         data = self.validated(PlanCreateInput)
-        plan = plan_create(merchant=request.merchant, actor=request.actor, idempotency_record_id=self.idempotency_record_id, **data)
+        plan = plan_create(
+            merchant=request.merchant, livemode=request.livemode, actor=request.actor,
+            idempotency_record_id=self.idempotency_record_id, **data,
+        )
         return Response(PlanOutput(plan).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[PlanListFilters], responses={200: PlanOutput(many=True)}, summary="List plans")
     def get(self, request):
         filters = self.validated_query(PlanListFilters)
-        return self.paginate(plans_list(merchant=request.merchant, active=filters.get("active")).select_related("merchant"), PlanOutput)
+        scope = merchant_visible_to(scope=request.scope, livemode=filters.get("livemode"))
+        return self.paginate(plans_list(scope=scope, active=filters.get("active")).select_related("merchant"), PlanOutput)
 
 
 class PlanDetailApi(ApiView):
@@ -67,7 +72,7 @@ class PlanDetailApi(ApiView):
 
     @extend_schema(responses={200: PlanOutput}, summary="Retrieve a plan")
     def get(self, request, plan_id: str):
-        return Response(PlanOutput(plan_get(public_id=plan_id, merchant=request.merchant)).data)
+        return Response(PlanOutput(plan_get(public_id=plan_id, scope=request.scope)).data)
 
 
 class PlanDeactivateApi(ApiView):
@@ -78,7 +83,7 @@ class PlanDeactivateApi(ApiView):
     @idempotent
     def post(self, request, plan_id: str):
         self.validated(EmptyInput)
-        plan = plan_get(public_id=plan_id, merchant=request.merchant)
+        plan = plan_get(public_id=plan_id, scope=request.scope)
         return Response(PlanOutput(plan_deactivate(plan_id=plan.pk, actor=request.actor)).data)
 
 
@@ -92,7 +97,7 @@ class SubscriptionListCreateApi(_ReadOrMerchantWrite):
         subscription = subscription_create(
             merchant=request.merchant, customer=data["customer"], plan=data["plan"], payment_method=data["payment_method"],
             trial_days=data.get("trial_days"), metadata=data["metadata"], actor=request.actor,
-            livemode=request.auth.environment == "live", idempotency_record_id=self.idempotency_record_id,
+            livemode=request.livemode, idempotency_record_id=self.idempotency_record_id,
         )
         return Response(SubscriptionOutput(subscription).data, status=status.HTTP_201_CREATED)
 
@@ -100,7 +105,8 @@ class SubscriptionListCreateApi(_ReadOrMerchantWrite):
     def get(self, request):
         filters = self.validated_query(SubscriptionListFilters)
         query = subscriptions_list(
-            merchant=request.merchant, statuses=filters.get("status"), customer=filters.get("customer"), plan=filters.get("plan"),
+            scope=merchant_visible_to(scope=request.scope, livemode=filters.get("livemode")),
+            statuses=filters.get("status"), customer=filters.get("customer"), plan=filters.get("plan"),
         )
         return self.paginate(query.select_related("merchant", "plan__merchant"), SubscriptionOutput)
 
@@ -111,7 +117,7 @@ class SubscriptionDetailApi(ApiView):
 
     @extend_schema(responses={200: SubscriptionOutput}, summary="Retrieve a subscription")
     def get(self, request, subscription_id: str):
-        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
+        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, scope=request.scope)).data)
 
     @extend_schema(request=SubscriptionUpdateInput, responses={200: SubscriptionOutput}, parameters=[IDEMPOTENCY_HEADER],
                    operation_id="payment_subscriptions_update",
@@ -119,9 +125,9 @@ class SubscriptionDetailApi(ApiView):
     @idempotent
     def post(self, request, subscription_id: str):
         data = self.validated(SubscriptionUpdateInput)
-        subscription = subscription_get(public_id=subscription_id, merchant=request.merchant)
+        subscription = subscription_get(public_id=subscription_id, scope=request.scope)
         subscription_update(subscription_id=subscription.pk, actor=request.actor, **data)
-        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
+        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, scope=request.scope)).data)
 
 
 class SubscriptionCancelApi(ApiView):
@@ -132,9 +138,9 @@ class SubscriptionCancelApi(ApiView):
     @idempotent
     def post(self, request, subscription_id: str):
         data = self.validated(SubscriptionCancelInput)
-        subscription = subscription_get(public_id=subscription_id, merchant=request.merchant)
+        subscription = subscription_get(public_id=subscription_id, scope=request.scope)
         subscription_cancel(subscription_id=subscription.pk, at_period_end=data["at_period_end"], actor=request.actor)
-        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
+        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, scope=request.scope)).data)
 
 
 class SubscriptionPauseApi(ApiView):
@@ -145,9 +151,9 @@ class SubscriptionPauseApi(ApiView):
     @idempotent
     def post(self, request, subscription_id: str):
         self.validated(EmptyInput)
-        subscription = subscription_get(public_id=subscription_id, merchant=request.merchant)
+        subscription = subscription_get(public_id=subscription_id, scope=request.scope)
         subscription_pause(subscription_id=subscription.pk, actor=request.actor)
-        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
+        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, scope=request.scope)).data)
 
 
 class SubscriptionResumeApi(ApiView):
@@ -158,9 +164,9 @@ class SubscriptionResumeApi(ApiView):
     @idempotent
     def post(self, request, subscription_id: str):
         self.validated(EmptyInput)
-        subscription = subscription_get(public_id=subscription_id, merchant=request.merchant)
+        subscription = subscription_get(public_id=subscription_id, scope=request.scope)
         subscription_resume(subscription_id=subscription.pk, actor=request.actor)
-        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, merchant=request.merchant)).data)
+        return Response(SubscriptionOutput(subscription_get(public_id=subscription_id, scope=request.scope)).data)
 
 
 # --- invoices ----------------------------------------------------------------------------
@@ -170,7 +176,10 @@ class InvoiceListApi(ApiView):
     @extend_schema(parameters=[InvoiceListFilters], responses={200: InvoiceOutput(many=True)}, summary="List invoices")
     def get(self, request):
         filters = self.validated_query(InvoiceListFilters)
-        query = invoices_list(merchant=request.merchant, subscription=filters.get("subscription"), statuses=filters.get("status"))
+        query = invoices_list(
+            scope=merchant_visible_to(scope=request.scope, livemode=filters.get("livemode")),
+            subscription=filters.get("subscription"), statuses=filters.get("status"),
+        )
         return self.paginate(query.select_related("merchant"), InvoiceOutput)
 
 
@@ -179,7 +188,7 @@ class InvoiceDetailApi(ApiView):
 
     @extend_schema(responses={200: InvoiceOutput}, summary="Retrieve an invoice")
     def get(self, request, invoice_id: str):
-        return Response(InvoiceOutput(invoice_get(public_id=invoice_id, merchant=request.merchant)).data)
+        return Response(InvoiceOutput(invoice_get(public_id=invoice_id, scope=request.scope)).data)
 
 
 # --- settings ----------------------------------------------------------------------------

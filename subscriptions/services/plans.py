@@ -12,13 +12,15 @@ from subscriptions.models import Plan, SubscriptionSettings
 @transaction.atomic
 def plan_create(
     *, merchant: Merchant, name: str, amount: int, currency: str, interval: str, interval_count: int = 1,
-    trial_days: int = 0, metadata: dict | None = None, actor: Actor, idempotency_record_id: int | None = None,
+    trial_days: int = 0, metadata: dict | None = None, actor: Actor, livemode: bool = False,
+    idempotency_record_id: int | None = None,
 ) -> Plan:
+    """`livemode`: the creating API key's environment; only subscriptions of that mode use it."""
     existing = idempotency_created(Plan, record_id=idempotency_record_id)
     if existing is not None:  # a crashed request re-run under its Idempotency-Key
         return existing
     plan = Plan.objects.create(
-        merchant=merchant, name=name, amount=amount, currency=currency, interval=interval,
+        merchant=merchant, livemode=livemode, name=name, amount=amount, currency=currency, interval=interval,
         interval_count=interval_count, trial_days=trial_days, metadata=metadata or {},
         idempotency_record_id=idempotency_record_id,
     )

@@ -316,7 +316,8 @@ def _invoice_paid(*, subscription: Subscription, invoice: Invoice, txn: Transact
     invoice.save()
     audit_record(actor=actor, action=AuditAction.INVOICE_PAID, target=invoice,
                  details={"transaction": txn.public_id, "amount": invoice.amount, "attempt": invoice.attempt_count})
-    outbox_publish(merchant_id=invoice.merchant_id, event_type=EventType.INVOICE_PAID, payload=invoice_payload(invoice))
+    outbox_publish(merchant_id=invoice.merchant_id, livemode=invoice.livemode,
+                   event_type=EventType.INVOICE_PAID, payload=invoice_payload(invoice))
     if subscription.status in (SS.INCOMPLETE, SS.PAST_DUE):
         previous = subscription.status
         subscription.mark_paid()
@@ -347,14 +348,15 @@ def _dunning_record_decline(
     audit_record(actor=actor, action=AuditAction.INVOICE_PAYMENT_FAILED, target=invoice, result="failure",
                  details={"decline_code": code, "hard_decline": hard, "failures": invoice.payment_failures,
                           "next_attempt_at": _iso(retry_at), "transaction": charge.transaction.public_id if charge.transaction_id else None})
-    outbox_publish(merchant_id=invoice.merchant_id, event_type=EventType.INVOICE_PAYMENT_FAILED, payload=invoice_payload(invoice))
+    outbox_publish(merchant_id=invoice.merchant_id, livemode=invoice.livemode,
+                   event_type=EventType.INVOICE_PAYMENT_FAILED, payload=invoice_payload(invoice))
     if subscription.status == SS.ACTIVE:
         subscription.mark_past_due()
         subscription.save()
         audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_PAST_DUE, target=subscription, result="failure",
                      details={"invoice": invoice.public_id, "decline_code": code})
-        outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_PAST_DUE,
-                       payload=subscription_payload(subscription))
+        outbox_publish(merchant_id=subscription.merchant_id, livemode=subscription.livemode,
+                       event_type=EventType.SUBSCRIPTION_PAST_DUE, payload=subscription_payload(subscription))
     if retry_at is None:
         _dunning_exhausted(subscription=subscription, invoice=invoice, now=now, actor=actor)
         return "uncollectible"
@@ -379,8 +381,8 @@ def _dunning_exhausted(*, subscription: Subscription, invoice: Invoice, now: dt.
         subscription.save()
         audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, result="failure",
                      details={"invoice": invoice.public_id, "reason": reason})
-        outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED,
-                       payload=subscription_payload(subscription))
+        outbox_publish(merchant_id=subscription.merchant_id, livemode=subscription.livemode,
+                       event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
         invoices_void_open(subscription=subscription, now=now, actor=actor)
 
 

@@ -105,7 +105,8 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
         start, end = subscription.advance_period()
         new_invoices.append(Invoice(
             merchant_id=subscription.merchant_id, subscription=subscription, customer_id=subscription.customer_id,
-            amount=subscription.plan.amount, currency=subscription.plan.currency, period_start=start, period_end=end,
+            livemode=subscription.livemode, amount=subscription.plan.amount, currency=subscription.plan.currency,
+            period_start=start, period_end=end,
             status=IS.OPEN, finalized_at=now, next_attempt_at=now,
         ))
     # INSERT … ON CONFLICT DO NOTHING: an invoice that exists already is kept, not duplicated.
@@ -137,8 +138,8 @@ def _schedule_batch(*, limit: int) -> tuple[int, int, int]:
     Subscription.objects.bulk_update(subscriptions, SUBSCRIPTION_BILLING_FIELDS)
     audit_bulk(actor=REBILL_ACTOR, entries=audits)
     for subscription in canceled:
-        outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED,
-                       payload=subscription_payload(subscription))
+        outbox_publish(merchant_id=subscription.merchant_id, livemode=subscription.livemode,
+                       event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
     return created, len(canceled), len(subscriptions)
 
 

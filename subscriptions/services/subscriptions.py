@@ -26,18 +26,19 @@ from audit.services import audit_record
 from core.actors import Actor
 from core.errors import ErrorCode, InvalidRequest, InvalidState, NotFound
 from core.idempotency import idempotency_created
+from core.selectors import Scope
 from gateways.router import any_gateway_supports
 from payments.models import Customer, PaymentMethod
 from payments.selectors import customer_get, payment_method_get_saved
 from subscriptions.models import (
     BILLED_STATES,
     Invoice,
-    Plan,
     RebillJob,
     RebillJobStatus,
     Subscription,
     SubscriptionStatus,
 )
+from subscriptions.selectors import plan_get
 from subscriptions.services.common import subscription_payload
 from subscriptions.services.invoices import invoices_void_open
 from subscriptions.services.leasing import LeaseHeartbeat, worker_identity
@@ -49,9 +50,10 @@ from webhooks.services import outbox_publish
 SS, JS = SubscriptionStatus, RebillJobStatus
 
 
-def _payment_method_resolve(*, merchant: Merchant, customer: Customer, payment_method: str) -> PaymentMethod | None:
-    """A saved method of this customer (pm_…) or a token some enabled gateway accepts."""
-    saved = payment_method_get_saved(public_id=payment_method, merchant=merchant) if payment_method.startswith("pm_") else None
+def _payment_method_resolve(*, scope: Scope, customer: Customer, payment_method: str) -> PaymentMethod | None:
+    """A saved method of this customer (pm_…, in the subscription's merchant and mode) or a
+    token some enabled gateway accepts."""
+    saved = payment_method_get_saved(public_id=payment_method, scope=scope) if payment_method.startswith("pm_") else None
     if saved is None and not any_gateway_supports(payment_method):
         raise InvalidRequest(f"No such payment method: '{payment_method[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
     if saved is not None and saved.customer_id != customer.pk:
@@ -82,16 +84,16 @@ def _subscription_open(
     *, merchant: Merchant, customer_public_id: str, plan_public_id: str, payment_method: str, trial_days: int | None,
     metadata: dict | None, actor: Actor, livemode: bool, idempotency_record_id: int | None,
 ) -> tuple[Subscription, RebillJob | None]:
+    # The customer, plan and saved method must be the merchant's, of the subscription's mode.
+    scope = Scope(merchant=merchant, livemode=livemode)
     try:
-        customer = customer_get(public_id=customer_public_id, merchant=merchant, param="customer")
-    except NotFound as exc:
-        raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
-    plan_row = Plan.objects.filter(merchant=merchant, public_id=plan_public_id).first()
-    if plan_row is None:
-        raise InvalidRequest(f"No such plan: '{plan_public_id[:64]}'", code=ErrorCode.RESOURCE_MISSING, param="plan")
+        customer = customer_get(public_id=customer_public_id, scope=scope, param="customer")
+        plan_row = plan_get(public_id=plan_public_id, scope=scope, param="plan")
+    except NotFound as exc:  # a bad reference in the body is a 400, as at Stripe
+        raise InvalidRequest(exc.message, code=exc.code, param=exc.param) from None
     if not plan_row.active:
         raise InvalidRequest(f"Plan {plan_row.public_id} is inactive and takes no new subscriptions.", code=ErrorCode.PLAN_INACTIVE, param="plan")
-    saved = _payment_method_resolve(merchant=merchant, customer=customer, payment_method=payment_method)
+    saved = _payment_method_resolve(scope=scope, customer=customer, payment_method=payment_method)
 
     now = timezone.now()
     trial = plan_row.trial_days if trial_days is None else trial_days
@@ -117,7 +119,7 @@ def _subscription_open(
     audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CREATE, target=subscription,
                  details={"plan": plan_row.public_id, "status": subscription.status})
     invoice = Invoice(
-        merchant=merchant, subscription=subscription, customer=customer, amount=plan_row.amount,
+        merchant=merchant, subscription=subscription, customer=customer, livemode=livemode, amount=plan_row.amount,
         currency=plan_row.currency, period_start=start, period_end=end,
     )
     invoice.save()
@@ -159,7 +161,8 @@ def subscription_cancel(*, subscription_id: int, at_period_end: bool, actor: Act
     subscription.cancel(now=now, reason="requested")
     subscription.save()
     audit_record(actor=actor, action=AuditAction.SUBSCRIPTION_CANCELED, target=subscription, details={"from": previous, "reason": "requested"})
-    outbox_publish(merchant_id=subscription.merchant_id, event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
+    outbox_publish(merchant_id=subscription.merchant_id, livemode=subscription.livemode,
+                   event_type=EventType.SUBSCRIPTION_CANCELED, payload=subscription_payload(subscription))
     invoices_void_open(subscription=subscription, now=now, actor=actor)
     return subscription
 
@@ -209,7 +212,8 @@ def _subscription_update(
     retried = 0
     changes: dict = {}
     if payment_method is not None and payment_method != subscription.payment_method:
-        saved = _payment_method_resolve(merchant=subscription.merchant, customer=subscription.customer, payment_method=payment_method)
+        scope = Scope(merchant=subscription.merchant, livemode=subscription.livemode)
+        saved = _payment_method_resolve(scope=scope, customer=subscription.customer, payment_method=payment_method)
         subscription.payment_method, subscription.saved_payment_method = payment_method, saved
         changes["payment_method"] = payment_method
         # Invoices waiting after a hard decline are retried at once with the new method.

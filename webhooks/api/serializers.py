@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from core.api.serializers import CreatedRangeMixin, InputSerializer
+from core.api.serializers import CreatedRangeMixin, InputSerializer, LivemodeFilterMixin
 from core.representations import utc_iso
 from webhooks.events import EventType
 from webhooks.models import WebhookDelivery
@@ -13,9 +13,14 @@ class WebhookEndpointCreateInput(InputSerializer):
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
+class WebhookEndpointListFilters(LivemodeFilterMixin, InputSerializer):
+    """No filter but the staff mode filter: unknown parameters are refused."""
+
+
 class WebhookEndpointOutput(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     object = serializers.SerializerMethodField()
+    livemode = serializers.BooleanField()
     url = serializers.CharField()
     description = serializers.CharField()
     enabled_events = serializers.JSONField()
@@ -39,6 +44,7 @@ class EventOutput(serializers.Serializer):
 
     id = serializers.CharField()
     object = serializers.CharField()
+    livemode = serializers.BooleanField()
     type = serializers.CharField()
     created = serializers.IntegerField(help_text="Unix seconds")
     created_at = serializers.DateTimeField()
@@ -48,7 +54,7 @@ class EventOutput(serializers.Serializer):
         return event_document(instance)
 
 
-class EventListFilters(CreatedRangeMixin, InputSerializer):
+class EventListFilters(LivemodeFilterMixin, CreatedRangeMixin, InputSerializer):
     type = serializers.ChoiceField(choices=[event_type.value for event_type in EventType], required=False)
 
 
@@ -79,7 +85,7 @@ class WebhookDeliveryOutput(serializers.Serializer):
         return utc_iso(obj.created_at)
 
 
-class WebhookDeliveryListFilters(InputSerializer):
+class WebhookDeliveryListFilters(LivemodeFilterMixin, InputSerializer):
     endpoint = serializers.CharField(max_length=40, required=False)
     event = serializers.CharField(max_length=40, required=False)
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.values, required=False)

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from accounts.selectors import merchant_visible_to
 from core.api.permissions import MerchantOnly, capability_permission
 from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
@@ -15,6 +16,7 @@ from webhooks.api.serializers import (
     WebhookDeliveryOutput,
     WebhookEndpointCreatedOutput,
     WebhookEndpointCreateInput,
+    WebhookEndpointListFilters,
     WebhookEndpointOutput,
 )
 from webhooks.selectors import (
@@ -40,14 +42,16 @@ class WebhookEndpointListCreateApi(ApiView):
         data = self.validated(WebhookEndpointCreateInput)
         endpoint = webhook_endpoint_create(
             merchant=request.merchant, url=data["url"], enabled_events=data["enabled_events"],
-            description=data["description"], actor=request.actor, idempotency_record_id=self.idempotency_record_id,
+            description=data["description"], livemode=request.livemode, actor=request.actor,
+            idempotency_record_id=self.idempotency_record_id,
         )
         return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: WebhookEndpointOutput(many=True)}, summary="List webhook endpoints")
     def get(self, request):
-        self.validated_query(EmptyInput)  # no filters: unknown parameters are refused
-        return self.paginate(webhook_endpoints_list(merchant=request.merchant), WebhookEndpointOutput)
+        filters = self.validated_query(WebhookEndpointListFilters)
+        scope = merchant_visible_to(scope=request.scope, livemode=filters.get("livemode"))
+        return self.paginate(webhook_endpoints_list(scope=scope), WebhookEndpointOutput)
 
 
 class WebhookEndpointDetailApi(ApiView):
@@ -56,11 +60,11 @@ class WebhookEndpointDetailApi(ApiView):
 
     @extend_schema(responses={200: WebhookEndpointOutput}, summary="Retrieve a webhook endpoint")
     def get(self, request, endpoint_id: str):
-        return Response(WebhookEndpointOutput(webhook_endpoint_get(public_id=endpoint_id, merchant=request.merchant)).data)
+        return Response(WebhookEndpointOutput(webhook_endpoint_get(public_id=endpoint_id, scope=request.scope)).data)
 
     @extend_schema(responses={200: WebhookEndpointOutput}, summary="Delete a webhook endpoint (it stops receiving events)")
     def delete(self, request, endpoint_id: str):
-        endpoint = webhook_endpoint_get(public_id=endpoint_id, merchant=request.merchant)
+        endpoint = webhook_endpoint_get(public_id=endpoint_id, scope=request.scope)
         return Response(WebhookEndpointOutput(webhook_endpoint_delete(endpoint_id=endpoint.pk, actor=request.actor)).data)
 
 
@@ -72,7 +76,7 @@ class EventListApi(ApiView):
     def get(self, request):
         filters = self.validated_query(EventListFilters)
         query = events_list(
-            merchant=request.merchant, event_type=filters.get("type"),
+            scope=merchant_visible_to(scope=request.scope, livemode=filters.get("livemode")), event_type=filters.get("type"),
             created_gte=filters.get("created_gte"), created_lte=filters.get("created_lte"),
         )
         return self.paginate(query, EventOutput)
@@ -83,7 +87,7 @@ class EventDetailApi(ApiView):
 
     @extend_schema(responses={200: EventOutput}, operation_id="payment_events_detail", summary="Retrieve an event")
     def get(self, request, event_id: str):
-        return Response(EventOutput(event_get(public_id=event_id, merchant=request.merchant)).data)
+        return Response(EventOutput(event_get(public_id=event_id, scope=request.scope)).data)
 
 
 class WebhookDeliveryListApi(ApiView):
@@ -93,7 +97,8 @@ class WebhookDeliveryListApi(ApiView):
                    summary="List webhook deliveries")
     def get(self, request):
         filters = self.validated_query(WebhookDeliveryListFilters)
-        return self.paginate(webhook_deliveries_list(merchant=request.merchant, **filters), WebhookDeliveryOutput)
+        scope = merchant_visible_to(scope=request.scope, livemode=filters.pop("livemode", None))
+        return self.paginate(webhook_deliveries_list(scope=scope, **filters), WebhookDeliveryOutput)
 
 
 class WebhookDeliveryResendApi(ApiView):
@@ -102,5 +107,5 @@ class WebhookDeliveryResendApi(ApiView):
     @extend_schema(request=EmptyInput, responses={200: WebhookDeliveryOutput}, summary="Re-send a dead or delivered delivery")
     def post(self, request, delivery_id: str):
         self.validated(EmptyInput)
-        delivery = webhook_delivery_get(public_id=delivery_id, merchant=request.merchant)
+        delivery = webhook_delivery_get(public_id=delivery_id, scope=request.scope)
         return Response(WebhookDeliveryOutput(webhook_delivery_resend(delivery_id=delivery.pk, actor=request.actor)).data)

@@ -45,6 +45,7 @@ def event_document(event: OutboxEvent) -> dict:
         "id": event.public_id,
         "object": "event",
         "type": event.type,
+        "livemode": event.livemode,
         "created": int(event.created_at.timestamp()),
         "created_at": event.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "data": {"object": event.payload},

@@ -18,8 +18,9 @@ MAX_ENDPOINTS_PER_MERCHANT = 16
 @transaction.atomic
 def webhook_endpoint_create(
     *, merchant: Merchant, url: str, enabled_events: list[str], description: str = "", actor: Actor,
-    idempotency_record_id: int | None = None,
+    livemode: bool = False, idempotency_record_id: int | None = None,
 ) -> WebhookEndpoint:
+    """`livemode`: the creating API key's environment; the endpoint receives only that mode's events."""
     existing = idempotency_created(WebhookEndpoint, record_id=idempotency_record_id)
     if existing is not None:  # a crashed request re-run under its Idempotency-Key
         return existing
@@ -36,7 +37,7 @@ def webhook_endpoint_create(
     if WebhookEndpoint.objects.filter(merchant=merchant, deleted_at__isnull=True).count() >= MAX_ENDPOINTS_PER_MERCHANT:
         raise InvalidRequest(f"A merchant can have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints.", code=ErrorCode.LIMIT_REACHED)
     endpoint = WebhookEndpoint.objects.create(
-        merchant=merchant, url=url, description=description, enabled_events=sorted(set(enabled_events)),
+        merchant=merchant, livemode=livemode, url=url, description=description, enabled_events=sorted(set(enabled_events)),
         secret=new_endpoint_secret(), idempotency_record_id=idempotency_record_id,
     )
     audit_record(actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_CREATE, target=endpoint,

@@ -3,6 +3,8 @@
 Rules:
 - An event is written in the same database transaction as the state change it announces
   (outbox_publish), so it exists if and only if the change was committed.
+- An event has the mode of the object it announces, and goes only to endpoints of that
+  mode: a live payment is never announced to a test endpoint, nor a test one to a live.
 - The relay turns unrelayed events into one delivery per (event, matching endpoint), in
   batches under SELECT … FOR UPDATE SKIP LOCKED, kicked on commit and swept by beat, so a
   relay that dies between the commit and the HTTP call loses nothing: its deliveries are
@@ -29,13 +31,18 @@ logger = logging.getLogger(__name__)
 RELAY_BATCH_SIZE = 200
 
 
-def outbox_publish(*, merchant_id: int, event_type: EventType, payload: dict) -> OutboxEvent:
-    """Record an event for the merchant. Must run inside the caller's database transaction
-    (it refuses to run outside one), next to the state change it announces. An unknown
-    event type is a ValueError: no endpoint could subscribe to it."""
+def outbox_publish(*, merchant_id: int, event_type: EventType, payload: dict, livemode: bool | None = None) -> OutboxEvent:
+    """Record an event for the merchant, in the mode of the object announced (`livemode`; None:
+    the payload's own flag, which every API object carries). Must run inside the caller's
+    database transaction (it refuses to run outside one), next to the state change it
+    announces. An unknown event type is a ValueError: no endpoint could subscribe to it."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_publish must be called inside the state change's database transaction")
-    event = OutboxEvent.objects.create(merchant_id=merchant_id, type=EventType(event_type).value, payload=payload)
+    if livemode is None:
+        livemode = bool(payload.get("livemode", False))
+    event = OutboxEvent.objects.create(
+        merchant_id=merchant_id, livemode=livemode, type=EventType(event_type).value, payload=payload
+    )
     transaction.on_commit(_kick_relay)
     return event
 
@@ -72,15 +79,15 @@ def _outbox_relay_batch(*, batch_size: int) -> int:
     if not events:
         return 0
     now = timezone.now()
-    endpoints: dict[int, list[WebhookEndpoint]] = {}
+    endpoints: dict[tuple[int, bool], list[WebhookEndpoint]] = {}
     for endpoint in WebhookEndpoint.objects.filter(
         merchant_id__in={e.merchant_id for e in events}, status=WebhookEndpoint.Status.ENABLED, deleted_at__isnull=True
     ):
-        endpoints.setdefault(endpoint.merchant_id, []).append(endpoint)
+        endpoints.setdefault((endpoint.merchant_id, endpoint.livemode), []).append(endpoint)
     deliveries = [
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, retry_window_started_at=now)
         for event in events
-        for endpoint in endpoints.get(event.merchant_id, [])
+        for endpoint in endpoints.get((event.merchant_id, event.livemode), [])
         if endpoint.accepts(event.type)
     ]
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=500)

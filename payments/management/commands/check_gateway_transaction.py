@@ -8,6 +8,7 @@ of a payment FlowPay failed is consistent (nothing was charged)."""
 from core.cli import Column, Report, RunbookCommand
 from core.errors import NotFound
 from core.money import format_minor_units
+from core.selectors import UNSCOPED
 from payments.models import TransactionStatus
 from payments.selectors import transaction_get
 from payments.services.stuck import transaction_gateway_view
@@ -27,7 +28,7 @@ class Command(RunbookCommand):
 
     def build_report(self, *, transaction_id: str, **options) -> Report:
         try:
-            txn = transaction_get(public_id=transaction_id.strip(), merchant=None)
+            txn = transaction_get(public_id=transaction_id.strip(), scope=UNSCOPED)
         except NotFound as exc:
             raise self.usage_error(exc.message) from None
         view = transaction_gateway_view(transaction_id=txn.pk)

@@ -9,6 +9,7 @@ from core.actors import Actor
 from core.cli import Column, Report, RunbookCommand, to_json
 from core.errors import InvalidRequest, InvalidState, NotFound
 from core.money import format_minor_units
+from core.selectors import UNSCOPED
 from payments.models import TransactionStatus
 from payments.selectors import transaction_get
 from payments.services.stuck import transaction_resolve_manually
@@ -30,7 +31,7 @@ class Command(RunbookCommand):
 
     def build_report(self, *, transaction_id: str, status: str, force: bool, reason: str, **options) -> Report:
         try:
-            txn = transaction_get(public_id=transaction_id.strip(), merchant=None)
+            txn = transaction_get(public_id=transaction_id.strip(), scope=UNSCOPED)
         except NotFound as exc:
             raise self.usage_error(exc.message) from None
         before = txn.status
