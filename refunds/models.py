@@ -4,10 +4,11 @@ Refund:
     requires_approval → pending (approve) | rejected (reject)        four-eyes, see below
     pending → processing → succeeded | failed;  failed → processing (retry)
 
-    Four-eyes approval is modelled as a state *before* `pending`: a refund above
-    FLOWPAY_SUPPORT_REFUND_LIMIT requested by a support user (without the finance or admin
-    role) is created in `requires_approval` and is neither executed nor queued until a
-    finance or admin user other than the requester approves it. Its amount is reserved from
+    Four-eyes approval is modelled as a state *before* `pending`: a refund that takes what a
+    support user (without the finance or admin role) refunds on the payment, or in its
+    currency over 24 hours, beyond FLOWPAY_SUPPORT_REFUND_LIMIT or _DAILY_LIMIT
+    (refunds.services.policy) is created in `requires_approval` and is neither executed nor
+    queued until a finance or admin user other than the requester approves it. Its amount is reserved from
     the start, so refunds awaiting approval count against the captured amount too.
 
     Every refund holds a reservation on its transaction (Transaction.amount_refund_reserved)

@@ -2,9 +2,12 @@
 
 from flowpay.settings.base import env
 
-# Largest refund (minor units of the transaction's currency) support may issue alone; above
-# it a finance or admin user must approve (four-eyes).
+# Four-eyes: the most a staff user without refund.approve (support) may refund alone on one
+# payment, all their refunds on it together (minor units of its currency); beyond it a
+# finance or admin user must approve.
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
+# The same, over every payment in the last 24 hours, per currency (minor units of each).
+FLOWPAY_SUPPORT_REFUND_DAILY_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_DAILY_LIMIT", default=50000)
 # One run at a time sends a refund: its claim lasts this long (longer than the task's time
 # limit and the gateway timeouts) before another run may take over with the same key.
 FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default=300.0)

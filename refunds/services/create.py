@@ -28,7 +28,6 @@ from refunds.services.policy import (
     check_may_refund,
     check_no_open_dispute,
     refund_needs_approval,
-    support_refund_limit,
     validate_reason,
 )
 from refunds.services.reservation import (
@@ -87,7 +86,8 @@ def _refund_open(
     if not reserve_amount(transaction_id=txn.pk, amount=amount):
         raise amount_too_large(txn, amount)
 
-    needs_approval = refund_needs_approval(actor=actor, amount=amount)
+    approval = refund_needs_approval(actor=actor, txn=txn, amount=amount)
+    needs_approval = approval.needed
     refund = Refund(
         transaction=txn, merchant_id=txn.merchant_id, livemode=txn.livemode, amount=amount, currency=txn.currency, reason=reason,
         refund_to_original_method=refund_to_original_method,
@@ -103,7 +103,7 @@ def _refund_open(
         details={
             "transaction": txn.public_id, "amount": amount, "currency": txn.currency, "reason": reason,
             "refund_to_original_method": refund_to_original_method, "approval_required": needs_approval,
-            "limit": support_refund_limit() if needs_approval else None,
+            **approval.audit_details(),
         },
     )
     if refund.status == R.PENDING:

@@ -25,7 +25,7 @@ from payments.models import Transaction
 from refunds.models import Refund, RefundStatus
 from refunds.services.execution import refund_queue_execution
 from refunds.services.outcome import refund_record_outcome
-from refunds.services.policy import check_may_refund, check_no_open_dispute
+from refunds.services.policy import check_may_refund, check_no_open_dispute, check_retry_within_limits
 from refunds.services.reservation import amount_too_large, lock_refund, release_amount, reserve_amount
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def refund_retry(*, refund_id: int, actor: Actor) -> Refund:
     if not can_proceed(refund.retry):
         raise InvalidState(f"Cannot retry a {refund.status} refund: only failed refunds can be retried.")
     check_no_open_dispute(txn)
+    check_retry_within_limits(actor, txn, refund)
     new_key = not refund.outcome_unknown
     if not refund.holds_reservation and not reserve_amount(transaction_id=txn.pk, amount=refund.amount):
         raise amount_too_large(Transaction.objects.get(pk=txn.pk), refund.amount)
