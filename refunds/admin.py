@@ -23,6 +23,7 @@ from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
 from core.errors import FlowPayError
+from core.form_tokens import ALREADY_SUBMITTED, form_token_claim, form_token_issue
 from core.money import format_minor_units
 from core.permissions import Capability
 from refunds.forms import ChargebackOutcomeForm, RefundRejectForm
@@ -46,13 +47,17 @@ class RoleAccessMixin:
         perform: Callable[[object, dict], str], form_class=None,
     ):
         """GET: a confirmation page (with an optional form); POST: run the service once and
-        go back to the object's page with the result as a message."""
+        go back to the object's page with the result as a message. The page carries a
+        one-time token (core.form_tokens): submitted twice, the service runs once."""
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404("No such object.")
         change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
         form = form_class(request.POST if request.method == "POST" else None) if form_class else None
         if request.method == "POST" and (form is None or form.is_valid()):
+            if not form_token_claim(request):
+                self.message_user(request, f"{obj}: {ALREADY_SUBMITTED}", messages.WARNING)
+                return HttpResponseRedirect(change_url)
             try:
                 done = perform(obj, form.cleaned_data if form else {})
             except FlowPayError as exc:
@@ -63,6 +68,7 @@ class RoleAccessMixin:
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "title": title, "summary": summary,
             "form": form, "confirm_label": confirm_label, "change_url": change_url, "object": obj,
+            "form_token": form_token_issue(request),
         }
         return TemplateResponse(request, "admin/refunds/confirm.html", context)
 

@@ -2,6 +2,7 @@
 chargebacks, and the allowed transitions (capture, cancel, refund) as actions that call the
 services as the staff user. It spans payments and refunds, so it lives here."""
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.http import Http404, HttpResponseRedirect
@@ -14,6 +15,7 @@ from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
 from core.errors import FlowPayError
+from core.form_tokens import ALREADY_SUBMITTED, form_token_claim, form_token_issue
 from core.money import format_minor_units
 from core.permissions import Capability
 from payments.models import PaymentAttempt, Transaction
@@ -54,7 +56,7 @@ class TransactionAdmin(ReadOnlyModelAdmin):
     """Fully read-only. Capture and void are offered as actions that call the services, so
     they go through the row lock, the gateway and the audit log like an API call. Support's
     manual refund is the "Refund" button of a transaction's page: a form calling the same
-    refund service as the API, as the staff user (FLOWPAY_SUPPORT_REFUND_LIMIT applies)."""
+    refund service as the API, as the staff user (the four-eyes limits apply)."""
 
     list_display = ["public_id", "merchant", "amount_display", "status", "gateway", "created_at"]
     list_filter = ["livemode", "status", "gateway", "capture_method", ("created_at", RangeDateTimeFilter)]
@@ -123,7 +125,8 @@ class TransactionAdmin(ReadOnlyModelAdmin):
 
     @action(description="Refund", url_path="refund", permissions=["refund"], icon="undo")
     def refund_detail(self, request, object_id):
-        """GET: the refund form; POST: refund_create as the staff user, then back to the payment."""
+        """GET: the refund form; POST: refund_create as the staff user, then back to the payment.
+        The form carries a one-time token (core.form_tokens): submitted twice, it refunds once."""
         txn = self.get_object(request, unquote(object_id))
         if txn is None:
             raise Http404("No such transaction.")
@@ -132,6 +135,9 @@ class TransactionAdmin(ReadOnlyModelAdmin):
             request.POST if request.method == "POST" else None, initial={"amount": txn.amount_refundable or None},
         )
         if request.method == "POST" and form.is_valid():
+            if not form_token_claim(request):
+                self.message_user(request, ALREADY_SUBMITTED, messages.WARNING)
+                return HttpResponseRedirect(change_url)
             try:
                 refund = refund_create(
                     transaction_id=txn.pk, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
@@ -156,11 +162,13 @@ class TransactionAdmin(ReadOnlyModelAdmin):
             "title": f"Refund {txn.public_id}",
             "transaction": txn,
             "form": form,
+            "form_token": form_token_issue(request),
             "change_url": change_url,
             "captured": format_minor_units(txn.amount_captured, txn.currency),
             "refunded": format_minor_units(txn.amount_refunded, txn.currency),
             "refundable": format_minor_units(txn.amount_refundable, txn.currency),
             "limit": format_minor_units(support_refund_limit(), txn.currency),
+            "daily_limit": format_minor_units(settings.FLOWPAY_SUPPORT_REFUND_DAILY_LIMIT, txn.currency),
             "refunds": txn.refunds.order_by("-created_at", "-id")[:50],
         }
         return TemplateResponse(request, "admin/payments/transaction/refund.html", context)
