@@ -15,6 +15,7 @@ from core.actors import Actor, ActorType
 from core.api.errors import error_body
 from core.carddata import contains_card_number, find_card_number_path
 from core.errors import ErrorCode
+from core.network import client_ip
 
 logger = logging.getLogger("flowpay.request")
 
@@ -91,7 +92,7 @@ def _audit_card_data_rejection(request, param: str) -> None:
     try:
         with transaction.atomic():  # a savepoint: a failed write never poisons an outer transaction
             audit_record(
-                actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=request.META.get("REMOTE_ADDR") or None),
+                actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=client_ip(request)),
                 action=AuditAction.SECURITY_CARD_DATA_REJECTED, result="denied",
                 details={"method": request.method, "path": request.path[:200], "field": param or "body"},
             )

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from core.actors import Actor
 from core.errors import FlowPayError
+from core.network import client_ip
 from core.permissions import Capability, roles_can, user_roles
 
 
@@ -51,7 +52,7 @@ class ReadOnlyTabularInline(NoWritesMixin, TabularInline):
 
 
 def staff_actor(request) -> Actor:
-    return Actor.staff(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+    return Actor.staff(user=request.user, ip=client_ip(request))
 
 
 def staff_can(request, capability: Capability) -> bool:

@@ -1,11 +1,15 @@
-"""Request middleware of the kernel: correlation ids and following the runtime switches.
-The card-data guard, which records each refusal in the audit log, is audit.middleware."""
+"""Request middleware of the kernel: correlation ids, following the runtime switches, and the
+model-change log's actor and client address. The card-data guard, which records each refusal
+in the audit log, is audit.middleware."""
 
 import logging
 import re
 import uuid
 
+from auditlog.middleware import AuditlogMiddleware
+
 from core.carddata import contains_card_number
+from core.network import client_ip
 from core.observability.context import correlation_id
 from core.runtime import follow_db_connection_refresh
 
@@ -44,3 +48,13 @@ class RuntimeSwitchesMiddleware:
     def __call__(self, request):
         follow_db_connection_refresh()
         return self.get_response(request)
+
+
+class ModelChangeLogMiddleware(AuditlogMiddleware):
+    """django-auditlog's middleware (who changed a model in the admin), recording the client
+    address as the audit log does (core.network.client_ip): auditlog's own reading takes the
+    left-most X-Forwarded-For entry, which any client can write."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return client_ip(request)

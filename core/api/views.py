@@ -20,15 +20,10 @@ from core.idempotency import (
     idempotency_key_validate,
     request_fingerprint,
 )
+from core.network import client_ip
 from core.selectors import UNSCOPED, Scope
 
 PAGINATION_PARAMS = ("limit", "cursor")
-
-
-def client_ip(request) -> str | None:
-    # REMOTE_ADDR is the proxy's address behind a load balancer; gunicorn's
-    # --forwarded-allow-ips makes it trustworthy (see README, production).
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _camel_to_snake(name: str) -> str:

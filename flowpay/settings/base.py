@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "core.middleware.ModelChangeLogMiddleware",  # django-auditlog's, with the real client address
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
