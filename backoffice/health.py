@@ -1,5 +1,6 @@
-"""Health endpoints: /healthz (alive), /readyz (dependencies reachable) and the runbook's
-detailed /payment/health (503 when payments cannot be served)."""
+"""Health endpoints: /healthz (alive), /readyz (dependencies reachable), open to every probe,
+and the runbook's detailed /payment/health (503 when payments cannot be served), served to
+monitoring only (core.observability.access)."""
 
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.observability.access import monitoring_only
 from gateways.breaker import BreakerState, breaker_for
 from gateways.registry import enabled_gateway_names, gateway_named
 from gateways.router import fallback_mode_enabled, primary_gateway_name, simplified_flow_enabled
@@ -93,6 +95,7 @@ def readyz(request):
 
 @never_cache
 @require_GET
+@monitoring_only
 def payment_health(request):
     database = _timed(check_database)
     components = {"database": database, "redis": _timed(check_cache), "broker": _timed(check_broker)}

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from core.observability.access import monitoring_only
 from core.observability.metrics import DatabaseUpCollector
 from gateways.stats import gateway_recent_stats
 from payments.selectors import transaction_outcomes_since, transactions_inflight_count
@@ -102,6 +103,7 @@ _database_registry.register(GatewayErrorRateCollector())
 _database_registry.register(RebillQueueDepthCollector())
 
 
+@monitoring_only
 def metrics_view(request):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
+from core.network import parse_networks
+
 # Counts and periods that make no sense at 0 (a batch of nothing, a beat task every 0 s).
 AT_LEAST_ONE = (
     "FLOWPAY_BREAKER_FAILURE_THRESHOLD",
@@ -23,6 +25,8 @@ AT_LEAST_ONE = (
     "FLOWPAY_REBILL_MAX_PARALLEL_PER_SHARD",
 )
 API_KEY_ENVIRONMENTS = ("test", "live")
+# CIDR lists: one bad entry would make every request's client address unreadable.
+NETWORK_LISTS = ("FLOWPAY_TRUSTED_PROXIES", "FLOWPAY_METRICS_ALLOWED_NETWORKS")
 # DRF's rate syntax: requests per second, minute, hour or day (100/s, 6000/min).
 RATE = re.compile(r"^\d+/[smhd]")
 
@@ -89,4 +93,10 @@ def check_setting_values(app_configs, **kwargs) -> list[Error]:
             hint="e.g. 100/s or 6000/min",
             id="flowpay.E106",
         ))
+    for name in NETWORK_LISTS:
+        try:
+            parse_networks(tuple(getattr(settings, name)))
+        except (TypeError, ValueError) as exc:
+            errors.append(Error(f"{name} is {getattr(settings, name)!r}: {exc}.", hint="a comma-separated list of CIDRs, "
+                                "e.g. 10.0.0.0/8,fd00::/8", id="flowpay.E107"))
     return errors

@@ -1,4 +1,4 @@
-"""Logging (JSON lines with the correlation id) and Prometheus metrics."""
+"""Logging (JSON lines with the correlation id), Prometheus metrics, and who may read them."""
 
 from flowpay.settings.base import env
 
@@ -28,3 +28,13 @@ LOGGING = {
 
 # Prometheus: with several gunicorn workers set PROMETHEUS_MULTIPROC_DIR (see README).
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# Who may read /metrics and the detailed /payment/health (core/observability/access.py): a
+# client in these networks (CIDRs; by default loopback and the private ranges, where
+# Prometheus and the probes run), or a request with `Authorization: Bearer <token>`. Empty
+# networks: the token only; empty token: no token is accepted.
+FLOWPAY_METRICS_ALLOWED_NETWORKS = env.list(
+    "FLOWPAY_METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+FLOWPAY_METRICS_TOKEN = env.str("FLOWPAY_METRICS_TOKEN", default="")
