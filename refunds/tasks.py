@@ -26,7 +26,7 @@ REFUND_MAX_RETRIES = 6
 
 @shared_task(
     bind=True, name="refunds.execute", acks_late=True, reject_on_worker_lost=True, max_retries=REFUND_MAX_RETRIES,
-    time_limit=120, soft_time_limit=90, ignore_result=True,
+    time_limit=60, soft_time_limit=45, ignore_result=True,
 )
 def refund_execute_task(self, refund_id: int) -> str:
     from refunds.services.execution import refund_execute  # in the body: see the module docstring

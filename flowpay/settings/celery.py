@@ -42,6 +42,7 @@ FLOWPAY_REBILL_SCHEDULE_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_SCHEDULE_INTE
 FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SECONDS", default=30)
 FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=5)
 FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)
+FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS = env.int("FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS", default=20)
 
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -56,7 +57,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=FLOWPAY_STUCK_CHECK_INTERVAL_SECONDS),
     },
     # Refunds and inbound gateway events whose task was lost (broker outage, killed worker).
-    "refunds-requeue-stalled": {"task": "refunds.requeue_stalled", "schedule": timedelta(minutes=5)},
+    "refunds-requeue-stalled": {
+        "task": "refunds.requeue_stalled", "schedule": timedelta(seconds=FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS),
+    },
     "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
     # Invoice due periods, queue due dunning retries, dispatch drains per billing frequency;
     # the reaper re-queues rebill jobs whose worker stopped heartbeating.

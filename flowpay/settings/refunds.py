@@ -8,9 +8,13 @@ from flowpay.settings.base import env
 FLOWPAY_SUPPORT_REFUND_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_LIMIT", default=10000)
 # The same, over every payment in the last 24 hours, per currency (minor units of each).
 FLOWPAY_SUPPORT_REFUND_DAILY_LIMIT = env.int("FLOWPAY_SUPPORT_REFUND_DAILY_LIMIT", default=50000)
-# One run at a time sends a refund: its claim lasts this long (longer than the task's time
-# limit and the gateway timeouts) before another run may take over with the same key.
-FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default=300.0)
+# One run at a time sends a refund: its claim lasts this long (longer than the task's hard
+# time limit, 60 s, and the gateway timeouts) before another run may take over with the same
+# key. With the requeue below, a refund whose worker died mid-call settles within 2 minutes.
+FLOWPAY_REFUND_CLAIM_SECONDS = env.float("FLOWPAY_REFUND_CLAIM_SECONDS", default=75.0)
+# A refund that should be running but is not (its message lost, its worker killed, its retry
+# overdue) is queued again by beat once it has been still this long (and its claim expired).
+FLOWPAY_REFUND_STALLED_AFTER_SECONDS = env.float("FLOWPAY_REFUND_STALLED_AFTER_SECONDS", default=30.0)
 # Gateways keep idempotency keys this long (Stripe: 24 h): an unknown-outcome refund whose key
 # is older is looked up at the gateway instead of being sent again.
 FLOWPAY_REFUND_KEY_RETENTION_SECONDS = env.float("FLOWPAY_REFUND_KEY_RETENTION_SECONDS", default=86400.0)

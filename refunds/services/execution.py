@@ -55,14 +55,14 @@ def refund_queue_execution(refund: Refund) -> None:
     transaction.on_commit(lambda: refund_execute_task.delay(refund_id), robust=True)
 
 
-def refunds_requeue_stalled(*, older_than: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+def refunds_requeue_stalled(*, older_than: dt.timedelta | None = None) -> int:
     """Queue again refunds that should be running but are not: pending ones whose task was
     lost (broker outage at commit time) and processing ones whose retry is long overdue
     (worker killed). Re-running is safe: same idempotency key, and a run that finds an
     attempt still in flight (a live claim) leaves it alone; one whose claim expired takes it
     over. Refunds with a live claim are not queued."""
     now = timezone.now()
-    cutoff = now - older_than
+    cutoff = now - (older_than or dt.timedelta(seconds=settings.FLOWPAY_REFUND_STALLED_AFTER_SECONDS))
     stalled = Refund.objects.filter(
         Q(status=R.PENDING, updated_at__lt=cutoff, refund_to_original_method=True)
         | Q(status=R.PROCESSING, next_retry_at__lt=cutoff)
@@ -77,7 +77,7 @@ def refunds_requeue_stalled(*, older_than: dt.timedelta = dt.timedelta(minutes=1
 
 def refund_claim_seconds() -> float:
     """The lease of an attempt's claim: longer than any gateway call can take (the task's
-    hard time limit is 120 s), so a live claim means a call may still be on its way; after
+    hard time limit is 60 s), so a live claim means a call may still be on its way; after
     it, the worker is gone and another run may take the refund over (same key)."""
     return settings.FLOWPAY_REFUND_CLAIM_SECONDS
 
