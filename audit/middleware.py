@@ -2,8 +2,8 @@
 refused before any view runs, and each refusal is recorded in the audit log (for the PCI
 report: who tried, where, which field; never the number)."""
 
-import json
 import logging
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
 from django.db import transaction
@@ -13,9 +13,11 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.api.errors import error_body
-from core.carddata import contains_card_number, find_card_number_path
-from core.errors import ErrorCode
+from core.api.parsers import declared_charset, strict_json_loads
+from core.carddata import contains_card_number, find_card_number_path, mask_card_numbers
+from core.errors import ErrorCode, UnsupportedMediaType
 from core.network import client_ip
+from core.storable import storable_text
 
 logger = logging.getLogger("flowpay.request")
 
@@ -35,12 +37,27 @@ CARD_DATA_MESSAGE = (
 # never send PANs, and neither the view nor the inbox logs a webhook body.
 VERIFIED_WEBHOOK_PATHS = frozenset({"/webhooks/stripe", "/webhooks/paypal"})
 
+# Request headers FlowPay stores (Idempotency-Key: the idempotency table). X-Request-ID is
+# replaced by a fresh id when it looks like a card number (core.middleware).
+STORED_HEADERS = ("Idempotency-Key",)
+
+# Where a card number was found: (the audit's `field`, the error's `param`).
+Location = tuple[str, str | None]
+IN_PATH: Location = ("path", None)
+IN_QUERY: Location = ("query", "query")
+IN_BODY: Location = ("body", None)
+
 
 class CardDataGuardMiddleware:
-    """Refuses any request whose body or query string carries something that looks like a
-    card number (13-19 digits passing Luhn, with or without spaces or dashes), before any
-    view, log line or database write sees it. The number itself is never echoed or logged.
-    Signature-verified gateway webhooks are exempt (see VERIFIED_WEBHOOK_PATHS)."""
+    """Refuses any request that carries something that looks like a card number (see
+    core.carddata for what does) in its URL path (written to access logs), query string,
+    stored headers or body, before any view, log line or database write sees it. The number
+    itself is never echoed or logged.
+
+    The guard reads a request exactly as the view will: the body in its declared charset,
+    JSON with the API's strict parser. A request it cannot read that way, declared in a
+    charset or Content-Encoding the API does not read, is refused with 415. Signature-verified
+    gateway webhooks are exempt (see VERIFIED_WEBHOOK_PATHS)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -48,22 +65,42 @@ class CardDataGuardMiddleware:
     def __call__(self, request):
         if request.path in VERIFIED_WEBHOOK_PATHS:
             return self.get_response(request)
-        param = self._card_data_param(request)
-        if param is not None:
-            logger.warning("request rejected: card data in %s", "body" if param != "query" else "query string",
-                           extra={"path": request.path, "method": request.method})
-            _audit_card_data_rejection(request, param)
-            return JsonResponse(
-                error_body(type="invalid_request_error", code=ErrorCode.CARD_DATA_NOT_ALLOWED, message=CARD_DATA_MESSAGE, param=param or None),
-                status=400,
+        # The path is checked first: it is in every log line about the response.
+        if contains_card_number(request.path):
+            return self._refuse_card_data(request, IN_PATH)
+        try:
+            charset = declared_charset(request.content_params, request.META.get("HTTP_CONTENT_ENCODING", ""))
+        except UnsupportedMediaType as exc:
+            response = JsonResponse(
+                error_body(type=exc.error_type, code=exc.code, message=exc.message), status=exc.http_status
             )
+            return _logged(response, request, "request refused: unreadable charset or content encoding")
+        location = self._card_data_location(request, charset or "utf-8")
+        if location is not None:
+            return self._refuse_card_data(request, location)
         return self.get_response(request)
 
     @staticmethod
-    def _card_data_param(request) -> str | None:
-        query = request.META.get("QUERY_STRING", "")
-        if query and any(contains_card_number(k) or contains_card_number(v) for k, v in parse_qsl(query, keep_blank_values=True)):
-            return "query"
+    def _refuse_card_data(request, location: Location):
+        field, param = location
+        _audit_card_data_rejection(request, field)
+        response = JsonResponse(
+            error_body(type="invalid_request_error", code=ErrorCode.CARD_DATA_NOT_ALLOWED, message=CARD_DATA_MESSAGE,
+                       param=storable_text(param) if param else None),
+            status=400,
+        )
+        where = {IN_QUERY: "query string", IN_PATH: "path"}.get(location, field if field in STORED_HEADERS else "body")
+        return _logged(response, request, f"request rejected: card data in {where}")
+
+    @staticmethod
+    def _card_data_location(request, charset: str) -> Location | None:
+        """Where the request carries a card number, None when it carries none."""
+        for key, values in request.GET.lists():
+            if contains_card_number(key) or any(contains_card_number(value) for value in values):
+                return IN_QUERY
+        for name in STORED_HEADERS:
+            if contains_card_number(request.headers.get(name, "")):
+                return name, name
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return None
         try:
@@ -72,17 +109,33 @@ class CardDataGuardMiddleware:
             return None
         if not body:
             return None
-        text = body.decode("utf-8", errors="replace")
-        if not contains_card_number(text) and not contains_card_number(_unescape_json(text)):
-            return None
-        try:
-            found = find_card_number_path(json.loads(text))
-        except ValueError:
-            found = None
-        return found if found is not None else ""
+        return _body_card_data_location(body.decode(charset, errors="replace"), request.content_type)
 
 
-def _audit_card_data_rejection(request, param: str) -> None:
+def _body_card_data_location(text: str, content_type: str) -> Location | None:
+    try:
+        data = strict_json_loads(text, parse_float=Decimal)  # Decimal: a number's digits as sent
+    except ValueError:
+        pass  # not JSON the API would accept: searched as text below
+    else:
+        path = find_card_number_path(data)
+        return None if path is None else (path, path) if path else IN_BODY
+    if content_type == "application/x-www-form-urlencoded":
+        fields = parse_qsl(text, keep_blank_values=True)
+        if any(contains_card_number(key) or contains_card_number(value) for key, value in fields):
+            return IN_BODY
+    return IN_BODY if contains_card_number(text) else None
+
+
+def _logged(response, request, message: str):
+    """The guard's own log line about a refusal, with the path masked. Django's request
+    logger is told the response is logged, so no line carries the path as sent."""
+    logger.warning(message, extra={"path": mask_card_numbers(request.path), "method": request.method})
+    response._has_been_logged = True
+    return response
+
+
+def _audit_card_data_rejection(request, field: str) -> None:
     """For the PCI report: who tried, where, which field; never the number."""
 
     auth = request.headers.get("Authorization", "")
@@ -94,17 +147,8 @@ def _audit_card_data_rejection(request, param: str) -> None:
             audit_record(
                 actor=Actor(type=ActorType.API, id=f"unverified:{credential}", ip=client_ip(request)),
                 action=AuditAction.SECURITY_CARD_DATA_REJECTED, result="denied",
-                details={"method": request.method, "path": request.path[:200], "field": param or "body"},
+                details={"method": request.method, "path": storable_text(mask_card_numbers(request.path))[:200],
+                         "field": storable_text(field)},
             )
     except Exception:  # the refusal stands even if the audit write fails
         logger.exception("could not audit a card-data rejection")
-
-
-def _unescape_json(text: str) -> str:
-    # "\u0034\u0032..." spells digits too: compare on the decoded form when escapes appear.
-    if "\\u" not in text:
-        return ""
-    try:
-        return json.dumps(json.loads(text), ensure_ascii=False)
-    except ValueError:
-        return ""

@@ -4,14 +4,15 @@ reach the log."""
 from typing import Any
 
 from core.carddata import contains_card_number
+from core.storable import storable_text
 
 SECRET_KEY_FRAGMENTS = ("password", "secret", "token", "api_key", "apikey", "cvc", "cvv", "card_number", "pan")
 REDACTED = "[redacted]"
 
 
 def _storable(text: str) -> str:
-    # PostgreSQL cannot store NUL characters in text or jsonb.
-    return text.replace("\x00", "\ufffd")
+    # PostgreSQL cannot store NUL characters in text or jsonb, nor UTF-8 a lone surrogate.
+    return storable_text(text)
 
 
 def redact(value: Any, *, key: str | None = None) -> Any:

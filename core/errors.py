@@ -24,8 +24,11 @@ class ErrorCode(StrEnum):
     # The request itself
     INVALID_REQUEST = "invalid_request", "The request is not valid; the message says why."
     BAD_REQUEST = "bad_request", "The request could not be read at all (refused before it reached the API)."
-    INVALID_JSON = "invalid_json", "The body is not valid JSON (NaN, Infinity and duplicate keys are refused too)."
+    INVALID_JSON = "invalid_json", "The body is not valid JSON (NaN, Infinity, duplicate keys and nesting over 64 levels are refused too)."
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type", "The body is not sent as application/json."
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", (
+        "The request declares a charset or Content-Encoding the API does not read (415): send UTF-8, uncompressed."
+    )
     NOT_ACCEPTABLE = "not_acceptable", "The Accept header asks for a format the API does not serve."
     METHOD_NOT_ALLOWED = "method_not_allowed", "The endpoint does not take this HTTP method."
     RESOURCE_MISSING = "resource_missing", "No such object (or not the caller's), or no such endpoint."
@@ -93,6 +96,9 @@ class ErrorCode(StrEnum):
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."
     WEBHOOK_SIGNATURE_INVALID = "webhook_signature_invalid", "The webhook's signature is missing, wrong or too old."
     QUEUE_UNAVAILABLE = "queue_unavailable", "The event was stored but cannot be queued now: deliver it again later."
+    WEBHOOK_PAYLOAD_INVALID = "webhook_payload_invalid", (
+        "The event cannot be stored: it is nested too deeply, or its text holds a NUL or a lone surrogate."
+    )
 
     # The server
     INTERNAL_ERROR = "internal_error", "An internal error occurred; it has been logged."
@@ -149,6 +155,13 @@ class InvalidState(FlowPayError):
 
 class AmountTooLarge(FlowPayError):
     code = ErrorCode.AMOUNT_TOO_LARGE
+
+
+class UnsupportedMediaType(FlowPayError):
+    """A charset or Content-Encoding the API does not read (core.api.parsers)."""
+
+    http_status = 415
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class PermissionDenied(FlowPayError):

@@ -1,14 +1,20 @@
-"""Request middleware of the kernel: correlation ids, following the runtime switches, and the
-model-change log's actor and client address. The card-data guard, which records each refusal
-in the audit log, is audit.middleware."""
+"""Request middleware of the kernel: correlation ids, following the runtime switches, the
+model-change log's actor and client address, and the WSGI middleware that refuses unreadable
+charsets before Django reads the request. The card-data guard, which records each refusal in
+the audit log, is audit.middleware."""
 
+import json
 import logging
 import re
 import uuid
 
 from auditlog.middleware import AuditlogMiddleware
+from django.utils.http import parse_header_parameters
 
+from core.api.errors import error_body
+from core.api.parsers import declared_charset
 from core.carddata import contains_card_number
+from core.errors import UnsupportedMediaType
 from core.network import client_ip
 from core.observability.context import correlation_id
 from core.runtime import follow_db_connection_refresh
@@ -58,3 +64,23 @@ class ModelChangeLogMiddleware(AuditlogMiddleware):
     @staticmethod
     def _get_remote_addr(request):
         return client_ip(request)
+class UnreadableCharsetWSGIMiddleware:
+    """WSGI middleware (flowpay.wsgi): a request declared in a charset FlowPay does not read is
+    answered 415 before Django builds the request. Django decodes the query string in the
+    declared charset while it builds it, before any middleware runs, and fails on a codec that
+    is not a text encoding (charset=base64, zlib, rot13...): without this, a 500 from the WSGI
+    server. The card-data guard refuses the same charsets (with the same body) for requests
+    Django can build, including those of the test client and the development server."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        _, params = parse_header_parameters(environ.get("CONTENT_TYPE", ""))
+        try:
+            declared_charset(params)
+        except UnsupportedMediaType as exc:
+            body = json.dumps(error_body(type=exc.error_type, code=exc.code, message=exc.message)).encode()
+            start_response("415 Unsupported Media Type", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return self.application(environ, start_response)

@@ -17,7 +17,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.api.errors import error_body
+from core.api.parsers import MAX_JSON_DEPTH, json_depth_exceeds
 from core.errors import ErrorCode, ForeignCode, error_code_for
+from core.storable import unstorable_path
 from gateway_events.services import InboxQueueError, inbound_event_record
 from gateways.base import WebhookVerificationError
 from gateways.events import webhook_configuration_hint, webhook_configured
@@ -28,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 def _error(status: int, *, code: ErrorCode | ForeignCode, message: str, type: str = "invalid_request_error") -> JsonResponse:
     return JsonResponse(error_body(type=type, code=code, message=message), status=status)
+
+
+def _unstorable(gateway: str, message: str) -> JsonResponse:
+    logger.warning("inbound webhook rejected: %s", message, extra={"gateway": gateway, "reason": ErrorCode.WEBHOOK_PAYLOAD_INVALID})
+    return _error(400, code=ErrorCode.WEBHOOK_PAYLOAD_INVALID, message=message)
 
 
 @csrf_exempt
@@ -45,11 +52,20 @@ def gateway_webhook(request: HttpRequest, gateway: str) -> JsonResponse:
         logger.error("inbound webhook refused: %s webhooks are not configured", gateway, extra={"gateway": gateway})
         return _error(400, code=ErrorCode.WEBHOOK_NOT_CONFIGURED,
                       message=f"{gateway} webhooks are not configured: {webhook_configuration_hint(gateway)}.")
+    # Checked before the adapter parses the body: a decoder or an SDK nesting objects that
+    # deep would fail with a RecursionError (a 500) rather than a refusal.
+    if json_depth_exceeds(request.body.decode("utf-8", errors="replace")):
+        return _unstorable(gateway, f"The event is nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
         event = gateway_named(gateway).parse_webhook(payload=request.body, headers=request.headers)
     except WebhookVerificationError as exc:
         logger.warning("inbound webhook rejected: %s", exc, extra={"gateway": gateway, "reason": exc.code})
         return _error(400, code=error_code_for(exc.code), message=str(exc))
+    fields = [event.id, event.type, event.object_type, event.object_reference, event.flowpay_reference, event.data]
+    if unstorable_path(fields) is not None:
+        # Verified, but PostgreSQL cannot store it (the inbox insert would fail with a 500):
+        # refused like a malformed event, without logging the offending text.
+        return _unstorable(gateway, "The event contains a NUL character or a lone surrogate, which cannot be stored.")
     try:
         row, created = inbound_event_record(event=event)
     except InboxQueueError:

@@ -5,6 +5,7 @@ and the Idempotency-Key wrapper. Permission classes are in core.api.permissions.
 import functools
 
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +14,7 @@ from core.api.authentication import MerchantPrincipal
 from core.api.pagination import LimitCursorPagination
 from core.api.schema import ErrorResponseAutoSchema
 from core.api.serializers import InputSerializer
+from core.errors import ErrorCode
 from core.idempotency import (
     Replay,
     idempotency_begin,
@@ -22,6 +24,7 @@ from core.idempotency import (
 )
 from core.network import client_ip
 from core.selectors import UNSCOPED, Scope
+from core.storable import NUL_OR_SURROGATE
 
 PAGINATION_PARAMS = ("limit", "cursor")
 
@@ -58,6 +61,15 @@ class ApiView(APIView):
         crash finds the object already made under it, return that object instead."""
         record = getattr(self.request, "idempotency_record", None)
         return record.pk if record is not None else None
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # An id in the path ("%00" decodes to NUL) is looked up in PostgreSQL, which cannot
+        # compare text holding a NUL: refused here, naming the path parameter.
+        for name, value in kwargs.items():
+            if isinstance(value, str) and NUL_OR_SURROGATE.search(value):
+                raise ValidationError({name: [ErrorDetail(
+                    "The path contains a NUL character or a lone surrogate.", code=ErrorCode.NULL_CHARACTERS_NOT_ALLOWED,
+                )]})
 
     def validated(self, serializer_class: type[InputSerializer], data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)
