@@ -8,7 +8,8 @@ Django's full request stack (middleware, DRF, services) with the test client:
   redis-py's client;
 - a pyinstrument profile of a batch of requests (text summary, and HTML next to it).
 
-Same for the bare endpoint, for comparison. Run: python -m bench profile [--requests N]
+Same counts for a replayed request and the bare endpoint, for comparison, and per item of
+the batch rows: one rebill job (rebill_job_run) and one outbox event (outbox_relay). Run: python -m bench profile [--requests N]
 (make bench runs it as part of the report). Needs pyinstrument (requirements-dev.txt).
 """
 
@@ -107,30 +108,44 @@ def counting(counts: RequestCounts):
         redis.client.Pipeline.execute = original_pipeline
 
 
-def _post(client, path: str, body: dict, api_key: str):
+def _post(client, path: str, body: dict, api_key: str, key: str | None = None):
     return client.post(path, data=json.dumps(body), content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Bearer {api_key}", HTTP_IDEMPOTENCY_KEY=f"bench-{uuid.uuid4().hex}")
+                       HTTP_AUTHORIZATION=f"Bearer {api_key}", HTTP_IDEMPOTENCY_KEY=key or f"bench-{uuid.uuid4().hex}")
 
 
-def measure(*, path: str, api_key: str, requests: int, expect: int = 201) -> RequestCounts:
+def counted(counts: RequestCounts, operation) -> None:
+    """Run `operation` once, adding its statements, time and Redis commands to `counts`
+    (inside counting(counts))."""
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        operation()
+        counts.seconds += time.perf_counter() - started
+    counts.requests += 1
+    counts.statements.update(statement_kind(query["sql"]) for query in captured.captured_queries)
+
+
+def measure(*, path: str, api_key: str, requests: int, expect: int = 201, replay: bool = False) -> RequestCounts:
+    """`requests` POSTs, each with a new Idempotency-Key, or (replay) all with the key of a
+    first request made beforehand."""
+    from django.test import Client
 
     client = Client()
     counts = RequestCounts()
-    for _ in range(min(3, requests)):  # warm: imports, connection, cached switches
-        _post(client, path, CREATE_BODY, api_key)
+    key = f"bench-replay-{uuid.uuid4().hex}" if replay else None
+    for _ in range(min(3, requests)):  # warm: imports, connection, cached switches (and the first use of `key`)
+        _post(client, path, CREATE_BODY, api_key, key)
+
+    def request() -> None:
+        response = _post(client, path, CREATE_BODY, api_key, key)
+        if response.status_code != expect:
+            raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+
     with counting(counts):
         for _ in range(requests):
-            with CaptureQueriesContext(connection) as captured:
-                started = time.perf_counter()
-                response = _post(client, path, CREATE_BODY, api_key)
-                counts.seconds += time.perf_counter() - started
-            if response.status_code != expect:
-                raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
-            counts.requests += 1
-            counts.statements.update(statement_kind(query["sql"]) for query in captured.captured_queries)
+            counted(counts, request)
     return counts
 
 
@@ -152,17 +167,60 @@ def profile(*, path: str, api_key: str, requests: int, out_dir: Path, name: str)
     return text
 
 
-def profile_summary(*, api_key: str, requests: int, out_dir: Path) -> dict:
+def rebill_job_counts(*, fixtures, jobs: int) -> RequestCounts:
+    """Per rebill job (rebill_job_run, in this process): due subscriptions written with SQL,
+    invoiced by the scheduler, leased in one batch, then run one by one."""
+    from bench import data
+    from subscriptions.services.leasing import rebill_lease_batch, worker_identity
+    from subscriptions.services.rebill import rebill_job_run
+    from subscriptions.services.scheduling import rebill_schedule_due
+
+    data.activity_wipe(vacuum=False)
+    data.due_subscriptions_insert(fixtures=fixtures, count=jobs + 1)
+    rebill_schedule_due()
+    owner = worker_identity("bench-profile")
+    job_ids = rebill_lease_batch(queue="rebill.monthly", merchant_id=fixtures.rebill_merchant_id, owner=owner, limit=jobs + 1)
+    rebill_job_run(job_id=job_ids[0], owner=owner)  # warm
+    counts = RequestCounts()
+    with counting(counts):
+        for job_id in job_ids[1:]:
+            counted(counts, lambda job_id=job_id: rebill_job_run(job_id=job_id, owner=owner))
+    return counts
+
+
+def relay_counts(*, fixtures, events: int) -> dict:
+    """One outbox_relay of `events` events (≤ 10,000: one call), per event."""
+    from bench import data
+    from webhooks.services.outbox import outbox_relay
+
+    data.activity_wipe(vacuum=False)
+    data.outbox_events_insert(fixtures=fixtures, count=events)
+    counts = RequestCounts()
+    with counting(counts):
+        counted(counts, outbox_relay)
+    per_call = counts.per_request()
+    return {"events": events, **{k: (round(v / events, 3) if isinstance(v, (int, float)) else
+                                     {kind: round(n / events, 3) for kind, n in v.items()})
+                                 for k, v in per_call.items() if k != "requests"}}
+
+
+def profile_summary(*, api_key: str, requests: int, out_dir: Path, fixtures=None) -> dict:
     """Statement, transaction and Redis counts of create payment and the bare endpoint, plus
     the create profile (files in out_dir). The harness's process must be configured."""
     create = measure(path="/payment/transactions", api_key=api_key, requests=requests)
+    replay = measure(path="/payment/transactions", api_key=api_key, requests=requests, replay=True)
     bare = measure(path="/bench/bare", api_key=api_key, requests=requests)
     try:
         profile(path="/payment/transactions", api_key=api_key, requests=requests, out_dir=out_dir, name="profile-create")
         profiled = str(out_dir / "profile-create.html")
     except ImportError:
         profiled = "pyinstrument is not installed (pip install -r requirements-dev.txt)"
-    return {"create_payment": create.per_request(), "bare": bare.per_request(), "profile": profiled}
+    summary = {"create_payment": create.per_request(), "replay": replay.per_request(), "bare": bare.per_request(),
+               "profile": profiled}
+    if fixtures is not None:  # per item of the batch rows (4-6)
+        summary["rebill_job"] = rebill_job_counts(fixtures=fixtures, jobs=requests).per_request()
+        summary["outbox_relay_per_event"] = relay_counts(fixtures=fixtures, events=min(10_000, 40 * requests))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,11 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=stack.ROOT / "bench" / "results" / "profile")
     args = parser.parse_args(argv)
     stack.configure_harness()
+    from gateways.simulator.adapter import simulator_faults_clear
+
     stack.ensure_database()
-    stack.redis_flush()
+    simulator_faults_clear()  # no Redis flush: a benchmark run may be using the same Redis DB
     data.database_wipe()
     fixtures = data.fixtures_create(api_keys=1)
-    summary = profile_summary(api_key=fixtures.api_keys[0], requests=args.requests, out_dir=args.out)
+    summary = profile_summary(api_key=fixtures.api_keys[0], requests=args.requests, out_dir=args.out, fixtures=fixtures)
+    stack.purge_queues("default", "webhooks")  # the outbox kicks and delivery messages no worker consumes
     print(json.dumps(summary, indent=2))
     print((args.out / "profile-create.txt").read_text() if (args.out / "profile-create.txt").exists() else "")
     return 0

@@ -64,16 +64,23 @@ def row_section(row: dict) -> list[str]:
 def profile_section(profile: dict | None) -> list[str]:
     if not profile:
         return []
-    create, bare = profile["create_payment"], profile["bare"]
+    create, replay, bare = profile["create_payment"], profile.get("replay") or {}, profile["bare"]
     lines = ["## Where a create-payment request's time goes (in-process, one request at a time)", "",
-             "| | create payment | bare |", "|---|---|---|"]
+             "| | create payment | replay | bare |", "|---|---|---|---|"]
     for key, label in [("ms_per_request_in_process", "ms per request"), ("sql_statements", "SQL statements (with BEGIN/COMMIT)"),
                        ("transactions", "database transactions"), ("commits_of_atomic_blocks", "commits of atomic blocks"),
                        ("autocommit_statements", "autocommit statements"), ("redis_commands", "Redis commands")]:
-        lines.append(f"| {label} | {_num(create[key])} | {_num(bare[key])} |")
+        lines.append(f"| {label} | {_num(create[key])} | {_num(replay.get(key, float('nan')))} | {_num(bare[key])} |")
     lines += ["", "Statements per create request: " + ", ".join(f"{k} {_num(v)}" for k, v in create["statements_by_kind"].items()),
               "", "Redis commands per create request: " + ", ".join(f"{k} {_num(v)}" for k, v in create["redis_by_command"].items()),
+              "", "Statements per replayed request: " + ", ".join(f"{k} {_num(v)}" for k, v in replay.get("statements_by_kind", {}).items()),
               "", f"Profile: {profile['profile']}", ""]
+    for key, label in [("rebill_job", "Per rebill job (rebill_job_run)"), ("outbox_relay_per_event", "Per outbox event relayed")]:
+        item = profile.get(key)
+        if item:
+            lines += [f"{label}: {_num(item['ms_per_request_in_process'])} ms in process, {_num(item['sql_statements'])} SQL "
+                      f"statements, {_num(item['transactions'])} transactions, {_num(item['redis_commands'])} Redis commands; "
+                      + ", ".join(f"{k} {_num(v)}" for k, v in item["statements_by_kind"].items()), ""]
     return lines
 
 

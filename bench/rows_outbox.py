@@ -16,7 +16,7 @@ from django.db import connection
 
 from bench import data, stack
 from bench.config import Context
-from bench.stats import Arm, Goal, Ratio, RowResult, Stopwatch, interleave, ratios, summarize
+from bench.stats import Arm, Goal, Ratio, RowResult, Stopwatch, interleave, nice_number, ratios, summarize
 
 MARK_RELAYED = "UPDATE webhooks_outboxevent SET relayed_at = now() WHERE relayed_at IS NULL RETURNING id"
 TABLES = ["webhooks_outboxevent", "webhooks_webhookdelivery"]
@@ -73,14 +73,12 @@ def _events(ctx: Context, n: int) -> None:
 def calibrate(ctx: Context) -> tuple[int, dict]:
     """Full mode: an untimed relay of 2,000 events gives the time per event; N shrinks to
     the largest 1-2-5 number whose relay is projected to take ≤ 80 % of the bound."""
-    from bench.rows_rebill import _nice
-
     requested = ctx.sizes.outbox_events
     if not ctx.sizes.rebill_calibrate:
         return requested, {}
     _events(ctx, PROBE)
     per_event = relay_run(ctx, n=PROBE)["seconds"] / PROBE
-    n = min(requested, _nice(0.8 * ctx.sizes.rebill_bound_seconds / per_event))
+    n = min(requested, nice_number(0.8 * ctx.sizes.rebill_bound_seconds / per_event))
     return n, {"probe_events": PROBE, "probe_us_per_event": round(per_event * 1e6),
                "projected_seconds_at_requested": round(per_event * requested), "requested_events": requested}
 

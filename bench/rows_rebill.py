@@ -27,7 +27,7 @@ from django.db import connection
 
 from bench import data, stack
 from bench.config import Context
-from bench.stats import Arm, Goal, Ratio, RowResult, Stopwatch, interleave, ratios, summarize
+from bench.stats import Arm, Goal, Ratio, RowResult, Stopwatch, interleave, nice_number, ratios, summarize
 
 QUEUE = "rebill.monthly"
 SINGLE_PREFIX = "one."
@@ -104,13 +104,6 @@ def insert_select_run(ctx: Context, *, n: int) -> dict[str, float]:
     return {"seconds": seconds, "ms_per_subscription": seconds / n * 1000, "invoices": inserted}
 
 
-def _nice(n: float) -> int:
-    """n rounded down to 1, 2 or 5 × a power of ten (at least 10)."""
-    n = max(10.0, n)
-    power = 10 ** math.floor(math.log10(n))
-    return int(max(step * power for step in (1, 2, 5) if step * power <= n))
-
-
 def calibrate(ctx: Context) -> tuple[tuple[int, int], int, dict]:
     """Full mode: two untimed probe runs (the row's workers, then one worker) give the time
     per subscription on this machine now; the sizes shrink to what fits in the bound:
@@ -127,10 +120,10 @@ def calibrate(ctx: Context) -> tuple[tuple[int, int], int, dict]:
     one = rebill_run(ctx, n=probe, workers=1)
     bound = ctx.sizes.rebill_bound_seconds
     per_item, per_item_one = two["seconds"] / probe, one["seconds"] / probe
-    fitted_large = min(large, _nice(0.8 * bound / per_item))
+    fitted_large = min(large, nice_number(0.8 * bound / per_item))
     sizes = (small, large) if fitted_large >= large else (max(10, fitted_large // 10), fitted_large)
     two_batches = 2 * settings.FLOWPAY_REBILL_BATCH_SIZE
-    workers_n = min(ctx.sizes.rebill_workers_n, max(two_batches, _nice(0.4 * bound / per_item_one)))
+    workers_n = min(ctx.sizes.rebill_workers_n, max(two_batches, nice_number(0.4 * bound / per_item_one)))
     info = {"probe_subscriptions": probe, "probe_ms_per_subscription_2_workers": round(per_item * 1000, 1),
             "probe_ms_per_subscription_1_worker": round(per_item_one * 1000, 1),
             "projected_seconds_at_requested_large": round(per_item * large), "bound_seconds": bound}

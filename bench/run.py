@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ ALL_ROWS = ["1", "2", "3", "4", "5", "6"]
 GUNICORN_WORKERS, GUNICORN_THREADS = 4, 1
 
 
-def _commit() -> str:
+def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=stack.ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -83,13 +84,20 @@ def _rebill_rows(ctx: Context, selected: list[str]) -> list:
     return rows
 
 
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops every process started
+
+
 def run(*, smoke: bool, selected: list[str], out_dir: Path, command: str) -> int:
+    # A run started in the background ignores SIGINT; TERM and INT both stop it cleanly.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     sizes = SMOKE if smoke else FULL
     started = time.perf_counter()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if smoke else "")
     log_dir = out_dir / f"{stamp}-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"mode": sizes.mode, "command": command, "commit": _commit(), "machine": _machine(), "started_at": stamp,
+    meta = {"mode": sizes.mode, "command": command, "commit": git_commit(), "machine": _machine(), "started_at": stamp,
             "sizes": sizes.__dict__, "gunicorn": {"workers": GUNICORN_WORKERS, "threads": GUNICORN_THREADS}}
     _log(f"{sizes.mode} run, rows {','.join(selected)}; {meta['machine']}; logs in {log_dir}")
 
@@ -125,7 +133,7 @@ def run(*, smoke: bool, selected: list[str], out_dir: Path, command: str) -> int
         meta["notes"] = ctx.notes
         try:
             profile = profile_create.profile_summary(api_key=fixtures.api_keys[0], requests=sizes.profile_requests,
-                                                     out_dir=out_dir / f"{stamp}-profile")
+                                                     out_dir=out_dir / f"{stamp}-profile", fixtures=fixtures)
         except Exception:
             traceback.print_exc()
             failures.append("profile")

@@ -8,6 +8,7 @@ give its min–max. Goals are compared and reported, never asserted.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -122,6 +123,13 @@ def ratios(samples: dict[str, list[dict[str, float]]], specs: list[Ratio]) -> li
             met=spec.goal.met(value) if spec.goal else None,
         ))
     return results
+
+
+def nice_number(n: float) -> int:
+    """n rounded down to 1, 2 or 5 × a power of ten (at least 10): the sizes calibrated runs use."""
+    n = max(10.0, n)
+    power = 10 ** math.floor(math.log10(n))
+    return int(max(step * power for step in (1, 2, 5) if step * power <= n))
 
 
 def _div(a: float, b: float) -> float:
