@@ -1,7 +1,7 @@
 # FlowPay developer commands. On a fresh machine you need only two:
 #   make run    virtualenv + install + migrate + demo data, then web (:3000), Celery worker and beat
 #   make test   the whole suite against PostgreSQL and Redis on 127.0.0.1
-# See README.md.
+# See README.md (and bench/README.md for make bench).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,7 +11,7 @@ VENV_PYTHON := $(VENV)/bin/python
 # Python 3.11: python3.11 when it is on PATH, else python3 (checked to be 3.11 below).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 
-.PHONY: help venv run migrate test test-deps lint clean
+.PHONY: help venv run migrate test test-deps lint clean bench bench-smoke bench-sweep bench-deps
 
 help:
 	@echo "make run      create the virtualenv, migrate, seed demo data, serve http://127.0.0.1:3000 with a Celery worker and beat"
@@ -20,6 +20,9 @@ help:
 	@echo "make venv     create $(VENV) and install requirements-dev.txt (again only when requirements change)"
 	@echo "make lint     ruff, the import-linter layer contracts and a missing-migration check (part of make test)"
 	@echo "make clean    remove .run (the demo database, broker, cache, logs and demo credentials)"
+	@echo "make bench    the benchmarks (bench/README.md), about 30 minutes; results in bench/results/"
+	@echo "make bench-smoke  every benchmark at a tiny size, under a minute"
+	@echo "make bench-sweep  gunicorn workers x threads for the create-payment row (once, by hand)"
 
 # --- virtualenv ------------------------------------------------------------------------
 $(VENV_PYTHON):
@@ -70,6 +73,27 @@ lint: venv
 test: venv test-deps lint
 	$(VENV_PYTHON) manage.py collectstatic --noinput --verbosity 0
 	$(VENV_PYTHON) -m pytest -n auto -p no:cacheprovider
+
+# --- benchmarks (bench/README.md) --------------------------------------------------------
+# Their own PostgreSQL database and Redis DB on 127.0.0.1 (never the suite's or make run's:
+# the harness wipes them), overridable like the test variables above.
+bench bench-smoke bench-sweep: export BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flowpay_bench
+bench bench-smoke bench-sweep: export BENCH_REDIS_URL ?= redis://127.0.0.1:6379/11
+
+# wrk (Debian's package) generates the HTTP load, installed only when missing.
+bench-deps:
+	@command -v wrk >/dev/null || { \
+		echo "Installing Debian's wrk package (HTTP load generator for the benchmarks)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+
+bench: venv bench-deps
+	$(VENV_PYTHON) -m bench
+
+bench-smoke: venv bench-deps
+	$(VENV_PYTHON) -m bench --smoke
+
+bench-sweep: venv bench-deps
+	$(VENV_PYTHON) -m bench sweep
 
 # --- housekeeping ----------------------------------------------------------------------
 clean:
