@@ -226,13 +226,19 @@ def profile_summary(*, api_key: str, requests: int, out_dir: Path, fixtures=None
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from bench import data, stack
+    from bench import stack
 
     parser = argparse.ArgumentParser(prog="python -m bench profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--out", type=Path, default=stack.ROOT / "bench" / "results" / "profile")
     args = parser.parse_args(argv)
     stack.configure_harness()
+    with stack.run_lock():
+        return _main(args)
+
+
+def _main(args) -> int:
+    from bench import data, stack
     from gateways.simulator.adapter import simulator_faults_clear
 
     stack.ensure_database()

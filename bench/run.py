@@ -84,6 +84,20 @@ def _rebill_rows(ctx: Context, selected: list[str]) -> list:
     return rows
 
 
+def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[str]) -> None:
+    from bench import rows_http, rows_outbox
+
+    http_rows = [("1", "create payment", rows_http.row_create_payment), ("2", "idempotent replay", rows_http.row_idempotent_replay),
+                 ("3", "capture and refund", rows_http.row_capture_refund)]
+    for row_id, title, function in http_rows:
+        if row_id in selected:
+            _run_row(row_id, title, lambda f=function: f(ctx), results, failures)
+    if {"4", "5"} & set(selected):
+        _run_row("4,5", "rebill", lambda: _rebill_rows(ctx, selected), results, failures)
+    if "6" in selected:
+        _run_row("6", "outbox drain", lambda: rows_outbox.row_outbox(ctx), results, failures)
+
+
 def _exit_on_signal(signum, frame) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally that stops every process started
 
@@ -102,7 +116,13 @@ def run(*, smoke: bool, selected: list[str], out_dir: Path, command: str) -> int
     _log(f"{sizes.mode} run, rows {','.join(selected)}; {meta['machine']}; logs in {log_dir}")
 
     stack.configure_harness()
-    from bench import data, profile_create, report, rows_http, rows_outbox, rows_rebill
+    with stack.run_lock(log=_log):
+        return _run_locked(sizes=sizes, selected=selected, out_dir=out_dir, stamp=stamp, log_dir=log_dir, meta=meta,
+                           started=started)
+
+
+def _run_locked(*, sizes, selected: list[str], out_dir: Path, stamp: str, log_dir: Path, meta: dict, started: float) -> int:
+    from bench import data, profile_create, report, rows_rebill
 
     stack.ensure_database()
     stack.redis_flush()  # before any worker binds its queues there
@@ -119,15 +139,7 @@ def run(*, smoke: bool, selected: list[str], out_dir: Path, command: str) -> int
         ctx = Context(sizes=sizes, fixtures=fixtures, server_url=server.url, log_dir=log_dir, log=_log, workers=workers)
         for process in [server, *workers]:
             process.wait_ready()
-        http_rows = [("1", "create payment", rows_http.row_create_payment), ("2", "idempotent replay", rows_http.row_idempotent_replay),
-                     ("3", "capture and refund", rows_http.row_capture_refund)]
-        for row_id, title, function in http_rows:
-            if row_id in selected:
-                _run_row(row_id, title, lambda f=function: f(ctx), results, failures)
-        if {"4", "5"} & set(selected):
-            _run_row("4,5", "rebill", lambda: _rebill_rows(ctx, selected), results, failures)
-        if "6" in selected:
-            _run_row("6", "outbox drain", lambda: rows_outbox.row_outbox(ctx), results, failures)
+        _run_rows(ctx, selected, results, failures)
         _log("where the create-payment time goes (in-process profile)")
         data.activity_wipe(vacuum=sizes.vacuum)
         meta["notes"] = ctx.notes

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,19 +58,53 @@ def configure_harness() -> None:
     django.setup()
 
 
+def _admin_connection():
+    """A connection to the server's maintenance database (postgres)."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if "bench" not in db["NAME"]:
+        raise RuntimeError(f"the benchmark runs only on a database named *bench*, not {db['NAME']!r}")
+    return psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+                           dbname="postgres", autocommit=True)
+
+
+@contextmanager
+def run_lock(*, wait_seconds: float = 900, log=print):
+    """One benchmark run at a time per bench database (two runs would wipe each other's data
+    and flush each other's Redis DB): a session advisory lock on the maintenance database,
+    keyed by the bench database's name, held until the run ends. A second run waits for it,
+    then gives up; runs side by side need their own BENCH_DATABASE_URL and BENCH_REDIS_URL."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"]["NAME"]
+    key = zlib.crc32(f"flowpay-bench:{name}".encode())
+    admin = _admin_connection()
+    try:
+        deadline = time.monotonic() + wait_seconds
+        waiting = False
+        while not admin.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"another benchmark run has held database {name!r} for over {wait_seconds:.0f} s")
+            if not waiting:
+                log(f"another benchmark run is using database {name!r}; waiting for it to finish")
+                waiting = True
+            time.sleep(2)
+        yield
+    finally:
+        admin.close()  # releases the lock
+
+
 def ensure_database() -> None:
     """Create the bench database if it is missing, then apply the migrations it lacks."""
-    import psycopg
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
     db = settings.DATABASES["default"]
-    if "bench" not in db["NAME"]:
-        raise RuntimeError(f"the benchmark runs only on a database named *bench*, not {db['NAME']!r}")
-    admin = psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
-                            dbname="postgres", autocommit=True)
+    admin = _admin_connection()
     with admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone() is None:
             admin.execute(f'CREATE DATABASE "{db["NAME"]}"')

@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=FULL.wrk_seconds)
     args = parser.parse_args(argv)
     stack.configure_harness()
+    with stack.run_lock():
+        return _sweep(seconds=args.seconds)
+
+
+def _sweep(*, seconds: float) -> int:
     from bench import data, load, rows_http
 
     stack.ensure_database()
@@ -51,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
             measure(rows_http.CREATE_PATH, FULL.warmup_seconds)
             measure(rows_http.BARE_PATH, FULL.warmup_seconds)
-            create = measure(rows_http.CREATE_PATH, args.seconds)
-            bare = measure(rows_http.BARE_PATH, args.seconds)
+            create = measure(rows_http.CREATE_PATH, seconds)
+            bare = measure(rows_http.BARE_PATH, seconds)
         row = {"workers": workers, "threads": threads, "create": create.metrics(), "bare": bare.metrics(),
                "create_share_of_bare": create.rps / bare.rps if bare.rps else 0.0, "load_average": os.getloadavg()[0]}
         results.append(row)
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {"started_at": stamp, "seconds": time.perf_counter() - started, "commit": git_commit(), "results": results,
                 "best_by_create_rps": {"workers": best["workers"], "threads": best["threads"]}}
     (out_dir / f"{stamp}.json").write_text(json.dumps(document, indent=2))
-    lines = [f"# gunicorn sweep {stamp} (create payment, {FULL.connections} connections, {args.seconds:g} s each)", "",
+    lines = [f"# gunicorn sweep {stamp} (create payment, {FULL.connections} connections, {seconds:g} s each)", "",
              "| workers | threads | create rps | create p50 ms | create p99 ms | bare rps | create / bare | load |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
