@@ -124,13 +124,12 @@ def public_id_sql(prefix: str) -> str:
     return f"'{prefix}_' || substr(md5(random()::text || g::text), 1, 24)"
 
 
-def insert_select(model: type[models.Model], *, count: int, sql: dict[str, str], params: dict | None = None) -> int:
-    """INSERT INTO <model's table> SELECT … FROM generate_series(1, count) g: one statement
-    for `count` rows. Columns named in `sql` take that SQL expression (it may use g, the row
-    number, and %(name)s parameters from `params`); every other column takes its model
-    default, so a field added later with a default needs no change here. Returns the rows
-    inserted."""
-    guard_database()
+def insert_select_sql(model: type[models.Model], *, source: str, sql: dict[str, str], params: dict | None = None,
+                      suffix: str = "") -> tuple[str, dict]:
+    """INSERT INTO <model's table> (every column) SELECT … FROM <source> <suffix>, and its
+    parameters. Columns named in `sql` take that SQL expression (over `source`, with
+    %(name)s parameters from `params`); every other column takes its model default, so a
+    field added later with a default needs no change here."""
     params = dict(params or {})
     columns, values = [], []
     for field in model._meta.concrete_fields:
@@ -148,11 +147,16 @@ def insert_select(model: type[models.Model], *, count: int, sql: dict[str, str],
             name = f"default_{field.attname}"
             params[name] = field.get_db_prep_save(default, connection)
             values.append(f"%({name})s")
-    params["count"] = count
-    statement = (
-        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(1, %(count)s) g"
-    )
+    statement = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} {suffix}"
+    return statement, params
+
+
+def insert_select(model: type[models.Model], *, count: int, sql: dict[str, str], params: dict | None = None) -> int:
+    """`count` rows in one statement: insert_select_sql over generate_series(1, count) g (the
+    expressions may use g, the row number). Returns the rows inserted."""
+    guard_database()
+    statement, params = insert_select_sql(model, source="generate_series(1, %(count)s) g", sql=sql,
+                                          params={**(params or {}), "count": count})
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.rowcount
@@ -215,19 +219,23 @@ def due_subscriptions_insert(*, fixtures: Fixtures, count: int) -> int:
     })
 
 
-# The baseline of the rebill rows: the same invoice rows as the scheduler writes for these
-# subscriptions, in one set-based statement.
-INVOICES_INSERT_SELECT = """
-INSERT INTO subscriptions_invoice (
-    created_at, updated_at, public_id, merchant_id, subscription_id, customer_id, amount, currency,
-    period_start, period_end, status, attempt_count, payment_failures, last_failure_code, last_failure_message,
-    hard_declined_payment_method, finalized_at, next_attempt_at)
-SELECT now(), now(), 'inv_' || substr(md5(random()::text || s.id::text), 1, 24), s.merchant_id, s.id, s.customer_id,
-    p.amount, p.currency, s.next_billing_at, s.next_billing_at + interval '1 month', 'open', 0, 0, '', '', '', now(), now()
-FROM subscriptions_subscription s JOIN subscriptions_plan p ON p.id = s.plan_id
-WHERE s.status IN ('trialing', 'active', 'past_due') AND s.next_billing_at <= now()
-ON CONFLICT DO NOTHING
-"""
+def invoices_insert_select() -> tuple[str, dict]:
+    """The baseline of the rebill rows: the invoice rows the scheduler writes for the due
+    subscriptions (open, for the period that started at next_billing_at), in one set-based
+    statement, and its parameters."""
+    from subscriptions.models import Invoice
+
+    return insert_select_sql(
+        Invoice, source="subscriptions_subscription s JOIN subscriptions_plan p ON p.id = s.plan_id",
+        suffix="WHERE s.status IN ('trialing', 'active', 'past_due') AND s.next_billing_at <= now() ON CONFLICT DO NOTHING",
+        sql={
+            "public_id": "'inv_' || substr(md5(random()::text || s.id::text), 1, 24)", "merchant_id": "s.merchant_id",
+            "subscription_id": "s.id", "customer_id": "s.customer_id", "livemode": "s.livemode", "amount": "p.amount",
+            "currency": "p.currency", "period_start": "s.next_billing_at",
+            "period_end": "s.next_billing_at + interval '1 month'", "status": "'open'", "finalized_at": "now()",
+            "next_attempt_at": "now()",
+        },
+    )
 
 
 def outbox_events_insert(*, fixtures: Fixtures, count: int) -> int:
