@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.load import letter_key
 
 CREATE_BODY = {"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa"}
 _STATEMENT = re.compile(r'^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\s*(.*)',
@@ -110,7 +111,7 @@ def counting(counts: RequestCounts):
 
 def _post(client, path: str, body: dict, api_key: str, key: str | None = None):
     return client.post(path, data=json.dumps(body), content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Bearer {api_key}", HTTP_IDEMPOTENCY_KEY=key or f"bench-{uuid.uuid4().hex}")
+                       HTTP_AUTHORIZATION=f"Bearer {api_key}", HTTP_IDEMPOTENCY_KEY=key or letter_key())
 
 
 def counted(counts: RequestCounts, operation) -> None:
@@ -134,7 +135,7 @@ def measure(*, path: str, api_key: str, requests: int, expect: int = 201, replay
 
     client = Client()
     counts = RequestCounts()
-    key = f"bench-replay-{uuid.uuid4().hex}" if replay else None
+    key = letter_key("bench-replay") if replay else None
     for _ in range(min(3, requests)):  # warm: imports, connection, cached switches (and the first use of `key`)
         _post(client, path, CREATE_BODY, api_key, key)
 

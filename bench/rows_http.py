@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from django.db import connection
 
@@ -86,7 +85,7 @@ def row_create_payment(ctx: Context) -> RowResult:
 
 
 def row_idempotent_replay(ctx: Context) -> RowResult:
-    key = f"bench-replay-{uuid.uuid4().hex}"
+    key = load.letter_key("bench-replay")
 
     def first_request() -> None:
         _wipe(ctx)
