@@ -65,19 +65,18 @@ def database_wipe() -> None:
 
 
 def activity_wipe(*, vacuum: bool = True) -> None:
-    """Empty what the rows create. With `vacuum` (full mode): TRUNCATE, then VACUUM ANALYZE,
-    so that each arm of each round starts from the same tables, with fresh statistics and no
-    dead rows from the arm before. Without (smoke, a few rows): DELETE, much quicker than
-    recreating every table's files."""
-    if vacuum:
-        _truncate(ACTIVITY_TABLES)
-        vacuum_analyze(ACTIVITY_TABLES)
-        return
+    """Empty what the rows create: DELETE under session_replication_role = replica (no
+    foreign-key or audit triggers, so any order; not TRUNCATE … CASCADE, which would follow
+    the foreign keys from the fixtures — customers, plans, endpoints reference idempotency
+    records — and empty them too). With `vacuum` (full mode), then VACUUM ANALYZE: each arm
+    of each round starts from the same tables, with fresh statistics and no dead rows."""
     guard_database()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")  # no FK or audit triggers: any order
+        cursor.execute("SET LOCAL session_replication_role = replica")
         for table in ACTIVITY_TABLES:
             cursor.execute(f"DELETE FROM {table}")
+    if vacuum:
+        vacuum_analyze(ACTIVITY_TABLES)
 
 
 def vacuum_analyze(tables: list[str]) -> None:
