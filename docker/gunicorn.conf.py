@@ -21,11 +21,11 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 # than the machine's own drift during a sweep: create payment ran at 13–40 requests/s
 # whatever the configuration, and its share of the bare endpoint's throughput measured
 # right after it (0.05–0.12) ranked the configurations differently in each sweep. The
-# request is CPU-bound (about 80 % of its in-process wall time is Python CPU; the rest is
-# its 9 database commits and 13 Redis round trips), so one process per core saturates the
-# machine; more processes add memory and more threads add database connections (8 × 4 is
-# 32 of PostgreSQL's default 100) without adding throughput. Scale with the cores: about
-# one worker per core, more containers rather than more threads.
+# request is CPU-bound (about three quarters of its in-process wall time is Python CPU; the
+# rest is waiting on its 10 database transactions and 13 Redis commands), so one process
+# per core saturates the machine; more processes add memory, and more threads add database
+# connections (8 × 4 is 32 of PostgreSQL's default 100), without adding throughput. Scale
+# with the cores: about one worker per core, more containers rather than more threads.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
