@@ -7,8 +7,9 @@ Rules, applied to text after normalisation:
 - Normalisation: Unicode NFKC (fullwidth, mathematical and circled digits become ASCII),
   every other Unicode decimal digit (Arabic-Indic, Devanagari, ...) folded to its ASCII
   digit, and format characters (zero-width spaces and joiners, BOM, soft hyphen) removed.
-- A card number is 13 to 19 digits passing the Luhn check, written as one run or as digit
-  groups joined by separators: any run of one to three characters that are neither letters
+- A card number is 13 to 19 digits (leading zeros aside: PANs never start with 0, and
+  zeros in front do not change the Luhn check) passing the Luhn check, written as one run
+  or as digit groups joined by separators: any run of one to three characters that are neither letters
   nor digits (spaces, dashes of any kind, dots, slashes, underscores, commas, tabs,
   newlines, non-breaking spaces...). Any contiguous sequence of groups is a candidate, so a
   PAN followed by an expiry ("4242 4242 4242 4242 12/25") is still caught, while one
@@ -53,6 +54,7 @@ def luhn_valid(digits: str) -> bool:
 
 def is_card_digits(digits: str) -> bool:
     """A string of ASCII digits that is a card number by length and Luhn check."""
+    digits = digits.lstrip("0")
     return MIN_DIGITS <= len(digits) <= MAX_DIGITS and luhn_valid(digits)
 
 
@@ -93,7 +95,7 @@ def _card_spans(text: str):
             for last in range(first, len(groups)):
                 start, end = groups[last]
                 digits += text[start:end]
-                if len(digits) > MAX_DIGITS:
+                if len(digits.lstrip("0")) > MAX_DIGITS:
                     break
                 if is_card_digits(digits):
                     found = last

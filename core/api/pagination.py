@@ -78,13 +78,29 @@ class LimitCursorPagination(CursorPagination):
         )
 
     def get_paginated_response_schema(self, schema):
+        cursor = "Pass it back as `cursor` for the {} page; null when there is none."
         return {
             "type": "object",
             "properties": {
-                "object": {"type": "string", "example": "list"},
+                "object": {"type": "string", "enum": ["list"]},
                 "data": schema,
-                "hasMore": {"type": "boolean"},
-                "nextCursor": {"type": "string", "nullable": True},
-                "previousCursor": {"type": "string", "nullable": True},
+                "hasMore": {"type": "boolean", "description": "Whether there is a next page."},
+                "nextCursor": {"type": "string", "nullable": True, "description": cursor.format("next")},
+                "previousCursor": {"type": "string", "nullable": True, "description": cursor.format("previous")},
             },
+            "required": ["object", "data", "hasMore", "nextCursor", "previousCursor"],
         }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_size_query_param, "required": False, "in": "query",
+                "description": f"How many objects a page holds (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+            },
+            {
+                "name": self.cursor_query_param, "required": False, "in": "query",
+                "description": "A nextCursor or previousCursor of a previous page, unchanged (FlowPay signs them).",
+                "schema": {"type": "string"},
+            },
+        ]

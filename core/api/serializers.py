@@ -1,6 +1,7 @@
 """Input-validation building blocks shared by every API: strict fields, unknown-field
 rejection (no mass assignment), money and metadata rules."""
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from core.errors import ErrorCode
@@ -9,6 +10,18 @@ from core.money import CURRENCY_EXPONENTS, MAX_AMOUNT, format_minor_units
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
+
+# A regular expression (the same in Python and ECMA-262, OpenAPI's dialect) that text holds
+# when it is not blank once DRF has trimmed it: a character str.strip() keeps. ECMA's \s
+# lacks \x1c-\x1f and \x85, which Python strips, and has \ufeff, which Python keeps.
+# An email address: what Django's EmailValidator accepts, or a little less (a dot-atom local
+# part; a domain of labels, the last of 2 to 63 letters). EmailAddressField requires both,
+# and the OpenAPI schema states this pattern, so that both say the same.
+EMAIL_PATTERN = (
+    r"^[-!#$%&'*+/=?^_`{}|~0-9A-Za-z]+(\.[-!#$%&'*+/=?^_`{}|~0-9A-Za-z]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z-]{0,61}[A-Za-z]$"
+)
+NOT_BLANK_PATTERN = "[^\\s\\x1c-\\x1f\\x85]|\\ufeff"
 
 
 def _camel(name: str) -> str:
@@ -20,6 +33,11 @@ class InputSerializer(serializers.Serializer):
     """Rejects parameters it does not declare: `status` or `amountRefunded` in a create
     request is an error, never silently ignored or assigned."""
 
+    # What validate() requires beyond each field's own rules, as JSON Schema keywords over the
+    # camelCase body: merged into the request body's schema (core.api.schema), so that the
+    # OpenAPI schema states every rule a body must satisfy.
+    schema_constraints: dict = {}
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = [key for key in data if key not in self.fields or self.fields[key].read_only]
@@ -28,7 +46,28 @@ class InputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {field: [serializers.ErrorDetail(f"Received unknown parameter: {_camel(str(field))}", code=ErrorCode.PARAMETER_UNKNOWN)]}
                 )
+            if not self.context.get("query"):
+                _require_json_types(self.fields, data)
         return super().to_internal_value(data)
+
+
+def _require_json_types(fields, data: dict) -> None:
+    """In a JSON body, text parameters take strings and flags take true or false, nothing
+    else: DRF's CharField would turn 42 into "42" and BooleanField "yes" or 1 into True,
+    which the schema (type: string, type: boolean) does not allow. (Query parameters are
+    text: validated_query marks its serializers, which read "true" as a flag.)"""
+    for name, field in fields.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
+            raise serializers.ValidationError({name: [serializers.ErrorDetail("Must be true or false.", code=ErrorCode.INVALID)]})
+        if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField) and isinstance(value, list):
+            value = next((item for item in value if not isinstance(item, str)), "")
+        elif not isinstance(field, serializers.CharField):
+            continue
+        if not isinstance(value, str):
+            raise serializers.ValidationError({name: [serializers.ErrorDetail("Must be a string.", code=ErrorCode.INVALID)]})
 
 
 class StrictIntegerField(serializers.Field):
@@ -109,7 +148,7 @@ class RawField(serializers.Field):
 
 class MetadataField(serializers.Field):
     """Merchant metadata: up to 50 keys of at most 40 characters, scalar values, strings up
-    to 500 characters, no NUL characters (PostgreSQL refuses them)."""
+    to 500 characters, no NUL characters (PostgreSQL refuses them), numbers within ±2**53."""
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -127,14 +166,23 @@ class MetadataField(serializers.Field):
                 raise serializers.ValidationError(
                     f"Metadata value of '{key}' must be at most {METADATA_MAX_VALUE_LENGTH} characters without NUL.", code=ErrorCode.INVALID_METADATA
                 )
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-                raise serializers.ValidationError(f"Metadata value of '{key}' is too large a number; send it as a string.", code=ErrorCode.INVALID_METADATA)
             if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
                 raise serializers.ValidationError(f"Metadata value of '{key}' is not a finite number.", code=ErrorCode.INVALID_METADATA)
+            # Beyond 2**53 a number is not exact in JavaScript (nor in many JSON decoders).
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 2**53:
+                raise serializers.ValidationError(f"Metadata value of '{key}' is too large a number; send it as a string.", code=ErrorCode.INVALID_METADATA)
         return data
 
     def to_representation(self, value):
         return value
+
+
+class EmailAddressField(serializers.EmailField):
+    """An email address (EMAIL_PATTERN and Django's validator)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(EMAIL_PATTERN, message=self.error_messages["invalid"], code=ErrorCode.INVALID))
 
 
 class TokenField(serializers.RegexField):

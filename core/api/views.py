@@ -16,6 +16,7 @@ from core.api.schema import ErrorResponseAutoSchema
 from core.api.serializers import InputSerializer
 from core.errors import ErrorCode
 from core.idempotency import (
+    MAX_KEY_LENGTH,
     Replay,
     idempotency_begin,
     idempotency_finish,
@@ -37,6 +38,8 @@ class ApiView(APIView):
     """Every API view: authenticated by Bearer token, errors in the one shape."""
 
     schema = ErrorResponseAutoSchema()
+    # Read by the schema only (APIView does not paginate by itself): the lists of `paginate`.
+    pagination_class = LimitCursorPagination
 
     def perform_authentication(self, request):
         super().perform_authentication(request)
@@ -83,7 +86,9 @@ class ApiView(APIView):
             if key in PAGINATION_PARAMS:
                 continue
             params[_camel_to_snake(key)] = values if len(values) > 1 else values[0]
-        return self.validated(serializer_class, data=params)
+        serializer = serializer_class(data=params, context={"query": True})
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
 
     def paginate(self, queryset, output_serializer) -> Response:
         paginator = LimitCursorPagination()
@@ -93,8 +98,12 @@ class ApiView(APIView):
 
 # The header every idempotent POST documents in the OpenAPI schema.
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Makes the request safe to retry: the first result is replayed for 24 hours.",
+    "Idempotency-Key",
+    # 1 to 255 printable characters without surrounding spaces (idempotency_key_validate).
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~](?:[ -~]*[!-~])?$"},
+    OpenApiParameter.HEADER, required=False,
+    description="Makes the request safe to retry: the first result is replayed for 24 hours. "
+                "1 to 255 printable characters without surrounding spaces (a UUID is a good key).",
 )
 
 

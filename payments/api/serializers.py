@@ -6,6 +6,7 @@ from rest_framework import serializers
 from core.api.serializers import (
     CreatedRangeMixin,
     CurrencyField,
+    EmailAddressField,
     InputSerializer,
     LivemodeFilterMixin,
     MetadataField,
@@ -47,13 +48,13 @@ class TransactionListFilters(LivemodeFilterMixin, StatusListMixin, CreatedRangeM
 
 
 class CustomerCreateInput(InputSerializer):
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    email = EmailAddressField(max_length=254, required=False, allow_blank=True, default="")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     metadata = MetadataField(required=False, default=dict)
 
 
 class CustomerListFilters(LivemodeFilterMixin, CreatedRangeMixin, InputSerializer):
-    email = serializers.EmailField(required=False)
+    email = EmailAddressField(required=False)
 
 
 class PaymentMethodAttachInput(InputSerializer):

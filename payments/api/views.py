@@ -1,12 +1,13 @@
 """Merchant payments API: thin views that parse input, call one service or selector, and
 render. Merchants see only their own objects; staff tokens may read across merchants."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
 from core.api.permissions import MerchantOnly, capability_permission
+from core.api.schema import ERROR_STATUSES
 from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
 from core.errors import CardDeclined
@@ -37,13 +38,15 @@ from payments.services.transactions import (
     transaction_create,
 )
 
+DECLINED = ERROR_STATUSES["402"]
+
 
 class TransactionListCreateApi(ApiView):
     def get_permissions(self):
         return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.TRANSACTION_READ, merchant=True)()]
 
-    @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput}, parameters=[IDEMPOTENCY_HEADER],
-                   summary="Create a payment")
+    @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput, 402: OpenApiResponse(description=DECLINED)},
+                   parameters=[IDEMPOTENCY_HEADER], summary="Create a payment")
     @idempotent
     def post(self, request):
         data = self.validated(TransactionCreateInput)

@@ -3,7 +3,14 @@ parser translates at the edge). Outputs live in refunds.representations."""
 
 from rest_framework import serializers
 
-from core.api.serializers import CreatedRangeMixin, InputSerializer, LivemodeFilterMixin, StatusListMixin, StrictIntegerField
+from core.api.serializers import (
+    NOT_BLANK_PATTERN,
+    CreatedRangeMixin,
+    InputSerializer,
+    LivemodeFilterMixin,
+    StatusListMixin,
+    StrictIntegerField,
+)
 from core.errors import ErrorCode
 from core.money import MAX_AMOUNT
 from refunds.models import ChargebackStatus, RefundStatus
@@ -51,6 +58,12 @@ class ChargebackCreateInput(InputSerializer):
 
 
 class ChargebackEvidenceInput(InputSerializer):
+    # A text that is not blank, file references, or both (validate()).
+    schema_constraints = {"anyOf": [
+        {"required": ["text"], "properties": {"text": {"pattern": NOT_BLANK_PATTERN}}},
+        {"required": ["files"], "properties": {"files": {"minItems": 1}}},
+    ]}
+
     text = VerbatimTextField(max_length=EVIDENCE_TEXT_MAX_LENGTH, required=False, allow_blank=True, default="")
     files = serializers.ListField(
         child=serializers.CharField(max_length=EVIDENCE_FILE_REF_MAX_LENGTH), max_length=EVIDENCE_MAX_FILES,

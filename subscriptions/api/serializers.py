@@ -28,6 +28,11 @@ MAX_INTERVAL_COUNT = {Interval.DAY: 1095, Interval.WEEK: 156, Interval.MONTH: 36
 
 # --- inputs ------------------------------------------------------------------------------
 class PlanCreateInput(InputSerializer):
+    # intervalCount is at most 3 years of the interval (validate()).
+    schema_constraints = {"anyOf": [
+        {"properties": {"interval": {"pattern": f"^{interval}$"}, "intervalCount": {"maximum": limit}}}
+        for interval, limit in MAX_INTERVAL_COUNT.items()
+    ]}
     name = serializers.CharField(max_length=200)
     amount = RawField()
     currency = CurrencyField()
@@ -60,6 +65,8 @@ class SubscriptionCreateInput(InputSerializer):
 
 
 class SubscriptionUpdateInput(InputSerializer):
+    schema_constraints = {"minProperties": 1}  # paymentMethod and/or cancelAtPeriodEnd (validate())
+
     payment_method = TokenField(required=False)
     cancel_at_period_end = serializers.BooleanField(required=False)
 
@@ -71,10 +78,6 @@ class SubscriptionUpdateInput(InputSerializer):
 
 class SubscriptionCancelInput(InputSerializer):
     at_period_end = serializers.BooleanField(required=False, default=False)
-
-
-class EmptyInput(InputSerializer):
-    pass
 
 
 class SubscriptionListFilters(LivemodeFilterMixin, StatusListMixin, InputSerializer):

@@ -8,10 +8,10 @@ from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
 from core.api.permissions import MerchantOnly, capability_permission
+from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
 from core.permissions import Capability
 from subscriptions.api.serializers import (
-    EmptyInput,
     InvoiceListFilters,
     PlanCreateInput,
     PlanListFilters,

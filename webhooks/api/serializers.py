@@ -8,6 +8,9 @@ from webhooks.services.deliveries import event_document
 
 
 class WebhookEndpointCreateInput(InputSerializer):
+    # The event types (or '*') webhook_endpoint_create accepts.
+    schema_constraints = {"properties": {"enabledEvents": {"items": {"enum": [*(t.value for t in EventType), "*"]}}}}
+
     url = serializers.URLField(max_length=2000)
     enabled_events = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list, max_length=50)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
