@@ -3,7 +3,7 @@ error shape look in OpenAPI.
 
 Rule: the schema is true. Every operation documents the statuses it can answer (the error
 statuses with the one error body), lists are documented as the paginated object they are, and
-fields document the constraints the API enforces; tests/test_openapi_contract.py runs
+fields document the constraints the API enforces; tests/core/test_openapi_contract.py runs
 schemathesis against a live server to keep it so."""
 
 import inspect
@@ -174,6 +174,7 @@ class ErrorResponseAutoSchema(AutoSchema):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "query":
                 parameter["name"] = _camel(parameter["name"])
+                parameter.get("schema", {}).pop("nullable", None)  # absent, or a value: never null
         body = force_instance(self.get_request_serializer()) if "requestBody" in operation else None
         if isinstance(body, InputSerializer) and _needs_a_body(body):
             operation["requestBody"]["required"] = True

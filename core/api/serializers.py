@@ -46,9 +46,19 @@ class InputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {field: [serializers.ErrorDetail(f"Received unknown parameter: {_camel(str(field))}", code=ErrorCode.PARAMETER_UNKNOWN)]}
                 )
-            if not self.context.get("query"):
+            if self.context.get("query"):
+                _require_query_flags(self.fields, data)
+            else:
                 _require_json_types(self.fields, data)
         return super().to_internal_value(data)
+
+
+def _require_query_flags(fields, data: dict) -> None:
+    """A flag in the query string is `true` or `false`, as documented; DRF would also read
+    "yes", "1", "on" or an empty value (as null)."""
+    for name, field in fields.items():
+        if name in data and isinstance(field, serializers.BooleanField) and data[name] not in ("true", "false"):
+            raise serializers.ValidationError({name: [serializers.ErrorDetail("Must be true or false.", code=ErrorCode.INVALID)]})
 
 
 def _require_json_types(fields, data: dict) -> None:

@@ -2,7 +2,7 @@
 zero-width and bidi characters, deep nesting and charsets FlowPay does not read to the
 endpoints (bodies, query strings, path ids, the Idempotency-Key header); every answer is
 below 500, every refusal is in the error shape and stores nothing. (The schemathesis run in
-tests/test_openapi_contract.py sends schema-shaped data; this sends what no schema allows.)"""
+tests/core/test_openapi_contract.py sends schema-shaped data; this sends what no schema allows.)"""
 
 import json
 from urllib.parse import quote

@@ -45,7 +45,7 @@ seed = {SEED}
 [generation]
 max-examples = {EXAMPLES}
 # PostgreSQL text cannot hold NUL, and the API refuses it in every string (400); OpenAPI 3.0
-# has no economical way to say so on each field. tests/test_hostile_property.py sends NULs.
+# has no economical way to say so on each field. tests/core/test_hostile_property.py sends NULs.
 allow-x00 = false
 codec = "utf-8"
 database = "none"
