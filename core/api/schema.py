@@ -155,7 +155,8 @@ class ErrorResponseAutoSchema(AutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if direction != "request" or schema.get("type") != "string" or not isinstance(field, serializers.CharField):
             return schema
-        if not isinstance(field, serializers.EmailField) and not field.allow_blank and field.trim_whitespace and not any(isinstance(v, RegexValidator) for v in field.validators):
+        patterned = isinstance(field, serializers.EmailField) or any(isinstance(v, RegexValidator) for v in field.validators)
+        if not patterned and not field.allow_blank and field.trim_whitespace:
             schema["pattern"] = NOT_BLANK_PATTERN  # "  " is blank once trimmed: refused like ""
         return schema
 

@@ -72,8 +72,9 @@ def _require_json_types(fields, data: dict) -> None:
             continue
         if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
             raise serializers.ValidationError({name: [serializers.ErrorDetail("Must be true or false.", code=ErrorCode.INVALID)]})
-        if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField) and isinstance(value, list):
-            value = next((item for item in value if not isinstance(item, str)), "")
+        texts = isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField)
+        if texts and isinstance(value, list):
+            value = next((item for item in value if not isinstance(item, str)), "")  # the first item that is not text
         elif not isinstance(field, serializers.CharField):
             continue
         if not isinstance(value, str):

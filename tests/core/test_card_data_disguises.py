@@ -76,103 +76,122 @@ def _json(data) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-def _disguises() -> list[Disguise]:
-    made, serial = [], 0
+class Planter:
+    """Makes the disguises, each with its own planted number."""
 
-    def pan(**kwargs) -> str:
-        nonlocal serial
-        serial += 1
-        return planted_pan(serial, **kwargs)
+    def __init__(self):
+        self.made: list[Disguise] = []
+        self.serial = 0
 
-    def body(name: str, data, **kwargs):
-        made.append(Disguise(name, kwargs.pop("planted"), "POST", kwargs.pop("path", URL), _json(data), **kwargs))
+    def pan(self, **kwargs) -> str:
+        self.serial += 1
+        return planted_pan(self.serial, **kwargs)
 
+    def add(self, name: str, number: str, method: str, path: str, body: bytes | None = None, **kwargs) -> None:
+        self.made.append(Disguise(name, number, method, path, body, **kwargs))
+
+    def body(self, name: str, number: str, data, path: str = URL) -> None:
+        self.add(name, number, "POST", path, _json(data))
+
+    def raw(self, name: str, number: str, text: str) -> None:
+        """JSON written out by hand (json.dumps would print numbers its own way)."""
+        self.add(name, number, "POST", URL, text.encode())
+
+
+def _text_disguises(plant: Planter) -> None:
     for name, separator in SEPARATORS.items():
-        number = pan()
-        body(f"description_{name}", {**VALID, "description": f"card {separator.join(groups(number))} thanks"}, planted=number)
+        number = plant.pan()
+        plant.body(f"description_{name}", number, {**VALID, "description": f"card {separator.join(groups(number))} thanks"})
     for name, zero in SCRIPTS.items():
-        number = pan()
-        body(f"metadata_{name}_digits", {**VALID, "metadata": {"note": in_script(number, zero)}}, planted=number)
-    number = pan()
-    mixed = "".join(chr(0xFF10 + int(d)) if i % 2 else d for i, d in enumerate(number))
-    body("mixed_scripts", {**VALID, "description": mixed}, planted=number)
-    number = pan()
-    body("mixed_separators", {**VALID, "description": "{}.{} {}/{}".format(*groups(number))}, planted=number)
-    number = pan(prefix="3", length=15)
-    body("amex_4_6_5", {**VALID, "description": " ".join(groups(number, (4, 6, 5)))}, planted=number)
-    number = pan(length=19)
-    body("nineteen_digits_dotted", {**VALID, "metadata": {"n": ".".join(groups(number, (4, 4, 4, 4, 3)))}}, planted=number)
-    number = pan()
-    body("customer_name_nbsp", {"name": "\u00a0".join(groups(number))}, planted=number, path="/payment/customers")
-    number = pan()
-    body("metadata_key", {**VALID, "metadata": {"_".join(groups(number)): "x"}}, planted=number)
-    number = pan()
-    body("unknown_parameter", {**VALID, "card": {"number": ".".join(groups(number))}}, planted=number)
-    number = pan()
-    body("list_of_groups", {**VALID, "metadata": {"k": "v"}, "extra": groups(number)}, planted=number)
-    number = pan()
-    body("list_of_integer_groups", {**VALID, "extra": [int(g) for g in groups(number)]}, planted=number)
+        number = plant.pan()
+        plant.body(f"metadata_{name}_digits", number, {**VALID, "metadata": {"note": in_script(number, zero)}})
+    number = plant.pan()
+    mixed = "".join(chr(0xFF10 + int(d)) if i % 2 else d for i, d in enumerate(number))  # every other digit fullwidth
+    plant.body("mixed_scripts", number, {**VALID, "description": mixed})
+    number = plant.pan()
+    plant.body("mixed_separators", number, {**VALID, "description": "{}.{} {}/{}".format(*groups(number))})
+    number = plant.pan(prefix="3", length=15)
+    plant.body("amex_4_6_5", number, {**VALID, "description": " ".join(groups(number, (4, 6, 5)))})
+    number = plant.pan(length=19)
+    plant.body("nineteen_digits_dotted", number, {**VALID, "metadata": {"n": ".".join(groups(number, (4, 4, 4, 4, 3)))}})
+    number = plant.pan()
+    plant.body("customer_name_nbsp", number, {"name": "\u00a0".join(groups(number))}, path="/payment/customers")
+    number = plant.pan()
+    plant.body("metadata_key", number, {**VALID, "metadata": {"_".join(groups(number)): "x"}})
+    number = plant.pan()
+    plant.body("unknown_parameter", number, {**VALID, "card": {"number": ".".join(groups(number))}})
+    number = plant.pan()
+    plant.body("list_of_groups", number, {**VALID, "metadata": {"k": "v"}, "extra": groups(number)})
+    number = plant.pan()
+    plant.body("list_of_integer_groups", number, {**VALID, "extra": [int(g) for g in groups(number)]})
 
-    # JSON numbers (written out by hand: json.dumps would print them its own way).
-    def raw(name: str, text: str, number: str):
-        made.append(Disguise(name, number, "POST", URL, text.encode()))
 
-    number = pan()
-    raw("json_integer", '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", "metadata": {"n": %s}}' % number, number)
-    number = pan()
-    raw("json_float_exponent", '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", "metadata": {"n": %s.%se15}}'
-        % (number[0], number[1:]), number)
-    number = pan()
-    raw("json_float_integral", '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", "metadata": {"n": %s.0}}'
-        % number, number)
-    number = pan()
-    raw("json_float_mantissa", '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", "metadata": {"n": %s.%s}}'
-        % (number[0], number[1:]), number)
-    number = pan()
-    raw("amount_as_exponent", '{"amount": %s.%se15, "currency": "usd", "paymentMethod": "pm_card_visa"}' % (number[0], number[1:]), number)
-    number = pan()
+def _number_disguises(plant: Planter) -> None:
+    head = '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", '
+    number = plant.pan()
+    plant.raw("json_integer", number, head + '"metadata": {"n": %s}}' % number)
+    number = plant.pan()
+    plant.raw("json_float_exponent", number, head + '"metadata": {"n": %s.%se15}}' % (number[0], number[1:]))
+    number = plant.pan()
+    plant.raw("json_float_integral", number, head + '"metadata": {"n": %s.0}}' % number)
+    number = plant.pan()
+    plant.raw("json_float_mantissa", number, head + '"metadata": {"n": %s.%s}}' % (number[0], number[1:]))
+    number = plant.pan()
+    plant.raw("amount_as_exponent", number,
+              '{"amount": %s.%se15, "currency": "usd", "paymentMethod": "pm_card_visa"}' % (number[0], number[1:]))
+    number = plant.pan()
     escaped = "".join(f"\\u{ord(c):04x}" for c in in_script(number, 0xFF10))
-    raw("json_escaped_fullwidth", '{"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa", "description": "%s"}'
-        % escaped, number)
+    plant.raw("json_escaped_fullwidth", number, head + '"description": "%s"}' % escaped)
 
-    # The URL path (access logs), the query string, the stored Idempotency-Key header.
-    number = pan()
-    made.append(Disguise("path_plain", number, "GET", f"{URL}/{number}"))
-    number = pan()
-    made.append(Disguise("path_dotted", number, "GET", f"/payment/customers/{'.'.join(groups(number))}"))
-    number = pan()
-    made.append(Disguise("path_fullwidth", number, "GET", f"{URL}/{quote(in_script(number, 0xFF10))}/capture"))
-    number = pan()
-    made.append(Disguise("query_arabic_indic", number, "GET", f"{URL}?customer={quote(in_script(number, 0x0660))}"))
-    number = pan()
-    made.append(Disguise("query_key", number, "GET", f"{URL}?{quote('_'.join(groups(number)))}=1"))
-    number = pan()
-    made.append(Disguise("idempotency_key", number, "POST", URL, _json(VALID), headers={"HTTP_IDEMPOTENCY_KEY": "-".join(groups(number))}))
-    number = pan()
-    made.append(Disguise("idempotency_key_dots", number, "POST", URL, _json(VALID),
-                         headers={"HTTP_IDEMPOTENCY_KEY": f"order.{'.'.join(groups(number))}"}))
 
-    # Bodies in a charset FlowPay reads faithfully (latin-1: ¹²³ are digits once normalised) ...
+def _request_part_disguises(plant: Planter) -> None:
+    """The URL path (access logs), the query string, the stored Idempotency-Key header."""
+    number = plant.pan()
+    plant.add("path_plain", number, "GET", f"{URL}/{number}")
+    number = plant.pan()
+    plant.add("path_dotted", number, "GET", f"/payment/customers/{'.'.join(groups(number))}")
+    number = plant.pan()
+    plant.add("path_fullwidth", number, "GET", f"{URL}/{quote(in_script(number, 0xFF10))}/capture")
+    number = plant.pan()
+    plant.add("query_arabic_indic", number, "GET", f"{URL}?customer={quote(in_script(number, 0x0660))}")
+    number = plant.pan()
+    plant.add("query_key", number, "GET", f"{URL}?{quote('_'.join(groups(number)))}=1")
+    number = plant.pan()
+    plant.add("idempotency_key", number, "POST", URL, _json(VALID), headers={"HTTP_IDEMPOTENCY_KEY": "-".join(groups(number))})
+    number = plant.pan()
+    plant.add("idempotency_key_dots", number, "POST", URL, _json(VALID),
+              headers={"HTTP_IDEMPOTENCY_KEY": f"order.{'.'.join(groups(number))}"})
+
+
+def _charset_disguises(plant: Planter) -> None:
+    # A charset FlowPay reads faithfully (latin-1: ¹²³ are digits once normalised) ...
     pick = random.Random(0)
     number = next(p for p in ("3" + "".join(pick.choice("123") for _ in range(15)) for _ in range(1000)) if luhn_valid(p))
     superscripts = number.translate(str.maketrans("123", "\u00b9\u00b2\u00b3"))
-    made.append(Disguise("latin1_superscripts", number, "POST", URL, _json({**VALID, "description": superscripts}).decode().encode("latin-1"),
-                         content_type="application/json; charset=iso-8859-1"))
-    # ... and in those it does not: refused unread (415).
+    latin1 = _json({**VALID, "description": superscripts}).decode().encode("latin-1")
+    plant.add("latin1_superscripts", number, "POST", URL, latin1,
+              content_type="application/json; charset=iso-8859-1")
+    # ... and those it does not: refused unread (415).
     for charset in ("utf-16", "utf-16-be", "utf-32", "utf-7", "cp1252", "utf-8-sig"):
-        number = pan()
-        made.append(Disguise(f"charset_{charset}", number, "POST", URL, _json({**VALID, "description": number}).decode().encode(charset),
-                             content_type=f"application/json; charset={charset}", status=415))
+        number = plant.pan()
+        plant.add(f"charset_{charset}", number, "POST", URL, _json({**VALID, "description": number}).decode().encode(charset),
+                  content_type=f"application/json; charset={charset}", status=415)
     for charset in ("base64", "rot13", "zlib", "uu", "quopri", "hex", "bz2"):
-        number = pan()
+        number = plant.pan()
         document = _json({**VALID, "description": number})
         encoded = codecs.encode(document.decode(), charset).encode() if charset == "rot13" else codecs.encode(document, charset)
-        made.append(Disguise(f"charset_{charset}", number, "POST", URL, encoded, content_type=f"application/json; charset={charset}",
-                             status=415))
-    number = pan()
-    made.append(Disguise("content_encoding_gzip", number, "POST", URL, gzip.compress(_json({**VALID, "description": number})),
-                         headers={"HTTP_CONTENT_ENCODING": "gzip"}, status=415))
-    return made
+        plant.add(f"charset_{charset}", number, "POST", URL, encoded, content_type=f"application/json; charset={charset}",
+                  status=415)
+    number = plant.pan()
+    plant.add("content_encoding_gzip", number, "POST", URL, gzip.compress(_json({**VALID, "description": number})),
+              headers={"HTTP_CONTENT_ENCODING": "gzip"}, status=415)
+
+
+def _disguises() -> list[Disguise]:
+    plant = Planter()
+    for make in (_text_disguises, _number_disguises, _request_part_disguises, _charset_disguises):
+        make(plant)
+    return plant.made
 
 
 DISGUISES = _disguises()
@@ -181,7 +200,8 @@ DISGUISES = _disguises()
 def send(client, disguise: Disguise):
     if disguise.method == "GET":
         return client.get(disguise.path, **(disguise.headers or {}))
-    return client.generic(disguise.method, disguise.path, disguise.body, content_type=disguise.content_type, **(disguise.headers or {}))
+    headers = disguise.headers or {}
+    return client.generic(disguise.method, disguise.path, disguise.body, content_type=disguise.content_type, **headers)
 
 
 def nothing_stored() -> bool:
