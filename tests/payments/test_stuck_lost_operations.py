@@ -15,6 +15,7 @@ from gateways.models import SimulatorCharge
 from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_get, simulator_faults_set
 from payments.models import PaymentAttempt, Transaction
 from payments.tasks import check_stuck_transactions_task
+from tests.support.commands import run, run_json
 
 URL = "/payment/transactions"
 MANUAL = {"amount": 5000, "currency": "usd", "paymentMethod": "pm_card_visa", "captureMethod": "manual"}
@@ -121,3 +122,22 @@ def test_a_lost_capture_that_never_reached_the_gateway_is_closed_after_the_grace
     retry = merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
     assert retry.status_code == 200 and retry.json()["status"] == "completed"
     assert SimulatorCharge.objects.get().amount_captured == 5000
+
+
+@pytest.mark.django_db
+def test_find_stuck_transactions_lists_an_authorized_payment_whose_capture_went_unanswered(merchant_a, authorized):
+    simulator_faults_set(SimulatorFaults(lost_responses=("capture",)))
+    assert merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json").status_code == 503
+    simulator_faults_clear()
+    # a capture unanswered for less than --older-than is not listed yet
+    assert run_json("find_stuck_transactions", "--older-than", "10m")["unknownCapturesAndVoids"] == []
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=11), tick=False):
+        document = run_json("find_stuck_transactions", "--older-than", "10m", expect=1)
+        text = run("find_stuck_transactions", "--older-than", "10m", expect=1).out
+    assert (document["count"], document["unknownCaptureOrVoidCount"]) == (0, 1)
+    [row] = document["unknownCapturesAndVoids"]
+    assert (row["id"], row["status"], row["operation"], row["errorCode"], row["amount"]) == (
+        authorized, "authorized", "capture", "gateway_timeout", 5000)
+    assert 655 <= row["ageSeconds"] <= 700
+    assert authorized in text and "capture or void unanswered" in text and "stuck checker settles" in text
