@@ -13,7 +13,12 @@ from django.utils import timezone
 from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
 from core.money import format_minor_units
 from payments.models import PaymentAttempt
-from payments.selectors import stuck_threshold, transactions_stuck_with_last_attempt, transactions_with_unknown_capture_or_void
+from payments.selectors import (
+    stuck_threshold,
+    transactions_stuck_with_last_attempt,
+    transactions_with_unknown_capture_or_void,
+    unanswered_attempts,
+)
 
 
 class Command(RunbookCommand):
@@ -93,7 +98,7 @@ class Command(RunbookCommand):
         total = query.count()
         rows = []
         for txn in query[:limit]:
-            attempt = (PaymentAttempt.objects.filter(transaction=txn, outcome=PaymentAttempt.Outcome.UNKNOWN,
+            attempt = (PaymentAttempt.objects.filter(unanswered_attempts(cutoff=now - older_than), transaction=txn,
                                                      operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID])
                        .order_by("-number").first())
             age = now - attempt.started_at
