@@ -13,8 +13,11 @@ from accounts.services import (
     credential_digest,
 )
 from core.api.authentication import MerchantPrincipal
+from core.lookups import UniqueLookup
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per credential per minute
+# Every merchant API request starts here: its SQL is built once (core.lookups).
+API_KEY_BY_DIGEST = UniqueLookup(ApiKey, by=("key_hash",), related="merchant")
 
 
 def _touch(model, credential) -> None:
@@ -41,7 +44,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         secret = parts[1]
         digest = credential_digest(secret)
         if secret.startswith(tuple(API_KEY_PREFIXES.values())):
-            key = ApiKey.objects.select_related("merchant").filter(key_hash=digest).first()
+            key = API_KEY_BY_DIGEST.get(digest)
             if key is None or not key.is_active or not key.merchant.is_active:
                 raise exceptions.AuthenticationFailed("Invalid API key provided.")
             _touch(ApiKey, key)

@@ -30,9 +30,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import ErrorCode, IdempotencyError, IdempotencyInFlight, InvalidRequest
+from core.lookups import UniqueLookup
 from core.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
+# Every request with a key reads its record first: its SQL is built once (core.lookups).
+RECORD_BY_KEY = UniqueLookup(IdempotencyRecord, by=("scope", "key"))
 # Responses that mean "the endpoint did not execute": the key is released, not stored.
 NOT_EXECUTED_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 415, 422, 429})
 
@@ -63,7 +66,7 @@ def idempotency_lookup(*, scope: str, key: str, fingerprint: str) -> Idempotency
     (in flight past the lock timeout) and this request takes it over; 422 for other
     parameters, 409 while its request still runs. One SELECT when the key is free or
     completed, so a replay reads one row and writes nothing."""
-    record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+    record = RECORD_BY_KEY.get(scope, key)
     if record is None:
         return None
     if record.fingerprint != fingerprint:
@@ -118,10 +121,11 @@ class IdempotencyClaim:
     and the answer is stored in the transaction that records the outcome (so the outcome
     and its answer commit together, once).
 
-    `record` is set when this request takes over the record of one presumed dead (the
-    service must look for what that one created, `taken_over`), or once `claim` made it.
-    `answer` is the endpoint's rendering of the outcome (an object with `status_code` and
-    `data`, a DRF Response); `response` is that answer once stored by `complete`."""
+    `record` is set from the start when this request takes over the record of one presumed
+    dead (`record_id`: the service must look for what that one created), or once `claim`
+    made it. `answer` is the endpoint's rendering of the outcome (an object with
+    `status_code` and `data`, a DRF Response); `response` is that answer once stored by
+    `complete`."""
 
     scope: str
     key: str
@@ -130,11 +134,12 @@ class IdempotencyClaim:
     fingerprint: str
     answer: Callable[..., Any]
     record: IdempotencyRecord | None = None
-    taken_over: bool = False
     response: Any = None
 
     @property
     def record_id(self) -> int | None:
+        """The record's id, None until this request claimed the key (nothing can have been
+        made under it yet) unless it took the record over."""
         return self.record.pk if self.record is not None else None
 
     @property

@@ -147,20 +147,19 @@ def idempotent(handler=None, *, answered_by_service: Callable[..., Response] | N
         key = idempotency_key_validate(raw_key)
         scope = idempotency_scope(request)
         fingerprint = request_fingerprint(method=request.method, path=request.path, data=request.data)
-        if answered_by_service is None:
-            outcome = idempotency_begin(scope=scope, key=key, method=request.method, path=request.path, fingerprint=fingerprint)
-            claim = None
-        else:
-            outcome = idempotency_lookup(scope=scope, key=key, fingerprint=fingerprint)
-        if isinstance(outcome, Replay):
-            return Response(outcome.body, status=outcome.status, headers={"Idempotent-Replayed": "true"})
+        if answered_by_service is None:  # claimed here (or answered from the existing record)
+            record = idempotency_begin(scope=scope, key=key, method=request.method, path=request.path, fingerprint=fingerprint)
+        else:  # None: the key is free, for the service to claim
+            record = idempotency_lookup(scope=scope, key=key, fingerprint=fingerprint)
+        if isinstance(record, Replay):
+            return Response(record.body, status=record.status, headers={"Idempotent-Replayed": "true"})
+        claim = None
         if answered_by_service is not None:
-            claim = IdempotencyClaim(
+            claim = request.idempotency_claim = IdempotencyClaim(
                 scope=scope, key=key, method=request.method, path=request.path, fingerprint=fingerprint,
-                answer=answered_by_service, record=outcome, taken_over=outcome is not None,
+                answer=answered_by_service, record=record,
             )
-            request.idempotency_claim = claim
-        request.idempotency_record = outcome
+        request.idempotency_record = record
         try:
             response = handler(self, request, *args, **kwargs)
         except IdempotencyKeyTaken:
@@ -174,9 +173,10 @@ def idempotent(handler=None, *, answered_by_service: Callable[..., Response] | N
             # times out and is then taken over by services that find what this one created.
             # Nothing is written here: the database may be what failed.
             response = self.handle_exception(exc)
-        record = claim.record if claim is not None else outcome
-        if claim is not None and claim.answered:
-            return response  # stored with the outcome, in the service's transaction
+        if claim is not None:
+            if claim.answered:
+                return response  # stored with the outcome, in the service's transaction
+            record = claim.record  # None: never claimed, nothing was made under the key
         if record is not None and response.status_code < 500:
             idempotency_finish(record=record, status=response.status_code, body=response.data)
         return response
