@@ -136,6 +136,9 @@ class IdempotencyClaim:
     record: IdempotencyRecord | None = None
     response: Any = None
 
+    def __post_init__(self):
+        self._taken_over = self.record
+
     @property
     def record_id(self) -> int | None:
         """The record's id, None until this request claimed the key (nothing can have been
@@ -164,6 +167,11 @@ class IdempotencyClaim:
                 raise
             raise IdempotencyKeyTaken(self.key) from exc
         return self.record
+
+    def rolled_back(self) -> None:
+        """The database transaction that made the claim rolled back: the key is this
+        request's to claim again (or, taken over, still the record it took over)."""
+        self.record = self._taken_over
 
     def complete(self, *args, **kwargs) -> Any:
         """Render the answer (`answer(*args, **kwargs)`) and store it as the key's result,

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -58,7 +58,15 @@ from gateways.router import (
 from payments.models import CaptureMethod, Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
 from payments.representations import transaction_representation
 from payments.selectors import customer_get, payment_method_get_saved
-from payments.services.gateway_keys import authorize_key, gateway_key_base, gateway_key_base_for, transaction_key
+from payments.services.authorization import OUTCOME_FIELDS, authorization_apply, latency_ms
+from payments.services.gateway_keys import (
+    AUTHORIZE,
+    authorize_key,
+    derived_key,
+    gateway_key_base,
+    gateway_key_base_for,
+    transaction_key,
+)
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -116,10 +124,20 @@ def transaction_create(
     started = time.perf_counter()
     source = _payment_source(merchant=merchant, payment=payment, livemode=livemode)
     gateway = next_gateway_for_new_payment(payment_method=source.token, exclude=set(), only=source.pinned_gateway)
-    txn, attempt = _transaction_open(
+    opening = dict(
         merchant=merchant, payment=payment, source=source, gateway=gateway.name if gateway is not None else None,
-        actor=actor, livemode=livemode, key_base=key_base, idempotency=idempotency, idempotency_record_id=idempotency_record_id,
+        actor=actor, livemode=livemode, idempotency=idempotency, idempotency_record_id=idempotency_record_id,
     )
+    try:
+        txn, attempt = _transaction_open(**opening, key_base=key_base)
+    except DerivedKeyUsed as used:
+        # An earlier request's, whose record is gone (gateway_keys' rule): the first
+        # attempt goes under the per-transaction key; nothing of the first opening stays.
+        if not PaymentAttempt.objects.filter(idempotency_key=used.key).exists():
+            raise used.__cause__ from None
+        if idempotency is not None:
+            idempotency.rolled_back()
+        txn, attempt = _transaction_open(**opening, key_base=None)
     txn, result, settled_meanwhile = _transaction_route(
         txn=txn, gateway=gateway, attempt=attempt, pinned_gateway=source.pinned_gateway, key_base=key_base, actor=actor,
         idempotency=idempotency,
@@ -293,25 +311,24 @@ def _transaction_open(
     ])
     if gateway is None:
         return txn, None
-    # The transaction was inserted by this database transaction: it has no attempt yet.
-    attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.AUTHORIZE, amount=txn.amount, key_base=key_base, number=1)
+    # The transaction was inserted by this database transaction: it has no attempt yet. Its
+    # key is not looked up first: the unique index refuses one already used (DerivedKeyUsed).
+    key = derived_key(base=key_base, number=1) if key_base is not None else transaction_key(txn=txn, operation=AUTHORIZE, number=1)
+    try:
+        attempt = _attempt_insert(txn=txn, operation=AUTHORIZE, amount=txn.amount, number=1, key=key)
+    except IntegrityError as exc:
+        if key_base is None:
+            raise
+        raise DerivedKeyUsed(key) from exc  # leaves (and rolls back) this database transaction
     return txn, attempt
 
 
-@dataclass(frozen=True)
-class AuthorizationRecorded:
-    """What the gateway's answer to an authorization makes of the payment (see
-    _authorization_apply): the audit entry and whether merchants hear of it."""
+class DerivedKeyUsed(Exception):
+    """The first attempt's derived gateway key is already an attempt's (see transaction_create)."""
 
-    action: AuditAction
-    result: str
-    details: dict | None
-    announce: bool
-
-
-# The transaction's fields an authorization's outcome changes (the Transaction transitions
-# from processing): what _transaction_record_authorization writes.
-OUTCOME_FIELDS = ("status", "gateway_reference", "amount_captured", "next_action", "finalized_at", "failure_code", "failure_message")
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
 
 
 @transaction.atomic
@@ -330,7 +347,7 @@ def _transaction_record_authorization(
     it during the call, it is locked and read instead, and the late answer recorded as such
     (_record_after_settlement)."""
     now = timezone.now()
-    recorded = _authorization_apply(txn=txn, attempt=attempt, result=result, now=now)
+    recorded = authorization_apply(txn=txn, attempt=attempt, result=result, now=now)
     txn.updated_at = now
     still_processing = Transaction.objects.filter(pk=txn.pk, status=S.PROCESSING).update(
         updated_at=now, **{field: getattr(txn, field) for field in OUTCOME_FIELDS}
@@ -338,7 +355,7 @@ def _transaction_record_authorization(
     if not still_processing:
         locked = Transaction.objects.select_for_update().get(pk=txn.pk)
         late = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
-        late.finished_at, late.latency_ms = now, _latency_ms(late, now)
+        late.finished_at, late.latency_ms = now, latency_ms(late, now)
         return _record_after_settlement(txn=locked, attempt=late, result=result, actor=actor)
     PaymentAttempt.objects.filter(pk=attempt.pk).update(
         outcome=attempt.outcome, gateway_reference=attempt.gateway_reference, error_code=attempt.error_code,
@@ -353,53 +370,6 @@ def _transaction_record_authorization(
     if idempotency is not None and not isinstance(result, GatewayRequestError):  # that one is answered 400 (released)
         idempotency.complete(txn, representation)
     return txn
-
-
-def _authorization_apply(
-    *, txn: Transaction, attempt: PaymentAttempt, result: "ChargeResult | GatewayError", now
-) -> AuthorizationRecorded:
-    """Apply the gateway's answer to the in-memory transaction (its transition from
-    processing) and attempt (its outcome). Pure: no I/O."""
-    attempt.finished_at, attempt.latency_ms = now, _latency_ms(attempt, now)
-    if isinstance(result, GatewayTimeout):
-        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
-        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
-        return AuthorizationRecorded(AuditAction.TRANSACTION_OUTCOME_UNKNOWN, "failure", {"error": result.code}, announce=False)
-    if isinstance(result, GatewayError):
-        attempt.outcome = PaymentAttempt.Outcome.ERROR
-        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
-        txn.mark_failed(code=result.code, message=str(result), reference=None, now=now)
-        return AuthorizationRecorded(AuditAction.TRANSACTION_FAILED, "failure", {"error": result.code}, announce=True)
-
-    attempt.gateway_reference = result.reference or ""
-    if result.outcome == Outcome.SUCCEEDED:
-        attempt.outcome = PaymentAttempt.Outcome.SUCCEEDED
-        if result.amount_captured:
-            txn.mark_completed(reference=result.reference, amount_captured=result.amount_captured, now=now)
-            action = AuditAction.TRANSACTION_COMPLETED
-        else:
-            txn.mark_authorized(reference=result.reference, now=now)
-            action = AuditAction.TRANSACTION_AUTHORIZED
-    elif result.outcome == Outcome.DECLINED:
-        attempt.outcome = PaymentAttempt.Outcome.DECLINED
-        attempt.error_code, attempt.error_message = result.decline_code or "card_declined", result.message[:500]
-        txn.mark_failed(code=result.decline_code or "card_declined", message=result.message, reference=result.reference, now=now)
-        action = AuditAction.TRANSACTION_FAILED
-    elif result.outcome == Outcome.REQUIRES_ACTION:
-        attempt.outcome = PaymentAttempt.Outcome.REQUIRES_ACTION
-        txn.mark_requires_action(reference=result.reference, next_action=result.next_action or {})
-        action = AuditAction.TRANSACTION_REQUIRES_ACTION
-    else:
-        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
-        return AuthorizationRecorded(AuditAction.TRANSACTION_OUTCOME_UNKNOWN, "failure", None, announce=False)
-    return AuthorizationRecorded(
-        action, "failure" if txn.status == S.FAILED else "success",
-        {"gateway": txn.gateway, "reference": txn.gateway_reference, "decline_code": result.decline_code}, announce=True,
-    )
-
-
-def _latency_ms(attempt: PaymentAttempt, now) -> int:
-    return int((now - attempt.started_at).total_seconds() * 1000)
 
 
 def _record_after_settlement(
@@ -507,17 +477,17 @@ def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
 
 
 # --- helpers -----------------------------------------------------------------------
-def _attempt_start(
-    *, txn: Transaction, operation: str, amount: int, key_base: str | None = None, number: int | None = None
-) -> PaymentAttempt:
-    # Called under the transaction's row lock, so the next number cannot race; `number` is
-    # given when the caller knows it (the first attempt of a transaction it just inserted).
-    if number is None:
-        number = (txn.attempts.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+def _attempt_start(*, txn: Transaction, operation: str, amount: int, key_base: str | None = None) -> PaymentAttempt:
+    # Called under the transaction's row lock, so the next number cannot race.
+    number = (txn.attempts.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     if operation == PaymentAttempt.Operation.AUTHORIZE:
         key = authorize_key(txn=txn, number=number, base=key_base)
     else:
         key = transaction_key(txn=txn, operation=operation, number=number)
+    return _attempt_insert(txn=txn, operation=operation, amount=amount, number=number, key=key)
+
+
+def _attempt_insert(*, txn: Transaction, operation: str, amount: int, number: int, key: str) -> PaymentAttempt:
     return PaymentAttempt.objects.create(
         transaction=txn, number=number, operation=operation, gateway=txn.gateway,
         idempotency_key=key, amount=amount, started_at=timezone.now(),
@@ -531,7 +501,7 @@ def _attempt_finish(attempt: PaymentAttempt, *, outcome: str, reference: str | N
     attempt.error_code = error_code[:64]
     attempt.error_message = message[:500]
     attempt.finished_at = now
-    attempt.latency_ms = _latency_ms(attempt, now)
+    attempt.latency_ms = latency_ms(attempt, now)
     attempt.save()
 
 

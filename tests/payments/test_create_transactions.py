@@ -164,7 +164,7 @@ def test_a_failure_before_the_first_commit_leaves_nothing_and_a_retry_runs_afres
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(transaction_services, "_attempt_start", database_gone)
+    monkeypatch.setattr(transaction_services, "_attempt_insert", database_gone)
     first = merchant_a.client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-lost")
     monkeypatch.undo()
 
@@ -210,15 +210,15 @@ def test_the_outcome_its_audit_its_event_and_the_answer_are_written_together_or_
 def test_a_request_that_loses_the_claim_to_a_concurrent_one_is_answered_409_and_sends_nothing(merchant_a, monkeypatch):
     # given a first request holding its claim uncommitted (inside its first transaction)
     inside_first_transaction, second_looked_up = threading.Event(), threading.Event()
-    real_attempt_start, real_lookup = transaction_services._attempt_start, idempotency.idempotency_lookup
+    real_attempt_insert, real_lookup = transaction_services._attempt_insert, idempotency.idempotency_lookup
     lost = []
 
-    def attempt_start_slowly(**kwargs):  # inside the first transaction, after the claim
+    def attempt_insert_slowly(**kwargs):  # inside the first transaction, after the claim
         if threading.current_thread().name == "first":
             inside_first_transaction.set()
             second_looked_up.wait(10)
             threading.Event().wait(0.3)  # the second request reaches the claim and waits on it
-        return real_attempt_start(**kwargs)
+        return real_attempt_insert(**kwargs)
 
     def lookup_seen(**kwargs):
         found = real_lookup(**kwargs)
@@ -234,7 +234,7 @@ def test_a_request_that_loses_the_claim_to_a_concurrent_one_is_answered_409_and_
             raise
 
     real_claim = idempotency.IdempotencyClaim.claim
-    monkeypatch.setattr(transaction_services, "_attempt_start", attempt_start_slowly)
+    monkeypatch.setattr(transaction_services, "_attempt_insert", attempt_insert_slowly)
     monkeypatch.setattr("core.api.views.idempotency_lookup", lookup_seen)
     monkeypatch.setattr(idempotency.IdempotencyClaim, "claim", claim_spied)
     answers = {}
