@@ -24,6 +24,7 @@ from typing import TypeVar
 from django.conf import settings
 
 from core import runtime
+from core.cache import cache_pipeline
 from core.observability.metrics import gateway_request_duration_seconds, gateway_requests, psp_call_errors
 from core.runtime import fallback_mode_enabled, simplified_flow_enabled  # noqa: F401  (part of the router's API)
 from gateways.base import (
@@ -126,9 +127,16 @@ def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
         elapsed = time.perf_counter() - started
         gateway_requests.labels(gateway=gateway, operation=operation, outcome=outcome).inc()
         gateway_request_duration_seconds.labels(gateway=gateway, operation=operation).observe(elapsed)
-        gateway_stats_record(gateway=gateway, operation=operation, error=outcome in ("error", "timeout"), latency_ms=int(elapsed * 1000))
+        # The statistics and a success's breaker update share one round trip to Redis.
+        pipeline = cache_pipeline()
+        gateway_stats_record(
+            gateway=gateway, operation=operation, error=outcome in ("error", "timeout"), latency_ms=int(elapsed * 1000),
+            pipeline=pipeline,
+        )
         breaker = breaker_for(gateway)
         if failed_gateway:
             breaker.record_failure()
         elif outcome in ("ok", "declined"):
-            breaker.record_success()
+            breaker.record_success(pipeline=pipeline)
+        if pipeline is not None:
+            pipeline.execute()

@@ -6,6 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
+from core.api.errors import exception_handler
 from core.api.permissions import MerchantOnly, capability_permission
 from core.api.schema import ERROR_STATUSES
 from core.api.serializers import EmptyInput
@@ -21,8 +22,14 @@ from payments.api.serializers import (
     TransactionCreateInput,
     TransactionListFilters,
 )
-from payments.models import TransactionStatus
-from payments.representations import CustomerDetailOutput, CustomerOutput, PaymentMethodOutput, TransactionOutput
+from payments.models import Transaction, TransactionStatus
+from payments.representations import (
+    CustomerDetailOutput,
+    CustomerOutput,
+    PaymentMethodOutput,
+    TransactionOutput,
+    transaction_representation,
+)
 from payments.selectors import (
     customer_get,
     customers_list,
@@ -41,15 +48,27 @@ from payments.services.transactions import (
 DECLINED = ERROR_STATUSES["402"]
 
 
+def transaction_created_response(txn: Transaction, representation: dict) -> Response:
+    """The answer to a create: 201 with the transaction, or 402 `card_declined` carrying it.
+    transaction_create stores it as the Idempotency-Key's result in the database transaction
+    that records the outcome."""
+    if txn.status == TransactionStatus.FAILED and txn.failure_code:
+        declined = CardDeclined(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code,
+                                transaction_payload=representation)
+        return exception_handler(declined, {})
+    return Response(representation, status=status.HTTP_201_CREATED)
+
+
 class TransactionListCreateApi(ApiView):
     def get_permissions(self):
         return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.TRANSACTION_READ, merchant=True)()]
 
     @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput, 402: OpenApiResponse(description=DECLINED)},
                    parameters=[IDEMPOTENCY_HEADER], summary="Create a payment")
-    @idempotent
+    @idempotent(answered_by_service=transaction_created_response)
     def post(self, request):
         data = self.validated(TransactionCreateInput)
+        claim = self.idempotency_claim
         txn = transaction_create(
             merchant=request.merchant,
             payment=PaymentInput(
@@ -59,12 +78,11 @@ class TransactionListCreateApi(ApiView):
             ),
             actor=request.actor,
             livemode=request.livemode,
-            idempotency_record_id=self.idempotency_record_id,
+            idempotency=claim,
         )
-        body = TransactionOutput(txn).data
-        if txn.status == TransactionStatus.FAILED and txn.failure_code:
-            raise CardDeclined(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code, transaction_payload=body)
-        return Response(body, status=status.HTTP_201_CREATED)
+        if claim is not None and claim.answered:
+            return claim.response  # rendered and stored with the outcome
+        return transaction_created_response(txn, transaction_representation(txn))
 
     @extend_schema(parameters=[TransactionListFilters], responses={200: TransactionOutput(many=True)}, summary="List payments")
     def get(self, request):
