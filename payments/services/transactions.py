@@ -56,6 +56,7 @@ from gateways.router import (
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_get, payment_method_get_saved
 from payments.services.gateway_keys import authorize_key, gateway_key_base, transaction_key
+from payments.services.ledger_postings import transaction_post_capture
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -292,6 +293,8 @@ def _transaction_record_authorization(
         details={"gateway": txn.gateway, "reference": txn.gateway_reference, "decline_code": result.decline_code},
     )
     transaction_announce(txn)
+    if txn.status == S.COMPLETED:
+        transaction_post_capture(txn, gateway_fee=result.fee)
     return txn
 
 
@@ -357,6 +360,7 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
     transaction_announce(txn)
+    transaction_post_capture(txn, gateway_fee=result.fee)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 
