@@ -86,6 +86,7 @@ class AuditAction(StrEnum):
     LEDGER_ADJUSTMENT_REQUEST = "ledger_adjustment.request"
     LEDGER_ADJUSTMENT_APPROVE = "ledger_adjustment.approve"
     LEDGER_ADJUSTMENT_REJECT = "ledger_adjustment.reject"
+    LEDGER_SETTINGS_UPDATE = "ledger_settings.update"
     LEDGER_BACKFILL = "ledger.backfill"
     LEDGER_VERIFY = "ledger.verify"
 

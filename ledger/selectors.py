@@ -122,3 +122,15 @@ def ledger_last_verification() -> tuple[LedgerVerificationRun | None, LedgerVeri
     """The latest whole-ledger verification run, and the latest one that found nothing wrong."""
     runs = LedgerVerificationRun.objects.filter(merchant__isnull=True)
     return runs.order_by("-finished_at", "-id").first(), runs.filter(ok=True).order_by("-finished_at", "-id").first()
+
+
+def payouts_due_for_send(*, now: dt.datetime | None = None) -> QuerySet:
+    """Ids of pending payouts whose next attempt is due (their gateway call failed or its
+    answer was lost)."""
+    now = now or timezone.now()
+    return Payout.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at").values_list("pk", flat=True)
+
+
+def payouts_due_for_follow_up() -> QuerySet:
+    """Ids of payouts in transit: their gateway is asked whether they arrived."""
+    return Payout.objects.filter(status="in_transit").order_by("in_transit_at").values_list("pk", flat=True)

@@ -164,7 +164,6 @@ class _Totals:
         return None
 
 
-@transaction.atomic(savepoint=False)
 def ledger_post(*, posting: Posting) -> PostingResult:
     """Post one money movement (see the module docstring). Runs inside the caller's database
     transaction; a refusal (InsufficientFunds) dooms that transaction, so nothing of the
@@ -172,6 +171,11 @@ def ledger_post(*, posting: Posting) -> PostingResult:
     legs = [leg for leg in posting.legs if leg.amount]
     if any(leg.amount < 0 for leg in legs) or len(legs) < 2:
         raise ValueError(f"a posting needs two or more legs of positive amounts: {posting.kind} {posting.idempotency_key}")
+    with transaction.atomic(savepoint=False):
+        return _post(posting, legs)
+
+
+def _post(posting: Posting, legs: list[Leg]) -> PostingResult:
     ltx = _ledger_transaction(posting)
     if not _claim(ltx):
         existing = LedgerTransaction.objects.get(idempotency_key=posting.idempotency_key)
@@ -227,18 +231,52 @@ def _claim(ltx: LedgerTransaction) -> bool:
     return True
 
 
+# Account ids by (merchant, mode, currency, code, gateway), per process: accounts are never
+# deleted, so a known id saves a look-up. Only committed accounts are remembered (on commit):
+# an id another thread created but has not committed yet would be invisible here, and the
+# fast path would then lock some accounts before creating others. A stale entry (a test
+# database flushed) finds fewer rows and takes the slow path.
+_ACCOUNT_IDS: dict[tuple, int] = {}
+_ACCOUNT_IDS_MAX = 50_000
+
+
 def _lock_accounts(posting: Posting, legs: list[Leg]) -> dict[AccountRef, _Totals]:
+    """Lock every account of the posting, in id order. Missing accounts are created first,
+    before any row lock is taken and in a fixed order, so that creators never deadlock."""
     refs = {leg.account for leg in legs}
     refs |= {leg.overflow_to for leg in legs if leg.overflow_to} | {leg.settles_first for leg in legs if leg.settles_first}
     scope = {"merchant_id": posting.merchant_id, "livemode": posting.livemode, "currency": posting.currency}
-    locked = _select_for_update(scope, refs)
-    missing = refs - locked.keys()
+    keys = {ref: (posting.merchant_id, posting.livemode, posting.currency, str(ref.code), ref.gateway) for ref in refs}
+    known = {ref: _ACCOUNT_IDS.get(key) for ref, key in keys.items()}
+    if all(known.values()):
+        rows = LedgerAccount.objects.select_for_update().filter(pk__in=known.values()).order_by("id")
+        by_id = {row.pk: row for row in rows}
+        locked = {ref: by_id[pk] for ref, pk in known.items() if pk in by_id and _is(by_id[pk], keys[ref])}
+        if len(locked) == len(refs):
+            return {ref: _Totals.of(account) for ref, account in locked.items()}
+        for ref in refs:
+            _ACCOUNT_IDS.pop(keys[ref], None)
+    existing = set(LedgerAccount.objects.filter(
+        **scope, code__in={str(ref.code) for ref in refs}, gateway__in={ref.gateway for ref in refs},
+    ).values_list("code", "gateway"))
+    missing = sorted((ref for ref in refs if (str(ref.code), ref.gateway) not in existing), key=lambda r: (r.code, r.gateway))
     if missing:
-        # Created once per (merchant, mode, currency, code); a concurrent creator's row is
-        # kept (ON CONFLICT DO NOTHING) and both lock the same row below.
+        # A concurrent creator's row is kept (ON CONFLICT DO NOTHING): both lock that row below.
         LedgerAccount.objects.bulk_create([_new_account(scope, ref) for ref in missing], ignore_conflicts=True)
-        locked = _select_for_update(scope, refs)
+    locked = _select_for_update(scope, refs)
+    found = {keys[ref]: account.pk for ref, account in locked.items()}
+    transaction.on_commit(lambda: _remember_accounts(found))
     return {ref: _Totals.of(account) for ref, account in locked.items()}
+
+
+def _remember_accounts(found: dict[tuple, int]) -> None:
+    if len(_ACCOUNT_IDS) > _ACCOUNT_IDS_MAX:
+        _ACCOUNT_IDS.clear()
+    _ACCOUNT_IDS.update(found)
+
+
+def _is(account: LedgerAccount, key: tuple) -> bool:
+    return (account.merchant_id, account.livemode, account.currency, account.code, account.gateway) == key
 
 
 def _select_for_update(scope: dict, refs: set[AccountRef]) -> dict[AccountRef, LedgerAccount]:
