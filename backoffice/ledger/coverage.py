@@ -53,7 +53,7 @@ def coverage_problems(*, merchant_id: int | None = None) -> list[str]:
 def _payments(problems: list[str], narrow: Q) -> None:
     captured = (
         Transaction.objects.filter(narrow, status__in=CAPTURED_STATES)
-        .annotate(posted=_posted(LedgerKind.PAYMENT)).exclude(posted=F("amount_captured"))
+        .annotate(posted=_posted(LedgerKind.PAYMENT)).filter(Q(posted__isnull=True) | ~Q(posted=F("amount_captured")))
         .values_list("public_id", "status", "amount_captured", "posted").order_by("id")
     )
     found = [
