@@ -87,6 +87,7 @@ class AuditAction(StrEnum):
     LEDGER_ADJUSTMENT_APPROVE = "ledger_adjustment.approve"
     LEDGER_ADJUSTMENT_REJECT = "ledger_adjustment.reject"
     LEDGER_SETTINGS_UPDATE = "ledger_settings.update"
+    LEDGER_FUNDS_RELEASED = "ledger.funds_released"
     LEDGER_BACKFILL = "ledger.backfill"
     LEDGER_VERIFY = "ledger.verify"
 

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def ledger_release_available_funds_task() -> int:
     from ledger.services.availability import ledger_release_due
 
-    released = ledger_release_due()
+    released = ledger_release_due(actor=Actor.worker("ledger.release_available_funds"))
     if released:
         logger.info("funds made available", extra={"payments": released})
     return released

@@ -18,6 +18,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.actors import Actor
 from ledger.models import LedgerKind, LedgerTransaction, SourceType
 from ledger.services.movements import PENDING, debit, merchant_credit
 from ledger.services.postings import Posting, PostingResult, ledger_post
@@ -45,12 +48,17 @@ def ledger_release_payment(*, payment_id: int, now: dt.datetime | None = None) -
     ))
 
 
-def ledger_release_due(*, now: dt.datetime | None = None, limit: int | None = None) -> int:
+def ledger_release_due(*, now: dt.datetime | None = None, limit: int | None = None,
+                       actor: Actor | None = None) -> int:
     """Release up to `limit` (FLOWPAY_LEDGER_RELEASE_BATCH_SIZE) due payments, each in its own
-    database transaction; returns how many were released now."""
+    database transaction; returns how many were released now (audited once per run: each
+    release is its own immutable ledger transaction)."""
     now = now or timezone.now()
     limit = limit or settings.FLOWPAY_LEDGER_RELEASE_BATCH_SIZE
     released = 0
     for payment_id in list(payments_due_for_release(now=now).values_list("pk", flat=True)[:limit]):
         released += ledger_release_payment(payment_id=payment_id, now=now).created
+    if released:
+        audit_record(actor=actor or Actor.system("ledger.release"), action=AuditAction.LEDGER_FUNDS_RELEASED,
+                     details={"payments": released, "as_of": now.isoformat()})
     return released

@@ -229,3 +229,30 @@ def test_a_chargeback_opened_before_the_ledger_is_opened_when_it_closes(merchant
     assert [p.kind for p in postings_of(chargeback.public_id)] == ["chargeback", "chargeback_won"]
     assert balance_of(merchant_a.merchant) == Balance(available=-1500, pending=3000 - 117, reserved=0)
     assert books_problems(merchant_a.merchant) == []
+
+
+def test_a_dispute_fee_the_gateway_reports_is_charged_and_booked_as_its_fee(merchant_a, make_payment):
+    merchant = merchant_a.merchant
+    txn = make_payment(merchant_a, amount=10000)
+    chargeback, _ = chargeback_create(transaction_id=txn.pk, chargeback_reference="dp_1", amount=2000, reason="",
+                                      actor=SYSTEM, gateway="simulator", gateway_fee=2500)
+    [opened] = postings_of(chargeback.public_id)
+    assert (opened.amount, opened.fee, opened.net) == (-2000, 2500, -4500)
+    assert account_balance(merchant, AccountCode.FEES) == 2500  # what the gateway charged FlowPay
+    assert account_balance(merchant, AccountCode.GATEWAY_CLEARING, "simulator") == 10000 - 2000 - 2500
+    assert books_problems(merchant) == []
+
+
+def test_a_subscription_rebill_posts_through_the_payment_path(merchant_a):
+    from subscriptions.models import Invoice
+
+    client = merchant_a.client
+    plan = client.post("/payment/plans", {"name": "Gold", "amount": 2500, "currency": "usd", "interval": "month"}, format="json")
+    customer = client.post("/payment/customers", {"name": "Ann"}, format="json")
+    subscription = client.post("/payment/subscriptions", {"customer": customer.json()["id"], "plan": plan.json()["id"],
+                                                          "paymentMethod": "pm_card_visa"}, format="json")
+    assert subscription.status_code == 201, subscription.json()
+    invoice = Invoice.objects.get(subscription__public_id=subscription.json()["id"])
+    assert invoice.status == "paid"
+    [capture] = postings_of(invoice.transaction.public_id)
+    assert (capture.kind, capture.amount, capture.fee) == ("payment", 2500, 103)
