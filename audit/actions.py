@@ -77,6 +77,20 @@ class AuditAction(StrEnum):
     CHARGEBACK_WON = "chargeback.won"
     CHARGEBACK_LOST = "chargeback.lost"
 
+    # Payouts, ledger adjustments and the ledger's operator commands
+    PAYOUT_CREATE = "payout.create"
+    PAYOUT_ATTEMPT_FAILED = "payout.attempt_failed"
+    PAYOUT_IN_TRANSIT = "payout.in_transit"
+    PAYOUT_PAID = "payout.paid"
+    PAYOUT_FAILED = "payout.failed"
+    LEDGER_ADJUSTMENT_REQUEST = "ledger_adjustment.request"
+    LEDGER_ADJUSTMENT_APPROVE = "ledger_adjustment.approve"
+    LEDGER_ADJUSTMENT_REJECT = "ledger_adjustment.reject"
+    LEDGER_SETTINGS_UPDATE = "ledger_settings.update"
+    LEDGER_FUNDS_RELEASED = "ledger.funds_released"
+    LEDGER_BACKFILL = "ledger.backfill"
+    LEDGER_VERIFY = "ledger.verify"
+
     # Inbound gateway events
     INBOUND_EVENT_REPLAY = "inbound_event.replay"
 

@@ -16,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from core.observability.access import monitoring_only
 from core.observability.metrics import DatabaseUpCollector
 from gateways.stats import gateway_recent_stats
+from ledger.selectors import ledger_last_verification
 from payments.selectors import transaction_outcomes_since, transactions_inflight_count
 from subscriptions.selectors import rebill_queue_depths
 
@@ -93,6 +94,34 @@ class RebillQueueDepthCollector:
         yield family
 
 
+class LedgerVerificationCollector:
+    """The latest whole-ledger verify_ledger run (nightly from beat, or by hand):
+    ledger_imbalance_minor_units{currency}: Σ debits - Σ credits, summed over the entry
+    phases as absolute values (0 when the books balance; any other value is a critical
+    alert); ledger_verify_last_success_timestamp: when a run last found nothing wrong (Unix
+    seconds). Absent until the first run."""
+
+    def collect(self):
+        try:
+            latest, last_success = ledger_last_verification()
+        except DatabaseError:
+            return
+        if latest is not None:
+            imbalance = GaugeMetricFamily(
+                "ledger_imbalance_minor_units", "Ledger imbalance per currency at the last verify_ledger run (minor units).",
+                labels=["currency"],
+            )
+            for currency, amount in sorted(latest.imbalance.items()):
+                imbalance.add_metric([currency], amount)
+            yield imbalance
+        if last_success is not None:
+            success = GaugeMetricFamily(
+                "ledger_verify_last_success_timestamp", "When verify_ledger last found the ledger sound (Unix time)."
+            )
+            success.add_metric([], last_success.finished_at.timestamp())
+            yield success
+
+
 # Gauges read from the database at scrape time live in their own registry, so that they
 # are reported once whatever the number of worker processes.
 _database_registry = CollectorRegistry(auto_describe=False)
@@ -101,6 +130,7 @@ _database_registry.register(PaymentsInflightCollector())
 _database_registry.register(PaymentRatesCollector())
 _database_registry.register(GatewayErrorRateCollector())
 _database_registry.register(RebillQueueDepthCollector())
+_database_registry.register(LedgerVerificationCollector())
 
 
 @monitoring_only

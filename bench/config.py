@@ -45,6 +45,8 @@ class Context:
     fixtures: object  # bench.data.Fixtures
     server_url: str
     log_dir: Path
+    # Row 7's baseline: a second gunicorn whose create path skips the ledger posting.
+    ledger_off_url: str = ""
     log: Callable[[str], None] = print
     notes: list[str] = field(default_factory=list)  # run-wide remarks for the report
     workers: list = field(default_factory=list)  # bench.stack.CeleryWorker, running for the whole run

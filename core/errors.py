@@ -92,6 +92,9 @@ class ErrorCode(StrEnum):
     CHARGE_NOT_VOIDABLE = "charge_not_voidable", "The payment gateway says the payment cannot be canceled."
     PAYMENT_INTENT_UNEXPECTED_STATE = "payment_intent_unexpected_state", "The payment gateway's payment is in a state that does not allow the operation."
 
+    # The ledger
+    INSUFFICIENT_FUNDS = "insufficient_funds", "The merchant's available balance does not cover the payout (nothing moved)."
+
     # Inbound gateway webhooks
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."
     WEBHOOK_SIGNATURE_INVALID = "webhook_signature_invalid", "The webhook's signature is missing, wrong or too old."
@@ -155,6 +158,13 @@ class InvalidState(FlowPayError):
 
 class AmountTooLarge(FlowPayError):
     code = ErrorCode.AMOUNT_TOO_LARGE
+
+
+class InsufficientFunds(FlowPayError):
+    """A posting would take an account below what its no-overdraft rule allows (a payout
+    larger than the available balance): refused, nothing written."""
+
+    code = ErrorCode.INSUFFICIENT_FUNDS
 
 
 class UnsupportedMediaType(FlowPayError):

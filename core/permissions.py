@@ -36,6 +36,11 @@ a webhook for support, operator and admin).
 | inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
 | ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
 | ops.system            |         |         | yes      |         |       | ops API: reload gateway keys, refresh DB connections  |
+| ledger.read           | yes     | yes     |          | yes     | yes   | API: balance, balance transactions, payouts; admin:   |
+|                       |         |         |          |         |       | ledger accounts, transactions, payouts (read-only)    |
+| ledger.adjust         | yes     |         |          |         | yes   | admin, service: request a ledger adjustment           |
+| ledger.adjust_approve | yes     |         |          |         | yes   | admin, service: approve / reject one (four-eyes: not  |
+|                       |         |         |          |         |       | the requester)                                        |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -76,6 +81,9 @@ class Capability(StrEnum):
     INBOX_REPLAY = "inbox.replay"
     OPS_SWITCH_GATEWAY = "ops.switch_gateway"
     OPS_SYSTEM = "ops.system"
+    LEDGER_READ = "ledger.read"
+    LEDGER_ADJUST = "ledger.adjust"
+    LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -107,6 +115,10 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     # hold them unless they are also in the operator group.
     Capability.OPS_SWITCH_GATEWAY: frozenset({OPERATOR}),
     Capability.OPS_SYSTEM: frozenset({OPERATOR}),
+    # Merchant money: every role that deals with it (operators run the platform, not the books).
+    Capability.LEDGER_READ: frozenset({FINANCE, SUPPORT, AUDITOR, ADMIN}),
+    Capability.LEDGER_ADJUST: APPROVERS,
+    Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
 })
 
 

@@ -48,6 +48,10 @@ class ChargeResult:
     message: str = ""
     next_action: dict | None = None
     retryable: bool = False  # safe to retry or fail over (never for UNKNOWN)
+    # The gateway's fee for a captured payment (minor units), when its balance transaction
+    # reports one; None when the gateway does not say (FlowPay then applies the merchant's
+    # fee schedule, corrected at reconciliation).
+    fee: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class OperationResult:
     amount: int = 0
     error_code: str | None = None
     message: str = ""
+    fee: int | None = None  # a capture's fee, as on ChargeResult
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,25 @@ class Settlement:
     currency: str
     type: str  # charge | refund
     created: dt.datetime
+
+
+class PayoutState(StrEnum):
+    IN_TRANSIT = "in_transit"  # accepted by the gateway, on its way to the bank
+    PAID = "paid"  # arrived
+    FAILED = "failed"  # refused or returned: the money is back at the gateway
+
+
+@dataclass(frozen=True)
+class PayoutResult:
+    """What the gateway says about a payout to the merchant's bank."""
+
+    reference: str
+    state: PayoutState
+    amount: int
+    currency: str
+    arrival_date: dt.date | None = None
+    failure_code: str | None = None
+    failure_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,3 +185,18 @@ class Gateway(Protocol):
     def health_check(self) -> HealthStatus: ...
 
     def parse_webhook(self, *, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent: ...
+
+
+@runtime_checkable
+class PayoutGateway(Protocol):
+    """A gateway that pays merchants out to their bank (the simulator, Stripe's Payouts API).
+    The errors mean what they mean for payments: GatewayUnavailableError (nothing happened),
+    GatewayTimeout (unknown: look the payout up by its key before sending it again),
+    GatewayRequestError (refused: nothing will be paid)."""
+
+    name: str
+
+    def payout(self, *, amount: int, currency: str, flowpay_reference: str, description: str,
+               idempotency_key: str) -> PayoutResult: ...
+
+    def fetch_payout(self, *, reference: str | None = None, idempotency_key: str | None = None) -> PayoutResult | None: ...

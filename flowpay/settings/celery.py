@@ -2,8 +2,16 @@
 
 from datetime import timedelta
 
+from celery.schedules import crontab
+
 from flowpay.settings.base import RUN_DIR, env
 from flowpay.settings.database import REDIS_URL
+from flowpay.settings.ledger import (
+    FLOWPAY_LEDGER_RELEASE_INTERVAL_SECONDS,
+    FLOWPAY_LEDGER_VERIFY_HOUR_UTC,
+    FLOWPAY_PAYOUT_CHECK_INTERVAL_SECONDS,
+    FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC,
+)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 # kombu's filesystem transport (make run without Redis) keeps its messages under RUN_DIR.
@@ -29,6 +37,10 @@ CELERY_TASK_ROUTES = {
     "refunds.requeue_stalled": {"queue": "payments"},
     "subscriptions.rebill_schedule": {"queue": "default"},
     "subscriptions.rebill_reap": {"queue": "default"},
+    "ledger.release_available_funds": {"queue": "payments"},
+    "ledger.payout_send": {"queue": "payments"},
+    "ledger.payout_follow_up": {"queue": "payments"},
+    "ledger.create_scheduled_payouts": {"queue": "payments"},
 }
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
@@ -78,4 +90,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.sweep",
         "schedule": timedelta(seconds=FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS),
     },
+    # The ledger: captured funds become available after the merchant's delay; payouts whose
+    # call failed are sent again and payouts in transit followed up; the daily and weekly
+    # payout schedules; verify_ledger every night (its result is a metric with an alert).
+    "ledger-release-available-funds": {
+        "task": "ledger.release_available_funds", "schedule": timedelta(seconds=FLOWPAY_LEDGER_RELEASE_INTERVAL_SECONDS),
+    },
+    "ledger-sweep-payouts": {"task": "ledger.sweep_payouts", "schedule": timedelta(seconds=FLOWPAY_PAYOUT_CHECK_INTERVAL_SECONDS)},
+    "ledger-scheduled-payouts": {
+        "task": "ledger.create_scheduled_payouts", "schedule": crontab(minute=0, hour=FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC),
+    },
+    "ledger-verify": {"task": "backoffice.verify_ledger", "schedule": crontab(minute=0, hour=FLOWPAY_LEDGER_VERIFY_HOUR_UTC)},
 }

@@ -14,7 +14,12 @@ Faults can be injected at runtime, shared by every process through the cache
 failing with "unavailable" (nothing happened) or timing out before reaching the gateway,
 `timeout_after_charge` (the charge is made, then the response is lost) and
 `lost_responses` (the capture or void is made, then its response is lost), for demos,
-fault tests and load tests.
+fault tests and load tests; `payout_failure` (a code such as `account_closed`) makes the
+bank return every payout in transit.
+
+It reports no fees (FlowPay applies the merchant's fee schedule). Payouts are answered in
+transit and paid the first time their status is asked (the beat task that follows payouts
+up), as if the bank settled at once.
 
 Its look-up is authoritative: a charge is recorded before the call answers, so once a call
 is older than it could take, "no record" means it never reached the simulator.
@@ -42,6 +47,8 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     Outcome,
+    PayoutResult,
+    PayoutState,
     Settlement,
     WebhookEvent,
     WebhookVerificationError,
@@ -84,6 +91,7 @@ ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequire
 
 
 FAULTS_CACHE_KEY = "flowpay:simulator:faults"
+PAYOUT_STATUSES = (ChargeStatus.PAYOUT_IN_TRANSIT, ChargeStatus.PAYOUT_PAID, ChargeStatus.PAYOUT_FAILED)
 # Operations whose response `lost_responses` can lose after the simulator acted.
 LOSABLE_RESPONSES = ("capture", "void")
 
@@ -95,10 +103,12 @@ class SimulatorFaults:
     timeout_rate: float = 0.0  # share of calls timing out before reaching the gateway
     timeout_after_charge: bool = False  # authorize: charge made, response lost
     lost_responses: tuple[str, ...] = ()  # of LOSABLE_RESPONSES: operation made, response lost
+    payout_failure: str = ""  # a failure code: payouts in transit are returned by the bank
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge or self.lost_responses)
+        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge
+                    or self.lost_responses or self.payout_failure)
 
 
 def simulator_faults_get(name: str = "simulator") -> SimulatorFaults:
@@ -246,6 +256,48 @@ class SimulatorGateway:
             charge.amount_refunded = F("amount_refunded") + amount
             charge.save(update_fields=["amount_refunded"])
             return OperationResult(succeeded=True, reference=refund.reference, amount=amount)
+
+    # --- payouts (gateways.base.PayoutGateway) -------------------------------------------
+    def payout(self, *, amount: int, currency: str, flowpay_reference: str, description: str,
+               idempotency_key: str) -> PayoutResult:
+        """Accepted at once and in transit; the same key again answers the same payout."""
+        _apply_faults("payout", self.name)
+        record = SimulatorCharge.create_once(
+            idempotency_key=idempotency_key,
+            defaults={
+                "reference": new_public_id("sim_po"), "flowpay_reference": flowpay_reference, "payment_method": "bank_account",
+                "amount": amount, "currency": currency, "status": ChargeStatus.PAYOUT_IN_TRANSIT,
+            },
+        )
+        return self._payout_result(record)
+
+    def fetch_payout(self, *, reference: str | None = None, idempotency_key: str | None = None) -> PayoutResult | None:
+        """The payout's state; one in transit settles now: paid, or failed with the
+        payout_failure fault (a read otherwise: no other fault applies)."""
+        lookup = {"reference": reference} if reference else {"idempotency_key": idempotency_key} if idempotency_key else None
+        if lookup is None:
+            return None
+        with transaction.atomic():
+            record = SimulatorCharge.objects.select_for_update().filter(
+                **lookup, status__in=PAYOUT_STATUSES).first()
+            if record is None:
+                return None
+            if record.status == ChargeStatus.PAYOUT_IN_TRANSIT:
+                failure = simulator_faults_get(self.name).payout_failure
+                record.status = ChargeStatus.PAYOUT_FAILED if failure else ChargeStatus.PAYOUT_PAID
+                record.decline_code = failure[:50]
+                record.save(update_fields=["status", "decline_code"])
+        return self._payout_result(record)
+
+    @staticmethod
+    def _payout_result(record: SimulatorCharge) -> PayoutResult:
+        state = {ChargeStatus.PAYOUT_IN_TRANSIT: PayoutState.IN_TRANSIT, ChargeStatus.PAYOUT_PAID: PayoutState.PAID,
+                 ChargeStatus.PAYOUT_FAILED: PayoutState.FAILED}[record.status]
+        return PayoutResult(
+            reference=record.reference, state=state, amount=record.amount, currency=record.currency,
+            arrival_date=record.created_at.date(), failure_code=record.decline_code or None,
+            failure_message="The bank returned the payout." if state == PayoutState.FAILED else "",
+        )
 
     def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
         """The refund made on charge `reference` under `idempotency_key`, without making one;

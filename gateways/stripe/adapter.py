@@ -24,6 +24,7 @@ from gateways.base import (
     GatewayUnavailableError,
     HealthStatus,
     OperationResult,
+    PayoutResult,
     Settlement,
     WebhookEvent,
 )
@@ -31,7 +32,9 @@ from gateways.credentials import GatewayCredentials, gateway_credentials, mask_s
 from gateways.stripe.client import error_message, is_missing, stripe_client, stripe_error
 from gateways.stripe.events import verified_event, webhook_event
 from gateways.stripe.mapping import (
+    EXPAND_FEE,
     METADATA_IDEMPOTENCY_KEY,
+    charge_fee,
     charge_result,
     decline_code,
     declined_from_error,
@@ -42,6 +45,7 @@ from gateways.stripe.mapping import (
     refund_result,
     settlement_from_balance_transaction,
 )
+from gateways.stripe.payouts import create_payout, find_payout
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ class StripeGateway:
         client, creds = self._client()
         params = payment_intent_params(payment, idempotency_key=idempotency_key)
         try:
-            intent = client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})
+            intent = client.v1.payment_intents.create(params={**params, "expand": EXPAND_FEE},
+                                                      options={"idempotency_key": idempotency_key})
         except stripe.CardError as exc:
             return declined_from_error(exc, amount=payment.amount)
         except stripe.StripeError as exc:
@@ -92,7 +97,8 @@ class StripeGateway:
         client, creds = self._client()
         try:
             intent = plain(client.v1.payment_intents.capture(
-                reference, params={"amount_to_capture": amount}, options={"idempotency_key": idempotency_key}
+                reference, params={"amount_to_capture": amount, "expand": EXPAND_FEE},
+                options={"idempotency_key": idempotency_key},
             ))
         except stripe.CardError as exc:
             return OperationResult(succeeded=False, reference=reference, error_code=decline_code(exc),
@@ -109,7 +115,7 @@ class StripeGateway:
                 message=f"The PaymentIntent is {intent.get('status')} after the capture.",
             )
         return OperationResult(succeeded=True, reference=intent.get("id", reference),
-                               amount=intent.get("amount_received", amount))
+                               amount=intent.get("amount_received", amount), fee=charge_fee(intent))
 
     def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
         client, creds = self._client()
@@ -141,6 +147,17 @@ class StripeGateway:
             raise stripe_error(exc, operation="refund", creds=creds, money_moving=True,
                                idempotency_key=idempotency_key) from exc
         return refund_result(refund, amount=amount)
+
+    # --- payouts (gateways.base.PayoutGateway; gateways.stripe.payouts) ------------------
+    def payout(self, *, amount: int, currency: str, flowpay_reference: str, description: str,
+               idempotency_key: str) -> PayoutResult:
+        client, creds = self._client()
+        return create_payout(client, creds, amount=amount, currency=currency, flowpay_reference=flowpay_reference,
+                             description=description, idempotency_key=idempotency_key)
+
+    def fetch_payout(self, *, reference: str | None = None, idempotency_key: str | None = None) -> PayoutResult | None:
+        client, creds = self._client()
+        return find_payout(client, creds, reference=reference, idempotency_key=idempotency_key)
 
     def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
         """The refund of PaymentIntent `reference` created under FlowPay's idempotency key

@@ -11,7 +11,16 @@ import logging
 
 import stripe
 
-from gateways.base import ChargeRequest, ChargeResult, GatewayPayment, OperationResult, Outcome, Settlement
+from gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayPayment,
+    OperationResult,
+    Outcome,
+    PayoutResult,
+    PayoutState,
+    Settlement,
+)
 
 # The Stripe gateway's one log name (see gateways.stripe.client).
 logger = logging.getLogger("gateways.stripe.adapter")
@@ -20,6 +29,14 @@ logger = logging.getLogger("gateways.stripe.adapter")
 # can be found again by the key FlowPay sent.
 METADATA_TRANSACTION = "flowpay_transaction"
 METADATA_IDEMPOTENCY_KEY = "flowpay_idempotency_key"
+METADATA_PAYOUT = "flowpay_payout"
+# Asked for on every PaymentIntent create and capture: the charge's balance transaction
+# carries Stripe's fee (ChargeResult.fee).
+EXPAND_FEE = ["latest_charge.balance_transaction"]
+PAYOUT_STATES = {
+    "pending": PayoutState.IN_TRANSIT, "in_transit": PayoutState.IN_TRANSIT, "paid": PayoutState.PAID,
+    "failed": PayoutState.FAILED, "canceled": PayoutState.FAILED,
+}
 
 STATUS_FOR_FLOWPAY = {
     "succeeded": "succeeded",
@@ -87,6 +104,29 @@ def amount_received(intent: dict) -> int:
     return int(intent.get("amount") or 0) if intent.get("status") == "succeeded" else 0
 
 
+def charge_fee(intent: dict) -> int | None:
+    """Stripe's fee on the PaymentIntent's charge, from its balance transaction (expanded,
+    EXPAND_FEE); None when Stripe did not include it."""
+    charge = intent.get("latest_charge")
+    balance_transaction = charge.get("balance_transaction") if isinstance(charge, dict) else None
+    if not isinstance(balance_transaction, dict) or balance_transaction.get("fee") is None:
+        return None
+    return int(balance_transaction["fee"])
+
+
+def payout_result(payout: dict) -> PayoutResult:
+    status = str(payout.get("status") or "")
+    arrival = payout.get("arrival_date")
+    state = PAYOUT_STATES.get(status, PayoutState.IN_TRANSIT)
+    return PayoutResult(
+        reference=str(payout.get("id") or ""), state=state, amount=int(payout.get("amount") or 0),
+        currency=str(payout.get("currency") or "").upper(),
+        arrival_date=utc(arrival).date() if arrival else None,
+        failure_code=(payout.get("failure_code") or f"payout_{status}") if state == PayoutState.FAILED else None,
+        failure_message=str(payout.get("failure_message") or "") if state == PayoutState.FAILED else "",
+    )
+
+
 def decline_code(exc: stripe.StripeError) -> str:
     error = exc.error
     return (getattr(error, "decline_code", None) if error else None) or exc.code or "card_declined"
@@ -120,7 +160,7 @@ def charge_result(intent: dict, *, amount: int) -> ChargeResult:
     error = intent.get("last_payment_error") or {}
     if status == "succeeded":
         return ChargeResult(outcome=Outcome.SUCCEEDED, reference=reference, amount=amount,
-                            amount_captured=amount_received(intent))
+                            amount_captured=amount_received(intent), fee=charge_fee(intent))
     if status == "requires_capture":
         return ChargeResult(outcome=Outcome.SUCCEEDED, reference=reference, amount=amount, amount_captured=0)
     if status == "requires_action":

@@ -68,6 +68,7 @@ from payments.services.gateway_keys import (
     gateway_key_base_for,
     transaction_key,
 )
+from payments.services.ledger_postings import transaction_post_capture
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -365,6 +366,8 @@ def _transaction_record_authorization(
     if isinstance(result, GatewayTimeout):
         logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
     audit_record(actor=actor, action=recorded.action, target=txn, result=recorded.result, details=recorded.details)
+    if txn.status == S.COMPLETED:
+        transaction_post_capture(txn, gateway_fee=result.fee)
     representation = transaction_representation(txn)
     if recorded.announce:
         transaction_announce(txn, representation=representation)
@@ -451,6 +454,7 @@ def _capture_finish(*, transaction_id: int, attempt_id: int, result: OperationRe
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
     transaction_announce(txn)
+    transaction_post_capture(txn, gateway_fee=result.fee)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 

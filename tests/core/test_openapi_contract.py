@@ -112,9 +112,10 @@ def test_every_operation_documents_the_statuses_it_can_answer():
 
 # 400s a schema-valid request can get for what the schema cannot state: the card-data guard
 # refuses text and numbers that pass the Luhn check (one 16-digit number in ten); an amount
-# above what is left to refund, capture or dispute depends on the payment's history, and the
-# number of webhook endpoints a merchant may add on how many it has.
-REFUSED_BEYOND_THE_SCHEMA = {"card_data_not_allowed", "amount_too_large", "limit_reached"}
+# above what is left to refund, capture or dispute depends on the payment's history, a payout
+# above the available balance on the merchant's, and the number of webhook endpoints a
+# merchant may add on how many it has.
+REFUSED_BEYOND_THE_SCHEMA = {"card_data_not_allowed", "amount_too_large", "insufficient_funds", "limit_reached"}
 
 WEBHOOK_HOST = "hooks.contract.example"
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_mastercard", "pm_card_visa_chargeDeclined")  # the simulator's
