@@ -92,6 +92,11 @@ class ErrorCode(StrEnum):
     CHARGE_NOT_VOIDABLE = "charge_not_voidable", "The payment gateway says the payment cannot be canceled."
     PAYMENT_INTENT_UNEXPECTED_STATE = "payment_intent_unexpected_state", "The payment gateway's payment is in a state that does not allow the operation."
 
+    # Reconciliation
+    INVALID_SETTLEMENT_FILE = "invalid_settlement_file", "The settlement report file is not in the gateway's format (the message names the line)."
+    RECONCILIATION_IN_PROGRESS = "reconciliation_in_progress", "Another run is reconciling the same gateway and day."
+    LEDGER_UNAVAILABLE = "ledger_unavailable", "The ledger is not available: a ledger adjustment cannot be posted."
+
     # Inbound gateway webhooks
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."
     WEBHOOK_SIGNATURE_INVALID = "webhook_signature_invalid", "The webhook's signature is missing, wrong or too old."

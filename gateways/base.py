@@ -160,8 +160,7 @@ class SettlementFileFormat:
 
     @property
     def required_columns(self) -> set[str]:
-        needed = {*self.key, self.kind, self.amount, self.currency, self.created}
-        return needed | {name for columns in self.references.values() for name in columns[:1]}
+        return {*self.key, self.kind, self.amount, self.currency, self.created, *self.references.get(None, ())[:1]}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "payments",
     "refunds",
     "subscriptions",
+    "reconciliation",
     "gateway_events",
     "backoffice",
 ]

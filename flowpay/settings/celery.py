@@ -2,8 +2,11 @@
 
 from datetime import timedelta
 
+from celery.schedules import crontab
+
 from flowpay.settings.base import RUN_DIR, env
 from flowpay.settings.database import REDIS_URL
+from flowpay.settings.reconciliation import FLOWPAY_RECONCILIATION_HOUR_UTC, FLOWPAY_RECONCILIATION_MINUTE_UTC
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 # kombu's filesystem transport (make run without Redis) keeps its messages under RUN_DIR.
@@ -29,6 +32,8 @@ CELERY_TASK_ROUTES = {
     "refunds.requeue_stalled": {"queue": "payments"},
     "subscriptions.rebill_schedule": {"queue": "default"},
     "subscriptions.rebill_reap": {"queue": "default"},
+    "reconciliation.reconcile_day": {"queue": "reconciliation"},
+    "reconciliation.schedule_daily": {"queue": "reconciliation"},
 }
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
@@ -73,6 +78,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Seal audit entries into the keyed hash chain within seconds (verify_audit_log checks it).
     "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
+    # Reconcile the previous day of every enabled gateway (reconciliation.tasks).
+    "reconciliation-daily": {
+        "task": "reconciliation.schedule_daily",
+        "schedule": crontab(hour=FLOWPAY_RECONCILIATION_HOUR_UTC, minute=FLOWPAY_RECONCILIATION_MINUTE_UTC),
+    },
     # Relay outbox events a lost kick left behind; send due webhook retries.
     "webhooks-sweep": {
         "task": "webhooks.sweep",

@@ -1,0 +1,232 @@
+"""The gateway's rows in PostgreSQL, for one run: the temporary relation `recon_g` that the
+matcher reads (reconciliation.matching.engine), filled by COPY so that no day is ever held in
+Python's memory.
+
+- From a gateway's API: the records are spooled, as they arrive, to a temporary file in COPY's
+  CSV form (`spool_records`, before any database transaction), then copied into the table
+  `recon_g` (`load_spool`). A gateway that fails while being read leaves nothing behind.
+- From a file in the gateway's own format (SettlementFileFormat): the file's bytes are copied
+  as they are into `recon_raw` (one text column per CSV column, line numbers kept) and
+  `recon_g` is a view translating them (major units to minor with the currency's exponent,
+  the gateway's categories to kinds), after a validation pass that names the first bad line.
+
+Temporary relations live in the run's database transaction and are dropped before it ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from psycopg import errors as pg_errors
+
+from core.errors import ErrorCode, FlowPayError
+from core.money import CURRENCY_EXPONENTS
+from gateways.base import SettlementFileFormat, SettlementKind, SettlementRecord, SettlementStatus
+
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024  # then the spool is a file on disk
+COPY_CHUNK_BYTES = 1024 * 1024
+RECORD_COLUMNS = ["key", "reference", "parent_reference", "kind", "amount", "fee", "currency", "created", "status",
+                  "flowpay_reference", "idempotency_key", "balance_affecting"]
+TEMP_RELATIONS = ["recon_found", "recon_lonly", "recon_jx", "recon_dups", "recon_l", "recon_g", "recon_raw", "recon_exponents"]
+
+
+class InvalidSettlementFile(FlowPayError):
+    """The file is not a report in the gateway's format: nothing was imported."""
+
+    code = ErrorCode.INVALID_SETTLEMENT_FILE
+
+
+@dataclass(frozen=True)
+class Spool:
+    file: BinaryIO
+    rows: int
+
+
+# --- from a gateway's API ---------------------------------------------------------------
+def spool_records(records: Iterable[SettlementRecord]) -> Spool:
+    """The records written to a temporary file in COPY's CSV form (NULL unquoted, text quoted)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b")
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    rows = 0
+    for r in records:
+        writer.writerow([r.key, r.reference, r.parent_reference, str(r.kind), r.amount, r.fee, r.currency,
+                         r.created.isoformat(), str(r.status), r.flowpay_reference, r.idempotency_key,
+                         "t" if r.balance_affecting else "f"])
+        rows += 1
+    text.flush()
+    text.detach()
+    spool.seek(0)
+    return Spool(file=spool, rows=rows)
+
+
+def create_temp_relations(cursor) -> None:
+    drop_temp_relations(cursor)
+    cursor.execute("CREATE TEMP TABLE recon_exponents (code text PRIMARY KEY, exponent int NOT NULL)")
+    codes, exponents = zip(*sorted(CURRENCY_EXPONENTS.items()), strict=True)
+    cursor.execute("INSERT INTO recon_exponents SELECT * FROM unnest(%s::text[], %s::int[])", [list(codes), list(exponents)])
+
+
+def drop_temp_relations(cursor) -> None:
+    """Drop this session's reconciliation relations (recon_g is a table or a view), views first."""
+    cursor.execute("SELECT relname, relkind FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relname = ANY(%s)",
+                   [TEMP_RELATIONS])
+    found = cursor.fetchall()
+    views = [name for name, kind in found if kind == "v"]
+    tables = [name for name, kind in found if kind == "r"]
+    if views:
+        cursor.execute("DROP VIEW " + ", ".join(views))
+    if tables:
+        cursor.execute("DROP TABLE " + ", ".join(tables))
+
+
+def load_spool(cursor, spool: Spool) -> int:
+    cursor.execute("""
+        CREATE TEMP TABLE recon_g (
+            row_no bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key text NOT NULL UNIQUE, reference text NOT NULL, parent_reference text NOT NULL, kind text NOT NULL,
+            amount bigint NOT NULL, fee bigint, currency text NOT NULL, created timestamptz NOT NULL,
+            status text NOT NULL, flowpay_reference text NOT NULL, idempotency_key text NOT NULL,
+            balance_affecting boolean NOT NULL
+        )""")
+    columns = ", ".join(RECORD_COLUMNS)
+    try:
+        with cursor.cursor.copy(f"COPY recon_g ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+            while chunk := spool.file.read(COPY_CHUNK_BYTES):
+                copy.write(chunk)
+    except pg_errors.UniqueViolation as exc:
+        raise FlowPayError(f"The gateway listed one settlement row twice ({exc.diag.message_detail}).",
+                           code=ErrorCode.GATEWAY_INVALID_REQUEST) from None
+    return spool.rows
+
+
+# --- from a file ------------------------------------------------------------------------
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _first_non_empty(columns: Iterable[str], positions: dict[str, str]) -> str:
+    present = [f"nullif(r.{positions[c]}, '')" for c in columns if c in positions]
+    return f"coalesce({', '.join(present)}, '')" if present else "''"
+
+
+def _case(column_sql: str, mapping: dict[str, str], default: str) -> str:
+    whens = " ".join(f"WHEN {_quoted(k)} THEN {_quoted(v)}" for k, v in mapping.items())
+    return f"(CASE {column_sql} {whens} ELSE {_quoted(default)} END)" if whens else _quoted(default)
+
+
+def _minor(column_sql: str, fmt: SettlementFileFormat) -> str:
+    if fmt.major_units:
+        return f"round(nullif({column_sql}, '')::numeric * 10::numeric ^ e.exponent)::bigint"
+    return f"nullif({column_sql}, '')::bigint"
+
+
+NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+INTEGER = r"^-?[0-9]+$"
+TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?( ?(Z|[+-][0-9]{2}(:?[0-9]{2})?))?$"
+HAS_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> int:
+    """Copy the report `stream` into recon_raw and define recon_g over it; the number of rows.
+    Raises InvalidSettlementFile (naming the line) for a file the format cannot read."""
+    header = _header(stream, fmt, name=name)
+    positions = {column: f"c{i}" for i, column in enumerate(header, start=1) if column}
+    columns = ", ".join(f"c{i} text" for i in range(1, len(header) + 1))
+    cursor.execute(f"CREATE TEMP TABLE recon_raw (line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2), {columns})")
+    targets = ", ".join(f"c{i}" for i in range(1, len(header) + 1))
+    try:
+        with cursor.cursor.copy(f"COPY recon_raw ({targets}) FROM STDIN WITH (FORMAT csv)") as copy:
+            while chunk := stream.read(COPY_CHUNK_BYTES):
+                copy.write(chunk)
+    except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire, pg_errors.UntranslatableCharacter) as exc:
+        raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {exc.diag.message_primary} "
+                                    f"({exc.diag.context or 'while reading it'}).") from None
+    cursor.execute(f"CREATE TEMP VIEW recon_g AS {_translation(fmt, positions)}")
+    _validate(cursor, fmt, positions, name=name)
+    cursor.execute("SELECT count(*) FROM recon_raw")
+    return cursor.fetchone()[0]
+
+
+def _header(stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> list[str]:
+    first = stream.readline()
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidSettlementFile(f"{name} is not UTF-8 text.") from None
+    header = next(csv.reader([line]), [])
+    header = [column.strip() for column in header]
+    missing = sorted(fmt.required_columns - set(header))
+    if not header or missing:
+        raise InvalidSettlementFile(
+            f"{name} is not a {fmt.name} file: its header lacks {', '.join(missing) or 'every column'}.")
+    if len(set(filter(None, header))) != len(list(filter(None, header))):
+        raise InvalidSettlementFile(f"{name} names a column twice in its header.")
+    return header
+
+
+def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
+    """SELECT translating recon_raw's text into recon_g's columns."""
+    col = {name: f"r.{pos}" for name, pos in positions.items()}
+    kind = _case(f"r.{positions[fmt.kind]}", {k: str(v) for k, v in fmt.kinds.items()}, str(SettlementKind.OTHER))
+    default_refs = fmt.references.get(None, ())
+    whens = " ".join(f"WHEN {_quoted(str(k))} THEN {_first_non_empty(cols, positions)}"
+                     for k, cols in fmt.references.items() if k is not None)
+    reference = f"(CASE {kind} {whens} ELSE {_first_non_empty(default_refs, positions)} END)" if whens \
+        else _first_non_empty(default_refs, positions)
+    created = col[fmt.created]
+    status = _case(col[fmt.status], {k: str(v) for k, v in fmt.statuses.items()}, str(SettlementStatus.SUCCEEDED)) \
+        if fmt.status in col else _quoted(str(SettlementStatus.SUCCEEDED))
+    fee = f"{fmt.fee_sign} * {_minor(col[fmt.fee], fmt)}" if fmt.fee in col else "NULL::bigint"
+    affecting = f"(upper(coalesce({col[fmt.balance_affecting]}, 'Y')) <> 'N')" if fmt.balance_affecting in col else "true"
+    key = "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
+    return f"""
+        SELECT r.line AS row_no, {key} AS key, {reference} AS reference,
+               {_first_non_empty(fmt.parent_reference, positions)} AS parent_reference, {kind} AS kind,
+               {_minor(col[fmt.amount], fmt)} AS amount, {fee} AS fee, upper({col[fmt.currency]}) AS currency,
+               (CASE WHEN {created} ~ {_quoted(HAS_OFFSET)} THEN {created}::timestamptz
+                     ELSE ({created} || '+00')::timestamptz END) AS created,
+               {status} AS status, {_first_non_empty(fmt.flowpay_reference, positions)} AS flowpay_reference,
+               {_first_non_empty(fmt.idempotency_key, positions)} AS idempotency_key, {affecting} AS balance_affecting
+        FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]})"""
+
+
+def _validate(cursor, fmt: SettlementFileFormat, positions: dict[str, str], *, name: str) -> None:
+    """One pass over the raw rows naming the first line of each kind of bad value, then the
+    first key listed twice."""
+    col = {c: f"r.{p}" for c, p in positions.items()}
+    amount_pattern = NUMBER if fmt.major_units else INTEGER
+    money = [(fmt.amount, True)] + ([(fmt.fee, False)] if fmt.fee in col else [])
+    checks = [
+        (f"concat_ws('', {', '.join(col[c] for c in fmt.key)}) = ''", "has no row key"),
+        ("e.code IS NULL", f"has an unknown currency in column {fmt.currency}"),
+        (f"coalesce({col[fmt.created]}, '') !~ {_quoted(TIMESTAMP)}", f"has an unreadable time in column {fmt.created}"),
+    ]
+    for column, required in money:
+        value = col[column]
+        empty_ok = "" if required else f"coalesce({value}, '') <> '' AND "
+        checks.append((f"{empty_ok}coalesce({value}, '') !~ {_quoted(amount_pattern)}",
+                       f"has an unreadable amount in column {column}"))
+        if fmt.major_units:
+            checks.append((
+                f"e.code IS NOT NULL AND coalesce({value}, '') ~ {_quoted(NUMBER)} AND "
+                f"{value}::numeric * 10::numeric ^ e.exponent <> trunc({value}::numeric * 10::numeric ^ e.exponent)",
+                f"has an amount in column {column} finer than its currency's minor unit",
+            ))
+    selects = ", ".join(f"min(r.line) FILTER (WHERE {condition})" for condition, _ in checks)
+    cursor.execute(f"SELECT {selects} FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]})")
+    found = cursor.fetchone()
+    bad = sorted((line, message) for line, (_, message) in zip(found, checks, strict=True) if line is not None)
+    if bad:
+        line, message = bad[0]
+        raise InvalidSettlementFile(f"{name}: line {line} {message}.")
+    cursor.execute("SELECT key, min(row_no), max(row_no) FROM recon_g GROUP BY key HAVING count(*) > 1 LIMIT 1")
+    twice = cursor.fetchone()
+    if twice is not None:
+        raise InvalidSettlementFile(f"{name}: the row {twice[0]!r} is listed twice (lines {twice[1]} and {twice[2]}).")
+
