@@ -30,6 +30,7 @@ pytest_plugins = [
     "tests.support.gateways",
     "tests.support.inbound_webhooks",
     "tests.support.localstripe",
+    "tests.support.reconciliation",
     "tests.support.refunds",
 ]
 

@@ -79,7 +79,7 @@ WITH gs AS (
     WHERE g.balance_affecting AND g.kind IN """ + MATCHABLE_KINDS + """
 ),
 j AS (
-    SELECT gs.*, l.local_type, l.local_id, l.public_id, l.merchant_id, l.transaction_id, l.reference AS l_reference,
+    SELECT gs.*, l.kind AS l_kind, l.local_type, l.local_id, l.public_id, l.merchant_id, l.transaction_id, l.reference AS l_reference,
            l.amount AS l_amount, l.currency AS l_currency, l.settled_at, l.status AS l_status, {fee_column} AS recorded_fee,
            coalesce(gs.row_no IS NOT NULL AND l.local_id IS NOT NULL AND NOT gs.duplicated
                     AND gs.currency = l.currency AND gs.amount = l.amount
@@ -93,8 +93,8 @@ kept AS (
                           flowpay_reference, idempotency_key, in_day, duplicated, local_type, local_id, public_id,
                           merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status,
                           recorded_fee, in_l, from_join, method)
-    SELECT row_no, key, reference, parent_reference, kind, amount, fee, currency, created, status, flowpay_reference,
-           idempotency_key, coalesce(in_day, false), coalesce(duplicated, false), local_type, local_id, public_id,
+    SELECT row_no, key, reference, parent_reference, coalesce(kind, l_kind), amount, fee, currency, created, status,
+           flowpay_reference, idempotency_key, coalesce(in_day, false), coalesce(duplicated, false), local_type, local_id, public_id,
            merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status, recorded_fee,
            local_id IS NOT NULL, row_no IS NOT NULL AND local_id IS NOT NULL,
            CASE WHEN row_no IS NOT NULL AND local_id IS NOT NULL THEN 'reference' END
