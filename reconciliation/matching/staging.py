@@ -96,7 +96,8 @@ def load_spool(cursor, spool: Spool) -> int:
         )""")
     columns = ", ".join(RECORD_COLUMNS)
     try:
-        with cursor.cursor.copy(f"COPY recon_g ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        # A fee the gateway did not give is written "" (QUOTE_NONNUMERIC) and read as NULL.
+        with cursor.cursor.copy(f"COPY recon_g ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (fee))") as copy:
             while chunk := spool.file.read(COPY_CHUNK_BYTES):
                 copy.write(chunk)
     except pg_errors.UniqueViolation as exc:
