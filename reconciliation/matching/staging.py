@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -146,12 +147,19 @@ def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str)
             while chunk := stream.read(COPY_CHUNK_BYTES):
                 copy.write(chunk)
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire, pg_errors.UntranslatableCharacter) as exc:
-        raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {exc.diag.message_primary} "
-                                    f"({exc.diag.context or 'while reading it'}).") from None
+        raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {_copy_error(exc, header)}.") from None
     cursor.execute(f"CREATE TEMP VIEW recon_g AS {_translation(fmt, positions)}")
     _validate(cursor, fmt, positions, name=name)
     cursor.execute("SELECT count(*) FROM recon_raw")
     return cursor.fetchone()[0]
+
+
+def _copy_error(exc, header: list[str]) -> str:
+    """COPY's complaint in the file's terms: its line (COPY counts from the first data line)
+    and its column names."""
+    message = re.sub(r'column "c(\d+)"', lambda m: f'column "{header[int(m.group(1)) - 1]}"', exc.diag.message_primary or "")
+    found = re.search(r"line (\d+)", exc.diag.context or "")
+    return f"line {int(found.group(1)) + 1}: {message}" if found else message
 
 
 def _header(stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> list[str]:

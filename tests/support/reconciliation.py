@@ -92,3 +92,17 @@ def away_from_midnight():
     midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
     if (midnight - now).total_seconds() < 20:
         time.sleep((midnight - now).total_seconds() + 1)
+
+
+def settled_payment(merchant, *, gateway: str, reference: str, amount: int, currency: str = "USD",
+                    settled_at: dt.datetime):
+    """A payment FlowPay recorded completed at `gateway` under `reference`, captured at
+    `settled_at` (through the model's transitions, without a gateway call: for report files)."""
+    from payments.models import Transaction
+
+    txn = Transaction(merchant=merchant, amount=amount, currency=currency, payment_method="pm_card_visa",
+                      payment_method_token="pm_card_visa")
+    txn.start_processing(gateway=gateway, now=settled_at)
+    txn.mark_completed(reference=reference, amount_captured=amount, now=settled_at)
+    txn.save()
+    return txn
