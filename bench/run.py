@@ -26,7 +26,7 @@ from bench import stack
 from bench.config import FULL, SMOKE, Context
 
 RESULTS = stack.ROOT / "bench" / "results"
-ALL_ROWS = ["1", "2", "3", "4", "5", "6"]
+ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7"]
 GUNICORN_WORKERS, GUNICORN_THREADS = 4, 1
 
 
@@ -96,6 +96,10 @@ def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[s
         _run_row("4,5", "rebill", lambda: _rebill_rows(ctx, selected), results, failures)
     if "6" in selected:
         _run_row("6", "outbox drain", lambda: rows_outbox.row_outbox(ctx), results, failures)
+    if "7" in selected:
+        from bench import rows_reconciliation
+
+        _run_row("7", "reconcile a settlement file", lambda: rows_reconciliation.row_reconciliation(ctx), results, failures)
 
 
 def _exit_on_signal(signum, frame) -> None:

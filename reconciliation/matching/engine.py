@@ -93,11 +93,10 @@ def match_day(
     params = {"day_start": window.day_start, "day_end": window.day_end, "gateway": window.gateway,
               "window": match_window_seconds, "due_before": now - settlement_delay, "run_id": run_id, "now": now,
               "settlement_date": window.settlement_date}
-    cursor.execute(queries.LOCAL_VIEW.format(
+    cursor.execute(queries.LOCAL_RECORDS.format(
         transactions=tables["transactions"], refunds=tables["refunds"], gateway=_literal(cursor, window.gateway),
         day_start=_literal(cursor, window.day_start), day_end=_literal(cursor, window.day_end),
     ))
-    cursor.execute(queries.DUPLICATE_REFERENCES)
     cursor.execute(queries.WORK_TABLE)
     fee_column, fee_join = "NULL::bigint", ""
     if recorded_fees is not None:
@@ -106,7 +105,11 @@ def match_day(
         fee_column = "f.fee"
         fee_join = f"LEFT JOIN ({fees_sql}) f ON l.local_type = 'transaction' AND f.transaction_id = l.local_id"
     cursor.execute(queries.JOIN_BY_REFERENCE.format(fee_column=fee_column, fee_join=fee_join), params)
-    matched_by_join, _kept = cursor.fetchone()
+    gateway_totals = [row[:5] for row in cursor.fetchall()]
+    cursor.execute(queries.GATEWAY_ROWS_READ)
+    gateway_rows = cursor.fetchone()[0]
+    cursor.execute(queries.MATCHED_BY_JOIN)
+    matched_by_join = cursor.fetchone()[0]
     _settle_leftovers(cursor, params=params, tables=tables, recorded_fees=recorded_fees)
     cursor.execute(queries.CLASSIFY, params)
     cursor.execute(queries.PARENT_STATUS_DIFF)
@@ -121,10 +124,8 @@ def match_day(
         counts[category] += 1
         if inserted:
             new_items[category] += 1
-    cursor.execute(queries.TOTALS, params)
-    totals, local_records = _totals(cursor.fetchall())
-    cursor.execute("SELECT count(*) FROM recon_g")
-    gateway_rows = cursor.fetchone()[0]
+    cursor.execute(queries.LOCAL_TOTALS)
+    totals, local_records = _totals(gateway_totals, cursor.fetchall())
     return MatchOutcome(counts=counts, new_items=dict(new_items), awaiting_settlement=found.get("awaiting", 0),
                         gateway_rows=gateway_rows, local_records=local_records, totals=totals)
 
@@ -136,6 +137,8 @@ def _settle_leftovers(cursor, *, params: dict, tables: dict, recorded_fees: tupl
     cursor.execute(queries.MARK_REPEATED_REFERENCES)
     cursor.execute(queries.MARK_EXTRA_ROWS)
     cursor.execute(queries.ABSORB_MATCHED_RECORDS)
+    for statement in queries.CONTEXT_ROWS:
+        cursor.execute(statement)
     for statement in queries.LATE_ROWS:
         cursor.execute(statement.format(**tables), params)
     for _ in range(MAX_WINDOW_ROUNDS):
@@ -147,20 +150,19 @@ def _settle_leftovers(cursor, *, params: dict, tables: dict, recorded_fees: tupl
         cursor.execute(queries.RECORDED_FEES_OF_LATE_PAIRS.format(fees=recorded_fees[0]), params)
 
 
-def _totals(rows) -> tuple[dict, int]:
+def _totals(gateway_rows: list[tuple], local_rows: list[tuple]) -> tuple[dict, int]:
     """{"gateway": {currency: {kind: {"count", "gross", "fee"}}}, "flowpay": {...}, "difference": {currency: n}}:
     the difference is the gateway's gross of what FlowPay records (charges, refunds, disputes)
     minus FlowPay's, per currency."""
     totals: dict = {"gateway": {}, "flowpay": {}, "difference": {}}
+    for currency, kind, count, gross, fee in gateway_rows:
+        totals["gateway"].setdefault(currency, {})[kind] = {
+            "count": count, "gross": int(gross or 0), "fee": int(fee) if fee is not None else None}
+        if kind in ("charge", "refund", "dispute", "dispute_reversal"):
+            totals["difference"][currency] = totals["difference"].get(currency, 0) + int(gross or 0)
     local_records = 0
-    for side, currency, kind, count, gross, fee in rows:
-        entry = {"count": count, "gross": int(gross or 0)}
-        if side == "gateway":
-            entry["fee"] = int(fee) if fee is not None else None
-        else:
-            local_records += count
-        totals[side].setdefault(currency, {})[kind] = entry
-        if side == "flowpay" or kind in ("charge", "refund", "dispute", "dispute_reversal"):
-            sign = 1 if side == "gateway" else -1
-            totals["difference"][currency] = totals["difference"].get(currency, 0) + sign * int(gross or 0)
+    for currency, kind, count, gross in local_rows:
+        totals["flowpay"].setdefault(currency, {})[kind] = {"count": count, "gross": int(gross or 0)}
+        totals["difference"][currency] = totals["difference"].get(currency, 0) - int(gross or 0)
+        local_records += count
     return totals, local_records

@@ -2,7 +2,7 @@
 
 Relations (temporary, one run):
 - recon_g: the gateway's rows of D-1 … D+1 (reconciliation.matching.staging);
-- recon_l: FlowPay's side of day D, a view: payments captured and refunds succeeded on D at
+- recon_l: FlowPay's side of day D: payments captured and refunds succeeded on D at
   the gateway, with their signed effect on the balance (a refund is negative);
 - recon_jx: what the reference join could not settle: gateway rows of D without a FlowPay
   record, FlowPay records of D without a gateway row, pairs that differ; the later passes
@@ -14,8 +14,8 @@ database driver (reconciliation.matching.engine).
 MATCHABLE_KINDS = "('charge', 'refund', 'dispute', 'dispute_reversal')"
 CAPTURED = "('completed', 'partially_refunded', 'refunded')"
 
-LOCAL_VIEW = """
-CREATE TEMP VIEW recon_l AS
+LOCAL_RECORDS = """
+CREATE TEMP TABLE recon_l AS
 SELECT 'charge'::text AS kind, 'transaction'::text AS local_type, t.id AS local_id, t.public_id, t.merchant_id,
        t.id AS transaction_id, t.gateway_reference AS reference, t.amount_captured AS amount, t.currency,
        t.finalized_at AS settled_at, t.status::text AS status
@@ -29,18 +29,11 @@ WHERE r.gateway = {gateway} AND r.status = 'succeeded' AND r.refund_to_original_
   AND r.succeeded_at >= {day_start} AND r.succeeded_at < {day_end}
 """
 
-DUPLICATE_REFERENCES = """
-CREATE TEMP TABLE recon_dups AS
-SELECT kind, reference FROM recon_g
-WHERE balance_affecting AND kind IN """ + MATCHABLE_KINDS + """
-GROUP BY kind, reference HAVING count(*) > 1
-"""
-
 WORK_TABLE = """
 CREATE TEMP TABLE recon_jx (
     row_no bigint, key text, reference text, parent_reference text, kind text, amount bigint, fee bigint,
     currency text, created timestamptz, status text, flowpay_reference text, idempotency_key text,
-    in_day boolean, duplicated boolean NOT NULL DEFAULT false,
+    in_day boolean NOT NULL DEFAULT false, duplicated boolean NOT NULL DEFAULT false,
     local_type text, local_id bigint, public_id text, merchant_id bigint, transaction_id bigint, l_reference text,
     l_amount bigint, l_currency text, settled_at timestamptz, l_status text, recorded_fee bigint,
     -- in_l: the record is one of day D's; from_join: paired by the reference join itself
@@ -66,21 +59,33 @@ def status_agrees(*, kind: str, gateway_status: str, local_status: str) -> str:
     ELSE true END)"""
 
 
+# The reference join, FlowPay's records of D against every gateway row, in one statement so
+# that the gateway's rows are read (and a file's values translated) once: it keeps in
+# recon_jx only what it cannot settle (pairs that differ, rows without a record, records
+# without a row), and answers the day's totals per currency and kind, the rows kept and the
+# rows read. A reference listed more than once (balance-affecting, of a kind FlowPay
+# records) is never a clean match; a partial-capture reversal is added to its charge.
 JOIN_BY_REFERENCE = """
-WITH gs AS (
+WITH g AS MATERIALIZED (
+    SELECT row_no, key, reference, parent_reference, kind, amount, fee, currency, created, status, flowpay_reference,
+           idempotency_key, (created >= %(day_start)s AND created < %(day_end)s) AS in_day
+    FROM recon_g WHERE balance_affecting
+),
+dups AS (SELECT kind, reference FROM g WHERE kind IN """ + MATCHABLE_KINDS + """ GROUP BY kind, reference HAVING count(*) > 1),
+reversals AS (SELECT reference, sum(amount) AS amount FROM g WHERE kind = 'partial_capture_reversal' GROUP BY reference),
+gs AS (
     SELECT g.row_no, g.key, g.reference, g.parent_reference, g.kind, g.amount + coalesce(p.amount, 0) AS amount, g.fee,
-           g.currency, g.created, g.status, g.flowpay_reference, g.idempotency_key,
-           (g.created >= %(day_start)s AND g.created < %(day_end)s) AS in_day, (d.reference IS NOT NULL) AS duplicated
-    FROM recon_g g
-    LEFT JOIN (SELECT reference, sum(amount) AS amount FROM recon_g
-               WHERE kind = 'partial_capture_reversal' AND balance_affecting GROUP BY reference) p
-           ON g.kind = 'charge' AND p.reference = g.reference
-    LEFT JOIN recon_dups d ON d.kind = g.kind AND d.reference = g.reference
-    WHERE g.balance_affecting AND g.kind IN """ + MATCHABLE_KINDS + """
+           g.currency, g.created, g.status, g.flowpay_reference, g.idempotency_key, g.in_day,
+           (d.reference IS NOT NULL) AS duplicated
+    FROM g
+    LEFT JOIN reversals p ON g.kind = 'charge' AND p.reference = g.reference
+    LEFT JOIN dups d ON d.kind = g.kind AND d.reference = g.reference
+    WHERE g.kind IN """ + MATCHABLE_KINDS + """
 ),
 j AS (
-    SELECT gs.*, l.kind AS l_kind, l.local_type, l.local_id, l.public_id, l.merchant_id, l.transaction_id, l.reference AS l_reference,
-           l.amount AS l_amount, l.currency AS l_currency, l.settled_at, l.status AS l_status, {fee_column} AS recorded_fee,
+    SELECT gs.*, l.kind AS l_kind, l.local_type, l.local_id, l.public_id, l.merchant_id, l.transaction_id,
+           l.reference AS l_reference, l.amount AS l_amount, l.currency AS l_currency, l.settled_at,
+           l.status AS l_status, {fee_column} AS recorded_fee,
            coalesce(gs.row_no IS NOT NULL AND l.local_id IS NOT NULL AND NOT gs.duplicated
                     AND gs.currency = l.currency AND gs.amount = l.amount
                     AND """ + status_agrees(kind="gs.kind", gateway_status="gs.status", local_status="l.status") + """
@@ -94,15 +99,22 @@ kept AS (
                           merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status,
                           recorded_fee, in_l, from_join, method)
     SELECT row_no, key, reference, parent_reference, coalesce(kind, l_kind), amount, fee, currency, created, status,
-           flowpay_reference, idempotency_key, coalesce(in_day, false), coalesce(duplicated, false), local_type, local_id, public_id,
-           merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status, recorded_fee,
-           local_id IS NOT NULL, row_no IS NOT NULL AND local_id IS NOT NULL,
+           flowpay_reference, idempotency_key, coalesce(in_day, false), coalesce(duplicated, false), local_type,
+           local_id, public_id, merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status,
+           recorded_fee, local_id IS NOT NULL, row_no IS NOT NULL AND local_id IS NOT NULL,
            CASE WHEN row_no IS NOT NULL AND local_id IS NOT NULL THEN 'reference' END
-    FROM j WHERE NOT clean AND (local_id IS NOT NULL OR in_day)
+    FROM j WHERE NOT clean
     RETURNING 1
 )
-SELECT count(*) FILTER (WHERE clean), (SELECT count(*) FROM kept) FROM j
+SELECT currency, kind, count(*), sum(amount), sum(fee), (SELECT count(*) FROM kept) FROM g
+WHERE in_day GROUP BY currency, kind
 """
+# Pairs the join found clean: every record of D that is not in recon_jx.
+MATCHED_BY_JOIN = """
+SELECT (SELECT count(*) FROM recon_l)
+     - (SELECT count(*) FROM (SELECT DISTINCT local_type, local_id FROM recon_jx WHERE local_id IS NOT NULL) d)
+"""
+GATEWAY_ROWS_READ = "SELECT count(*) FROM recon_g"
 
 LOCAL_ONLY_SNAPSHOT = """
 CREATE TEMP TABLE recon_lonly AS SELECT local_type, local_id FROM recon_jx WHERE row_no IS NULL
@@ -154,27 +166,27 @@ LEFTOVER_PASSES = [
 ]
 
 # FlowPay records of D without a row: a row of D-1 or D+1 that echoes their id or key (a
-# capture at 23:59:59 settled at 00:00:01). Rows that matched a record of D by reference
-# already belong to it.
+# capture at 23:59:59 settled at 00:00:01). Only the rows of D-1 and D+1 that matched no
+# record of D by reference are candidates (recon_context, usually few).
+CONTEXT_ROWS = [
+    """CREATE TEMP TABLE recon_context AS
+       SELECT * FROM recon_jx WHERE row_no IS NOT NULL AND local_id IS NULL AND NOT in_day AND kind IN ('charge', 'refund')""",
+    "DELETE FROM recon_jx WHERE row_no IS NOT NULL AND local_id IS NULL AND NOT in_day",
+]
+_TAKE_ROW = """row_no = g.row_no, key = g.key, reference = g.reference, parent_reference = g.parent_reference,
+        kind = g.kind, amount = g.amount, fee = g.fee, currency = g.currency, created = g.created, status = g.status,
+        flowpay_reference = g.flowpay_reference, idempotency_key = g.idempotency_key, in_day = false, method = 'flowpay_id'"""
 LATE_ROWS = [
-    """UPDATE recon_jx j SET row_no = g.row_no, key = g.key, reference = g.reference, parent_reference = g.parent_reference,
-        kind = g.kind, amount = g.amount, fee = g.fee, currency = g.currency, created = g.created, status = g.status,
-        flowpay_reference = g.flowpay_reference, idempotency_key = g.idempotency_key, in_day = false, method = 'flowpay_id'
-    FROM recon_g g
-    WHERE j.row_no IS NULL AND j.local_type = 'transaction' AND g.balance_affecting AND g.kind = 'charge'
-      AND NOT (g.created >= %(day_start)s AND g.created < %(day_end)s)
-      AND (g.flowpay_reference = j.public_id
-           OR (g.idempotency_key <> '' AND EXISTS (SELECT 1 FROM {attempts} a
-               WHERE a.transaction_id = j.local_id AND a.idempotency_key = g.idempotency_key)))
-      AND NOT EXISTS (SELECT 1 FROM recon_l l WHERE l.kind = g.kind AND l.reference = g.reference)""",
-    """UPDATE recon_jx j SET row_no = g.row_no, key = g.key, reference = g.reference, parent_reference = g.parent_reference,
-        kind = g.kind, amount = g.amount, fee = g.fee, currency = g.currency, created = g.created, status = g.status,
-        flowpay_reference = g.flowpay_reference, idempotency_key = g.idempotency_key, in_day = false, method = 'flowpay_id'
-    FROM recon_g g
-    WHERE j.row_no IS NULL AND j.local_type = 'refund' AND g.balance_affecting AND g.kind = 'refund'
-      AND NOT (g.created >= %(day_start)s AND g.created < %(day_end)s)
-      AND substring(g.idempotency_key FROM '^flowpay:(re_[A-Za-z0-9]+):refund') = j.public_id
-      AND NOT EXISTS (SELECT 1 FROM recon_l l WHERE l.kind = g.kind AND l.reference = g.reference)""",
+    """UPDATE recon_jx j SET """ + _TAKE_ROW + """
+    FROM recon_context g
+    WHERE j.row_no IS NULL AND j.local_type = 'transaction' AND g.kind = 'charge' AND g.flowpay_reference = j.public_id""",
+    """UPDATE recon_jx j SET """ + _TAKE_ROW + """
+    FROM {attempts} a JOIN recon_context g ON g.idempotency_key = a.idempotency_key
+    WHERE j.row_no IS NULL AND j.local_type = 'transaction' AND g.kind = 'charge' AND a.transaction_id = j.local_id""",
+    """UPDATE recon_jx j SET """ + _TAKE_ROW + """
+    FROM recon_context g
+    WHERE j.row_no IS NULL AND j.local_type = 'refund' AND g.kind = 'refund'
+      AND substring(g.idempotency_key FROM '^flowpay:(re_[A-Za-z0-9]+):refund') = j.public_id""",
 ]
 
 # 3. amount and currency within the time window, for rows that carry no FlowPay id and
@@ -328,9 +340,4 @@ ON CONFLICT (gateway, local_reference, gateway_reference, category) DO UPDATE SE
 RETURNING item.id, item.category, (item.xmax = 0) AS inserted
 """
 
-TOTALS = """
-SELECT 'gateway', currency, kind, count(*), sum(amount), sum(fee) FROM recon_g
-WHERE balance_affecting AND created >= %(day_start)s AND created < %(day_end)s GROUP BY currency, kind
-UNION ALL
-SELECT 'flowpay', currency, kind, count(*), sum(amount), NULL FROM recon_l GROUP BY currency, kind
-"""
+LOCAL_TOTALS = "SELECT currency, kind, count(*), sum(amount) FROM recon_l GROUP BY currency, kind"

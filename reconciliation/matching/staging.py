@@ -21,7 +21,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from psycopg import errors as pg_errors
 
@@ -33,7 +33,7 @@ SPOOL_MEMORY_BYTES = 8 * 1024 * 1024  # then the spool is a file on disk
 COPY_CHUNK_BYTES = 1024 * 1024
 RECORD_COLUMNS = ["key", "reference", "parent_reference", "kind", "amount", "fee", "currency", "created", "status",
                   "flowpay_reference", "idempotency_key", "balance_affecting"]
-TEMP_RELATIONS = ["recon_found", "recon_lonly", "recon_jx", "recon_dups", "recon_l", "recon_g", "recon_raw", "recon_exponents"]
+TEMP_RELATIONS = ["recon_found", "recon_context", "recon_lonly", "recon_jx", "recon_l", "recon_g", "recon_raw", "recon_exponents"]
 
 
 class InvalidSettlementFile(FlowPayError):
@@ -68,9 +68,12 @@ def spool_records(records: Iterable[SettlementRecord]) -> Spool:
 
 def create_temp_relations(cursor) -> None:
     drop_temp_relations(cursor)
-    cursor.execute("CREATE TEMP TABLE recon_exponents (code text PRIMARY KEY, exponent int NOT NULL)")
+    # A time without an offset in a report file is UTC.
+    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+    cursor.execute("CREATE TEMP TABLE recon_exponents (code text PRIMARY KEY, exponent int NOT NULL, factor numeric NOT NULL)")
     codes, exponents = zip(*sorted(CURRENCY_EXPONENTS.items()), strict=True)
-    cursor.execute("INSERT INTO recon_exponents SELECT * FROM unnest(%s::text[], %s::int[])", [list(codes), list(exponents)])
+    cursor.execute("INSERT INTO recon_exponents SELECT code, exponent, 10::numeric ^ exponent "
+                   "FROM unnest(%s::text[], %s::int[]) AS e(code, exponent)", [list(codes), list(exponents)])
 
 
 def drop_temp_relations(cursor) -> None:
@@ -86,15 +89,17 @@ def drop_temp_relations(cursor) -> None:
         cursor.execute("DROP TABLE " + ", ".join(tables))
 
 
+GATEWAY_ROWS_TABLE = """
+CREATE TEMP TABLE recon_g (
+    row_no bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL UNIQUE CHECK (key <> ''), reference text NOT NULL, parent_reference text NOT NULL,
+    kind text NOT NULL, amount bigint NOT NULL, fee bigint, currency text NOT NULL, created timestamptz NOT NULL,
+    status text NOT NULL, flowpay_reference text NOT NULL, idempotency_key text NOT NULL, balance_affecting boolean NOT NULL
+)"""
+
+
 def load_spool(cursor, spool: Spool) -> int:
-    cursor.execute("""
-        CREATE TEMP TABLE recon_g (
-            row_no bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            key text NOT NULL UNIQUE, reference text NOT NULL, parent_reference text NOT NULL, kind text NOT NULL,
-            amount bigint NOT NULL, fee bigint, currency text NOT NULL, created timestamptz NOT NULL,
-            status text NOT NULL, flowpay_reference text NOT NULL, idempotency_key text NOT NULL,
-            balance_affecting boolean NOT NULL
-        )""")
+    cursor.execute(GATEWAY_ROWS_TABLE)
     columns = ", ".join(RECORD_COLUMNS)
     try:
         # A fee the gateway did not give is written "" (QUOTE_NONNUMERIC) and read as NULL.
@@ -123,20 +128,31 @@ def _case(column_sql: str, mapping: dict[str, str], default: str) -> str:
 
 
 def _minor(column_sql: str, fmt: SettlementFileFormat) -> str:
-    if fmt.major_units:
-        return f"round(nullif({column_sql}, '')::numeric * 10::numeric ^ e.exponent)::bigint"
-    return f"nullif({column_sql}, '')::bigint"
+    """Integer minor units of a column. Major units are scaled by the currency's exponent; a
+    value finer than the minor unit fails the cast (naming itself) rather than being rounded."""
+    if not fmt.major_units:
+        return f"nullif({column_sql}, '')::bigint"
+    scaled = f"(nullif({column_sql}, '')::numeric * e.factor)"
+    return f"(CASE WHEN {scaled} = trunc({scaled}) THEN {scaled} ELSE ({column_sql} || ' is finer than its minor unit')::numeric END)::bigint"
 
 
 NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
 INTEGER = r"^-?[0-9]+$"
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?( ?(Z|[+-][0-9]{2}(:?[0-9]{2})?))?$"
-HAS_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
-def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> int:
-    """Copy the report `stream` into recon_raw and define recon_g over it; the number of rows.
-    Raises InvalidSettlementFile (naming the line) for a file the format cannot read."""
+@dataclass(frozen=True)
+class LoadedFile:
+    fmt: SettlementFileFormat
+    positions: dict[str, str]  # the header's column -> its recon_raw column
+    name: str
+
+
+def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> LoadedFile:
+    """Copy the report `stream` into recon_raw as it is and define the view recon_g over it.
+    The values are translated as the matcher reads them (a million rows are never written
+    twice); a bad one makes the matcher's query fail, and `explain_bad_file` then names it.
+    Raises InvalidSettlementFile for a file COPY cannot read (naming the line)."""
     header = _header(stream, fmt, name=name)
     positions = {column: f"c{i}" for i, column in enumerate(header, start=1) if column}
     columns = ", ".join(f"c{i} text" for i in range(1, len(header) + 1))
@@ -149,9 +165,14 @@ def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str)
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire, pg_errors.UntranslatableCharacter) as exc:
         raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {_copy_error(exc, header)}.") from None
     cursor.execute(f"CREATE TEMP VIEW recon_g AS {_translation(fmt, positions)}")
-    _validate(cursor, fmt, positions, name=name)
-    cursor.execute("SELECT count(*) FROM recon_raw")
-    return cursor.fetchone()[0]
+    return LoadedFile(fmt=fmt, positions=positions, name=name)
+
+
+def explain_bad_file(cursor, loaded: LoadedFile, error: Exception) -> NoReturn:
+    """A query over recon_g failed on a value of the file (the caller rolled back to before
+    it): search the file, value by value, for the first bad line and raise naming it."""
+    _validate(cursor, loaded.fmt, loaded.positions, name=loaded.name)
+    raise InvalidSettlementFile(f"{loaded.name} is not a {loaded.fmt.name} file: {str(error).splitlines()[0]}.")
 
 
 def _copy_error(exc, header: list[str]) -> str:
@@ -180,7 +201,7 @@ def _header(stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> list[s
 
 
 def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
-    """SELECT translating recon_raw's text into recon_g's columns."""
+    """SELECT translating recon_raw's text into recon_g's columns (in RECORD_COLUMNS' order, the line first)."""
     col = {name: f"r.{pos}" for name, pos in positions.items()}
     kind = _case(f"r.{positions[fmt.kind]}", {k: str(v) for k, v in fmt.kinds.items()}, str(SettlementKind.OTHER))
     default_refs = fmt.references.get(None, ())
@@ -188,26 +209,33 @@ def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
                      for k, cols in fmt.references.items() if k is not None)
     reference = f"(CASE {kind} {whens} ELSE {_first_non_empty(default_refs, positions)} END)" if whens \
         else _first_non_empty(default_refs, positions)
+    key_columns = "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
+    reference = f"coalesce(nullif({reference}, ''), {key_columns})"  # a row without a reference is known by its key
     created = col[fmt.created]
+    # ISO 8601 only: a day-first or month-first date would be read silently by DateStyle.
+    timestamp = (f"(CASE WHEN substr({created}, 5, 1) = '-' AND substr({created}, 8, 1) = '-' THEN {created} "
+                 f"ELSE {created} || ' is not an ISO 8601 time' END)::timestamptz")
     status = _case(col[fmt.status], {k: str(v) for k, v in fmt.statuses.items()}, str(SettlementStatus.SUCCEEDED)) \
         if fmt.status in col else _quoted(str(SettlementStatus.SUCCEEDED))
     fee = f"{fmt.fee_sign} * {_minor(col[fmt.fee], fmt)}" if fmt.fee in col else "NULL::bigint"
     affecting = f"(upper(coalesce({col[fmt.balance_affecting]}, 'Y')) <> 'N')" if fmt.balance_affecting in col else "true"
     key = "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
+    # Values that cannot be translated fail the cast of a text naming them: the query stops
+    # there (a key missing, a currency unknown), and explain_bad_file names the line.
+    key = f"(CASE WHEN {key} <> '' THEN {key} ELSE ({key} || 'has no key')::bigint::text END)"
+    currency = (f"(CASE WHEN e.code IS NOT NULL THEN e.code "
+                f"ELSE ({col[fmt.currency]} || ' is not a currency')::bigint::text END)")
     return f"""
         SELECT r.line AS row_no, {key} AS key, {reference} AS reference,
                {_first_non_empty(fmt.parent_reference, positions)} AS parent_reference, {kind} AS kind,
-               {_minor(col[fmt.amount], fmt)} AS amount, {fee} AS fee, upper({col[fmt.currency]}) AS currency,
-               (CASE WHEN {created} ~ {_quoted(HAS_OFFSET)} THEN {created}::timestamptz
-                     ELSE ({created} || '+00')::timestamptz END) AS created,
+               {_minor(col[fmt.amount], fmt)} AS amount, {fee} AS fee, {currency} AS currency, {timestamp} AS created,
                {status} AS status, {_first_non_empty(fmt.flowpay_reference, positions)} AS flowpay_reference,
                {_first_non_empty(fmt.idempotency_key, positions)} AS idempotency_key, {affecting} AS balance_affecting
         FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]})"""
 
 
 def _validate(cursor, fmt: SettlementFileFormat, positions: dict[str, str], *, name: str) -> None:
-    """One pass over the raw rows naming the first line of each kind of bad value, then the
-    first key listed twice."""
+    """One pass over the raw rows naming the first line of each kind of bad value."""
     col = {c: f"r.{p}" for c, p in positions.items()}
     amount_pattern = NUMBER if fmt.major_units else INTEGER
     money = [(fmt.amount, True)] + ([(fmt.fee, False)] if fmt.fee in col else [])
@@ -224,7 +252,7 @@ def _validate(cursor, fmt: SettlementFileFormat, positions: dict[str, str], *, n
         if fmt.major_units:
             checks.append((
                 f"e.code IS NOT NULL AND coalesce({value}, '') ~ {_quoted(NUMBER)} AND "
-                f"{value}::numeric * 10::numeric ^ e.exponent <> trunc({value}::numeric * 10::numeric ^ e.exponent)",
+                f"{value}::numeric * e.factor <> trunc({value}::numeric * e.factor)",
                 f"has an amount in column {column} finer than its currency's minor unit",
             ))
     selects = ", ".join(f"min(r.line) FILTER (WHERE {condition})" for condition, _ in checks)
@@ -234,8 +262,3 @@ def _validate(cursor, fmt: SettlementFileFormat, positions: dict[str, str], *, n
     if bad:
         line, message = bad[0]
         raise InvalidSettlementFile(f"{name}: line {line} {message}.")
-    cursor.execute("SELECT key, min(row_no), max(row_no) FROM recon_g GROUP BY key HAVING count(*) > 1 LIMIT 1")
-    twice = cursor.fetchone()
-    if twice is not None:
-        raise InvalidSettlementFile(f"{name}: the row {twice[0]!r} is listed twice (lines {twice[1]} and {twice[2]}).")
-

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -150,9 +150,10 @@ def _run_in_transaction(
     started = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         staging.create_temp_relations(cursor)
+        loaded = None
         if file is not None:
             fmt = gateway_named(window.gateway).settlement_file_format
-            staging.load_file(cursor, file, fmt, name=file_name or "the file")
+            loaded = staging.load_file(cursor, file, fmt, name=file_name or "the file")
         else:
             staging.load_spool(cursor, spool)
         attempt = (ReconciliationRun.objects.filter(gateway=window.gateway, settlement_date=window.settlement_date)
@@ -165,11 +166,17 @@ def _run_in_transaction(
             triggered_by=f"{actor.type}:{actor.id}"[:170],
         )
         now = timezone.now()
-        outcome = match_day(
-            cursor, window=window, run_id=run.pk, now=now, settlement_delay=settlement_delay(window.gateway),
-            match_window_seconds=settings.FLOWPAY_RECONCILIATION_MATCH_WINDOW_SECONDS,
-            recorded_fees=recorded_fees_sql(gateway=window.gateway),
-        )
+        try:
+            with transaction.atomic():  # a bad value of a file stops the matcher: back to here, then name it
+                outcome = match_day(
+                    cursor, window=window, run_id=run.pk, now=now, settlement_delay=settlement_delay(window.gateway),
+                    match_window_seconds=settings.FLOWPAY_RECONCILIATION_MATCH_WINDOW_SECONDS,
+                    recorded_fees=recorded_fees_sql(gateway=window.gateway),
+                )
+        except DataError as exc:
+            if loaded is None:
+                raise
+            staging.explain_bad_file(cursor, loaded, exc)
         staging.drop_temp_relations(cursor)
         _follow_up_items(run=run, window=window, actor=actor, now=now)
         _finish_run(run, outcome)

@@ -96,8 +96,6 @@ def test_the_simulator_report_file_is_its_own_format(tmp_path, merchant_a):
      "line 2 has an unreadable amount in column gross"),
     ([{"balance_transaction_id": "txn_1", "currency": "usd", "gross": "1", "fee": "0", "created_utc": "15/05/2023"}],
      "line 2 has an unreadable time in column created_utc"),
-    ([{"balance_transaction_id": "txn_1", "currency": "usd", "gross": "1", "fee": "0"},
-      {"balance_transaction_id": "txn_1", "currency": "usd", "gross": "1", "fee": "0"}], "listed twice (lines 2 and 3)"),
 ])
 def test_a_file_that_is_not_the_format_exits_2_names_the_line_and_writes_nothing(tmp_path, rows, message):
     path = write(tmp_path, itemized(rows))
@@ -107,6 +105,19 @@ def test_a_file_that_is_not_the_format_exits_2_names_the_line_and_writes_nothing
 
     assert message in str(error)
     assert row_counts() == before
+
+
+def test_a_row_listed_twice_in_a_file_is_a_duplicate_settlement(tmp_path, merchant_a):
+    settled_payment(merchant_a.merchant, gateway="stripe", reference="pi_twice", amount=1500, settled_at=AT)
+    row = {"balance_transaction_id": "txn_1", "currency": "usd", "gross": "15.00", "fee": "0", "source_id": "ch_1",
+           "payment_intent_id": "pi_twice"}
+    path = write(tmp_path, itemized([row, row]))
+
+    document = reconcile("stripe", DAY, "--file", path, expect=1)
+
+    (duplicate,) = by_category(document)["duplicate_at_gateway"]
+    assert (duplicate["gatewayReference"], duplicate["gatewayRows"], duplicate["gatewayAmount"]) == ("pi_twice", ["txn_1"], 1500)
+    assert document["counts"]["matched"] == 1
 
 
 def test_a_file_without_the_format_s_columns_or_with_a_broken_row_exits_2(tmp_path):

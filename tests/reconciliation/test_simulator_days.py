@@ -2,6 +2,8 @@
 discrepancies injected at runtime): a golden day per category, a clean day, re-runs, dry
 runs and a gateway that is down, through the runbook command."""
 
+import json
+
 import pytest
 
 from core.actors import Actor
@@ -173,3 +175,17 @@ def test_bad_flags_are_usage_errors():
     reconcile_failing("nowhere", today())
     reconcile_failing("simulator", "15/05/2023")
     reconcile_failing("paypal", today(), "--file", "/dev/null")
+
+
+def test_a_drill_injects_discrepancies_from_the_command_line(day_of_payments):
+    from tests.support.commands import run
+
+    p1, p2 = charge_of(day_of_payments[1]).reference, charge_of(day_of_payments[2]).reference
+    run("simulator_settlements", "--missing", p1)
+    shown = json.loads(run("simulator_settlements", "--amount-off", f"{p2}=-7", "--extra-charge", "300:EUR").out)
+
+    assert shown["missing"] == [p1] and shown["amountOff"] == {p2: -7} and shown["extraCharges"][0]["currency"] == "EUR"
+    assert discrepancy_counts(reconcile("simulator", today(), expect=1)) == {
+        "missing_at_gateway": 1, "amount_mismatch": 1, "missing_locally": 1}
+    assert json.loads(run("simulator_settlements", "--clear").out)["missing"] == []
+    assert reconcile("simulator", today(), "--rerun")["items"] == []
