@@ -97,6 +97,7 @@ def match_day(
         transactions=tables["transactions"], refunds=tables["refunds"], gateway=_literal(cursor, window.gateway),
         day_start=_literal(cursor, window.day_start), day_end=_literal(cursor, window.day_end),
     ))
+    cursor.execute("ANALYZE recon_l")
     cursor.execute(queries.WORK_TABLE)
     fee_column, fee_join = "NULL::bigint", ""
     if recorded_fees is not None:

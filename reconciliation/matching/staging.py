@@ -109,6 +109,7 @@ def load_spool(cursor, spool: Spool) -> int:
     except pg_errors.UniqueViolation as exc:
         raise FlowPayError(f"The gateway listed one settlement row twice ({exc.diag.message_detail}).",
                            code=ErrorCode.GATEWAY_INVALID_REQUEST) from None
+    cursor.execute("ANALYZE recon_g")
     return spool.rows
 
 
@@ -127,13 +128,30 @@ def _case(column_sql: str, mapping: dict[str, str], default: str) -> str:
     return f"(CASE {column_sql} {whens} ELSE {_quoted(default)} END)" if whens else _quoted(default)
 
 
-def _minor(column_sql: str, fmt: SettlementFileFormat) -> str:
-    """Integer minor units of a column. Major units are scaled by the currency's exponent; a
-    value finer than the minor unit fails the cast (naming itself) rather than being rounded."""
+def _minor(column_sql: str, fmt: SettlementFileFormat, *, required: bool) -> str:
+    """Integer minor units of a column. Major units written with exactly the currency's
+    decimals ("19.99" USD, "1999" JPY) are read as text (fast); anything else is scaled as a
+    number, and a value finer than the minor unit fails the cast (naming itself) rather than
+    being rounded. An empty value is NULL, or an error when `required`."""
+    c = column_sql
+    empty = f"({c} || 'is not an amount')::bigint" if required else "NULL::bigint"
     if not fmt.major_units:
-        return f"nullif({column_sql}, '')::bigint"
-    scaled = f"(nullif({column_sql}, '')::numeric * e.factor)"
-    return f"(CASE WHEN {scaled} = trunc({scaled}) THEN {scaled} ELSE ({column_sql} || ' is finer than its minor unit')::numeric END)::bigint"
+        return f"(CASE WHEN {c} <> '' THEN {c}::bigint ELSE {empty} END)"
+    scaled = f"({c}::numeric * e.factor)"
+    return (f"(CASE WHEN coalesce({c}, '') = '' THEN {empty} "
+            f"WHEN e.exponent > 0 AND strpos({c}, '.') = length({c}) - e.exponent THEN replace({c}, '.', '')::bigint "
+            f"WHEN e.exponent = 0 AND strpos({c}, '.') = 0 THEN {c}::bigint "
+            f"WHEN {scaled} = trunc({scaled}) THEN {scaled}::bigint "
+            f"ELSE ({c} || ' is finer than its minor unit')::bigint END)")
+
+
+def _kind(column_sql: str, kinds: dict[str, str]) -> str:
+    """The kind of a row from the gateway's category: one hashed IN when the gateway's names
+    are FlowPay's (Stripe's reporting categories), else a CASE."""
+    if all(k == v for k, v in kinds.items()):
+        names = ", ".join(_quoted(k) for k in kinds)
+        return f"(CASE WHEN {column_sql} IN ({names}) THEN {column_sql} ELSE {_quoted(str(SettlementKind.OTHER))} END)"
+    return _case(column_sql, kinds, str(SettlementKind.OTHER))
 
 
 NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -164,6 +182,7 @@ def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str)
                 copy.write(chunk)
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire, pg_errors.UntranslatableCharacter) as exc:
         raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {_copy_error(exc, header)}.") from None
+    cursor.execute("ANALYZE recon_raw")  # its size, for the matcher's plans
     cursor.execute(f"CREATE TEMP VIEW recon_g AS {_translation(fmt, positions)}")
     return LoadedFile(fmt=fmt, positions=positions, name=name)
 
@@ -203,32 +222,38 @@ def _header(stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> list[s
 def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
     """SELECT translating recon_raw's text into recon_g's columns (in RECORD_COLUMNS' order, the line first)."""
     col = {name: f"r.{pos}" for name, pos in positions.items()}
-    kind = _case(f"r.{positions[fmt.kind]}", {k: str(v) for k, v in fmt.kinds.items()}, str(SettlementKind.OTHER))
+    kinds = {k: str(v) for k, v in fmt.kinds.items()}
+    raw_kind = col[fmt.kind]
+    kind = _kind(raw_kind, kinds)
     default_refs = fmt.references.get(None, ())
-    whens = " ".join(f"WHEN {_quoted(str(k))} THEN {_first_non_empty(cols, positions)}"
-                     for k, cols in fmt.references.items() if k is not None)
-    reference = f"(CASE {kind} {whens} ELSE {_first_non_empty(default_refs, positions)} END)" if whens \
+    whens = []
+    for target, columns in fmt.references.items():
+        names = [k for k, v in kinds.items() if target is not None and v == str(target)]
+        if names:
+            whens.append(f"WHEN {raw_kind} IN ({', '.join(_quoted(n) for n in names)}) THEN {_first_non_empty(columns, positions)}")
+    reference = f"(CASE {' '.join(whens)} ELSE {_first_non_empty(default_refs, positions)} END)" if whens \
         else _first_non_empty(default_refs, positions)
-    key_columns = "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
-    reference = f"coalesce(nullif({reference}, ''), {key_columns})"  # a row without a reference is known by its key
+    key = col[fmt.key[0]] if len(fmt.key) == 1 else "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
+    reference = f"coalesce(nullif({reference}, ''), {key})"  # a row without a reference is known by its key
     created = col[fmt.created]
     # ISO 8601 only: a day-first or month-first date would be read silently by DateStyle.
-    timestamp = (f"(CASE WHEN substr({created}, 5, 1) = '-' AND substr({created}, 8, 1) = '-' THEN {created} "
+    timestamp = (f"(CASE WHEN substr({created}, 5, 1) = '-' THEN {created} "
                  f"ELSE {created} || ' is not an ISO 8601 time' END)::timestamptz")
     status = _case(col[fmt.status], {k: str(v) for k, v in fmt.statuses.items()}, str(SettlementStatus.SUCCEEDED)) \
         if fmt.status in col else _quoted(str(SettlementStatus.SUCCEEDED))
-    fee = f"{fmt.fee_sign} * {_minor(col[fmt.fee], fmt)}" if fmt.fee in col else "NULL::bigint"
+    fee = _minor(col[fmt.fee], fmt, required=False) if fmt.fee in col else "NULL::bigint"
+    if fmt.fee in col and fmt.fee_sign != 1:
+        fee = f"({fmt.fee_sign} * {fee})"
     affecting = f"(upper(coalesce({col[fmt.balance_affecting]}, 'Y')) <> 'N')" if fmt.balance_affecting in col else "true"
-    key = "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
     # Values that cannot be translated fail the cast of a text naming them: the query stops
     # there (a key missing, a currency unknown), and explain_bad_file names the line.
-    key = f"(CASE WHEN {key} <> '' THEN {key} ELSE ({key} || 'has no key')::bigint::text END)"
+    key = f"(CASE WHEN {key} <> '' THEN {key} ELSE (coalesce({key}, '') || 'has no key')::bigint::text END)"
     currency = (f"(CASE WHEN e.code IS NOT NULL THEN e.code "
                 f"ELSE ({col[fmt.currency]} || ' is not a currency')::bigint::text END)")
     return f"""
         SELECT r.line AS row_no, {key} AS key, {reference} AS reference,
                {_first_non_empty(fmt.parent_reference, positions)} AS parent_reference, {kind} AS kind,
-               {_minor(col[fmt.amount], fmt)} AS amount, {fee} AS fee, {currency} AS currency, {timestamp} AS created,
+               {_minor(col[fmt.amount], fmt, required=True)} AS amount, {fee} AS fee, {currency} AS currency, {timestamp} AS created,
                {status} AS status, {_first_non_empty(fmt.flowpay_reference, positions)} AS flowpay_reference,
                {_first_non_empty(fmt.idempotency_key, positions)} AS idempotency_key, {affecting} AS balance_affecting
         FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]})"""
