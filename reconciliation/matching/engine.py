@@ -107,6 +107,7 @@ def match_day(
         fee_join = f"LEFT JOIN ({fees_sql}) f ON l.local_type = 'transaction' AND f.transaction_id = l.local_id"
     cursor.execute(queries.JOIN_BY_REFERENCE.format(fee_column=fee_column, fee_join=fee_join), params)
     gateway_totals = [row[:5] for row in cursor.fetchall()]
+    cursor.execute(queries.KEPT_ROWS_DETAILS)
     cursor.execute(queries.GATEWAY_ROWS_READ)
     gateway_rows = cursor.fetchone()[0]
     cursor.execute(queries.MATCHED_BY_JOIN)

@@ -60,23 +60,23 @@ def status_agrees(*, kind: str, gateway_status: str, local_status: str) -> str:
 
 
 # The reference join, FlowPay's records of D against every gateway row, in one statement so
-# that the gateway's rows are read (and a file's values translated) once: it keeps in
+# that the gateway's rows are read (and a file's values translated) once, carrying only the
+# columns it compares: it keeps in
 # recon_jx only what it cannot settle (pairs that differ, rows without a record, records
 # without a row), and answers the day's totals per currency and kind, the rows kept and the
 # rows read. A reference listed more than once (balance-affecting, of a kind FlowPay
 # records) is never a clean match; a partial-capture reversal is added to its charge.
 JOIN_BY_REFERENCE = """
 WITH g AS MATERIALIZED (
-    SELECT row_no, key, reference, parent_reference, kind, amount, fee, currency, created, status, flowpay_reference,
-           idempotency_key, (created >= %(day_start)s AND created < %(day_end)s) AS in_day
+    SELECT row_no, reference, kind, amount, fee, currency, status,
+           (created >= %(day_start)s AND created < %(day_end)s) AS in_day
     FROM recon_g WHERE balance_affecting
 ),
 dups AS (SELECT kind, reference FROM g WHERE kind IN """ + MATCHABLE_KINDS + """ GROUP BY kind, reference HAVING count(*) > 1),
 reversals AS (SELECT reference, sum(amount) AS amount FROM g WHERE kind = 'partial_capture_reversal' GROUP BY reference),
 gs AS (
-    SELECT g.row_no, g.key, g.reference, g.parent_reference, g.kind, g.amount + coalesce(p.amount, 0) AS amount, g.fee,
-           g.currency, g.created, g.status, g.flowpay_reference, g.idempotency_key, g.in_day,
-           (d.reference IS NOT NULL) AS duplicated
+    SELECT g.row_no, g.reference, g.kind, g.amount + coalesce(p.amount, 0) AS amount, g.fee, g.currency, g.status,
+           g.in_day, (d.reference IS NOT NULL) AS duplicated
     FROM g
     LEFT JOIN reversals p ON g.kind = 'charge' AND p.reference = g.reference
     LEFT JOIN dups d ON d.kind = g.kind AND d.reference = g.reference
@@ -94,20 +94,26 @@ j AS (
     {fee_join}
 ),
 kept AS (
-    INSERT INTO recon_jx (row_no, key, reference, parent_reference, kind, amount, fee, currency, created, status,
-                          flowpay_reference, idempotency_key, in_day, duplicated, local_type, local_id, public_id,
-                          merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status,
-                          recorded_fee, in_l, from_join, method)
-    SELECT row_no, key, reference, parent_reference, coalesce(kind, l_kind), amount, fee, currency, created, status,
-           flowpay_reference, idempotency_key, coalesce(in_day, false), coalesce(duplicated, false), local_type,
-           local_id, public_id, merchant_id, transaction_id, l_reference, l_amount, l_currency, settled_at, l_status,
-           recorded_fee, local_id IS NOT NULL, row_no IS NOT NULL AND local_id IS NOT NULL,
+    INSERT INTO recon_jx (row_no, reference, kind, amount, fee, currency, status, in_day, duplicated, local_type,
+                          local_id, public_id, merchant_id, transaction_id, l_reference, l_amount, l_currency,
+                          settled_at, l_status, recorded_fee, in_l, from_join, method)
+    SELECT row_no, reference, coalesce(kind, l_kind), amount, fee, currency, status, coalesce(in_day, false),
+           coalesce(duplicated, false), local_type, local_id, public_id, merchant_id, transaction_id, l_reference,
+           l_amount, l_currency, settled_at, l_status, recorded_fee, local_id IS NOT NULL,
+           row_no IS NOT NULL AND local_id IS NOT NULL,
            CASE WHEN row_no IS NOT NULL AND local_id IS NOT NULL THEN 'reference' END
     FROM j WHERE NOT clean
     RETURNING 1
 )
 SELECT currency, kind, count(*), sum(amount), sum(fee), (SELECT count(*) FROM kept) FROM g
 WHERE in_day GROUP BY currency, kind
+"""
+# The rest of the kept gateway rows (the join carries only what it compares): their keys,
+# times, parents and the FlowPay ids they echo, read for those rows alone.
+KEPT_ROWS_DETAILS = """
+UPDATE recon_jx j SET key = g.key, created = g.created, parent_reference = g.parent_reference,
+    flowpay_reference = g.flowpay_reference, idempotency_key = g.idempotency_key
+FROM recon_g g WHERE g.row_no = j.row_no
 """
 # Pairs the join found clean: every record of D that is not in recon_jx.
 MATCHED_BY_JOIN = """
