@@ -54,6 +54,7 @@ class AuditAction(StrEnum):
     TRANSACTION_RESOLVED_FORCED = "transaction.resolved_forced"
     TRANSACTION_RECOVERED = "transaction.recovered"
     TRANSACTION_RECOVERED_FORCED = "transaction.recovered_forced"
+    TRANSACTION_RECORDED_FROM_GATEWAY = "transaction.recorded_from_gateway"
 
     # Refunds
     REFUND_CREATE = "refund.create"
@@ -90,6 +91,16 @@ class AuditAction(StrEnum):
     LEDGER_FUNDS_RELEASED = "ledger.funds_released"
     LEDGER_BACKFILL = "ledger.backfill"
     LEDGER_VERIFY = "ledger.verify"
+    # Reconciliation runs and their items
+    RECONCILIATION_RUN_COMPLETED = "reconciliation_run.completed"
+    RECONCILIATION_ITEM_INVESTIGATE = "reconciliation_item.investigate"
+    RECONCILIATION_ITEM_RESOLVE = "reconciliation_item.resolve"
+    RECONCILIATION_ITEM_IGNORE = "reconciliation_item.ignore"
+    RECONCILIATION_ITEM_ADJUSTMENT_REQUEST = "reconciliation_item.adjustment_request"
+    RECONCILIATION_ITEM_ADJUSTMENT_APPROVE = "reconciliation_item.adjustment_approve"
+    RECONCILIATION_ITEM_ADJUSTMENT_REJECT = "reconciliation_item.adjustment_reject"
+    RECONCILIATION_ITEM_CLEARED = "reconciliation_item.cleared"
+    RECONCILIATION_ITEM_REOPENED = "reconciliation_item.reopened"
 
     # Inbound gateway events
     INBOUND_EVENT_REPLAY = "inbound_event.replay"

@@ -18,6 +18,7 @@ from core.observability.metrics import DatabaseUpCollector
 from gateways.stats import gateway_recent_stats
 from ledger.selectors import ledger_last_verification
 from payments.selectors import transaction_outcomes_since, transactions_inflight_count
+from reconciliation.selectors import reconciliation_last_successes, reconciliation_open_items
 from subscriptions.selectors import rebill_queue_depths
 
 RUNBOOK_RATE_WINDOW_MINUTES = 5
@@ -120,6 +121,33 @@ class LedgerVerificationCollector:
             )
             success.add_metric([], last_success.finished_at.timestamp())
             yield success
+class ReconciliationCollector:
+    """reconciliation_open_items{gateway,category}: items open or being investigated;
+    reconciliation_oldest_open_item_timestamp{gateway,category}: when the oldest of them was
+    found (unix time; the "open for more than 3 days" alert); and
+    reconciliation_last_success_timestamp{gateway}: when the gateway's last run finished (a
+    run that fails records nothing). Read from the database at scrape time."""
+
+    def collect(self):
+        open_items = GaugeMetricFamily("reconciliation_open_items", "Reconciliation items open or being investigated.",
+                                       labels=["gateway", "category"])
+        oldest = GaugeMetricFamily("reconciliation_oldest_open_item_timestamp",
+                                   "Unix time when the oldest unresolved reconciliation item was found.",
+                                   labels=["gateway", "category"])
+        last_success = GaugeMetricFamily("reconciliation_last_success_timestamp",
+                                         "Unix time when the gateway's last successful reconciliation run finished.",
+                                         labels=["gateway"])
+        try:
+            for gateway, category, count, first_found in reconciliation_open_items():
+                open_items.add_metric([gateway, category], count)
+                oldest.add_metric([gateway, category], first_found.timestamp())
+            for gateway, finished in reconciliation_last_successes().items():
+                last_success.add_metric([gateway], finished.timestamp())
+        except DatabaseError:
+            return
+        yield open_items
+        yield oldest
+        yield last_success
 
 
 # Gauges read from the database at scrape time live in their own registry, so that they
@@ -131,6 +159,7 @@ _database_registry.register(PaymentRatesCollector())
 _database_registry.register(GatewayErrorRateCollector())
 _database_registry.register(RebillQueueDepthCollector())
 _database_registry.register(LedgerVerificationCollector())
+_database_registry.register(ReconciliationCollector())
 
 
 @monitoring_only

@@ -36,7 +36,8 @@ ACTIVITY_TABLES = [
     "payments_inboundevent", "refunds_refund", "refunds_chargeback", "refunds_chargebackevidence",
     "subscriptions_subscription", "subscriptions_invoice", "subscriptions_rebilljob", "subscriptions_rebillcharge",
     "webhooks_outboxevent", "webhooks_webhookdelivery", "audit_entry", "audit_seal", "auditlog_logentry",
-    "django_session", "ledger_entry", "ledger_transaction", "ledger_payout", "ledger_account", BARE_TABLE,
+    "django_session", "ledger_entry", "ledger_transaction", "ledger_payout", "ledger_account",
+    "reconciliation_reconciliationitem", "reconciliation_reconciliationrun", BARE_TABLE,
 ]
 
 

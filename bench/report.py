@@ -12,7 +12,7 @@ from bench.stats import RowResult, Spread
 
 # Metrics shown in the markdown tables, per row kind, in this order (all are in the JSON).
 SHOWN = ["rps", "p50_ms", "p99_ms", "ms_per_op", "api_p50_ms", "seconds", "schedule_seconds", "ms_per_subscription",
-         "us_per_event", "paid", "deliveries", "non_2xx"]
+         "us_per_event", "paid", "deliveries", "non_2xx", "peak_rss_mib", "items"]
 
 
 def _num(value: float) -> str:

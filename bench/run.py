@@ -26,7 +26,7 @@ from bench import stack
 from bench.config import FULL, SMOKE, Context
 
 RESULTS = stack.ROOT / "bench" / "results"
-ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7"]
+ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7", "8"]
 GUNICORN_WORKERS, GUNICORN_THREADS = 4, 1
 
 
@@ -100,6 +100,10 @@ def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[s
         from bench import rows_ledger
 
         _run_row("7", "ledger postings on create payment", lambda: rows_ledger.row_ledger_postings(ctx), results, failures)
+    if "8" in selected:
+        from bench import rows_reconciliation
+
+        _run_row("8", "reconcile a settlement file", lambda: rows_reconciliation.row_reconciliation(ctx), results, failures)
 
 
 def _exit_on_signal(signum, frame) -> None:

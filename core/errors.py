@@ -94,6 +94,10 @@ class ErrorCode(StrEnum):
 
     # The ledger
     INSUFFICIENT_FUNDS = "insufficient_funds", "The merchant's available balance does not cover the payout (nothing moved)."
+    # Reconciliation
+    INVALID_SETTLEMENT_FILE = "invalid_settlement_file", "The settlement report file is not in the gateway's format (the message names the line)."
+    RECONCILIATION_IN_PROGRESS = "reconciliation_in_progress", "Another run is reconciling the same gateway and day."
+    LEDGER_UNAVAILABLE = "ledger_unavailable", "The ledger is not available: a ledger adjustment cannot be posted."
 
     # Inbound gateway webhooks
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."

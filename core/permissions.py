@@ -32,6 +32,9 @@ a webhook for support, operator and admin).
 | webhook.read          | yes     | yes     | yes      | yes     | yes   | API: webhook endpoints and deliveries                 |
 | event.read            | yes     | yes     | yes      | yes     | yes   | API: list / retrieve events                           |
 | webhook.resend        |         | yes     | yes      |         | yes   | API: re-send a webhook delivery                       |
+| reconciliation.read   | yes     |         |          |         | yes   | API, admin: reconciliation runs and items             |
+| reconciliation.resolve| yes     |         |          |         | yes   | API, service, admin: investigate, resolve, ignore,    |
+|                       |         |         |          |         |       | request, approve (four-eyes) and reject adjustments   |
 | inbox.read            |         |         | yes      |         | yes   | admin: the inbox of gateway events                    |
 | inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
 | ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
@@ -77,6 +80,8 @@ class Capability(StrEnum):
     WEBHOOK_READ = "webhook.read"
     EVENT_READ = "event.read"
     WEBHOOK_RESEND = "webhook.resend"
+    RECONCILIATION_READ = "reconciliation.read"
+    RECONCILIATION_RESOLVE = "reconciliation.resolve"
     INBOX_READ = "inbox.read"
     INBOX_REPLAY = "inbox.replay"
     OPS_SWITCH_GATEWAY = "ops.switch_gateway"
@@ -109,6 +114,8 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.WEBHOOK_READ: ANY_STAFF,
     Capability.EVENT_READ: ANY_STAFF,
     Capability.WEBHOOK_RESEND: frozenset({SUPPORT, OPERATOR, ADMIN}),
+    Capability.RECONCILIATION_READ: APPROVERS,
+    Capability.RECONCILIATION_RESOLVE: APPROVERS,
     Capability.INBOX_READ: frozenset({OPERATOR, ADMIN}),
     Capability.INBOX_REPLAY: frozenset({OPERATOR, ADMIN}),
     # The runbook's switches belong to the operator role alone: admins and superusers do not

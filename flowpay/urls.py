@@ -22,6 +22,7 @@ urlpatterns = [
     path("payment/", include("subscriptions.api.urls")),
     path("payment/", include("webhooks.api.urls")),
     path("payment/", include("ledger.api.urls")),
+    path("payment/", include("reconciliation.api.urls")),
     path("internal/api/", include("backoffice.ops.urls")),
     path("webhooks/", include("gateway_events.urls")),
     path("admin/", admin.site.urls),

@@ -31,6 +31,7 @@ pytest_plugins = [
     "tests.support.inbound_webhooks",
     "tests.support.ledger",
     "tests.support.localstripe",
+    "tests.support.reconciliation",
     "tests.support.refunds",
 ]
 

@@ -115,3 +115,14 @@ audit_chain_last_sealed_entry_id = Gauge(
 audit_chain_last_seal_timestamp = Gauge(
     "audit_chain_last_seal_timestamp_seconds", "Unix time of the last audit seal committed.", multiprocess_mode="max",
 )
+
+
+# --- reconciliation (scaling-chapter name) -------------------------------------------------
+# Discrepancies a reconciliation run recorded for the first time, by gateway and category
+# (re-runs of a day do not count an item twice). Exposed as reconciliation_mismatches_total.
+# Open items and the last successful run are gauges read from the database (backoffice.metrics).
+reconciliation_mismatches = Counter(
+    "reconciliation_mismatches",
+    "Discrepancies found by reconciliation with the gateways, by gateway and category.",
+    ["gateway", "category"],
+)

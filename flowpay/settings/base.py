@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "payments",
     "refunds",
     "subscriptions",
+    "reconciliation",
     "gateway_events",
     "backoffice",
 ]

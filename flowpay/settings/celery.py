@@ -12,6 +12,7 @@ from flowpay.settings.ledger import (
     FLOWPAY_PAYOUT_CHECK_INTERVAL_SECONDS,
     FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC,
 )
+from flowpay.settings.reconciliation import FLOWPAY_RECONCILIATION_HOUR_UTC, FLOWPAY_RECONCILIATION_MINUTE_UTC
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 # kombu's filesystem transport (make run without Redis) keeps its messages under RUN_DIR.
@@ -41,6 +42,8 @@ CELERY_TASK_ROUTES = {
     "ledger.payout_send": {"queue": "payments"},
     "ledger.payout_follow_up": {"queue": "payments"},
     "ledger.create_scheduled_payouts": {"queue": "payments"},
+    "reconciliation.reconcile_day": {"queue": "reconciliation"},
+    "reconciliation.schedule_daily": {"queue": "reconciliation"},
 }
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
@@ -85,6 +88,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Seal audit entries into the keyed hash chain within seconds (verify_audit_log checks it).
     "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
+    # Reconcile the previous day of every enabled gateway (reconciliation.tasks).
+    "reconciliation-daily": {
+        "task": "reconciliation.schedule_daily",
+        "schedule": crontab(hour=FLOWPAY_RECONCILIATION_HOUR_UTC, minute=FLOWPAY_RECONCILIATION_MINUTE_UTC),
+    },
     # Relay outbox events a lost kick left behind; send due webhook retries.
     "webhooks-sweep": {
         "task": "webhooks.sweep",

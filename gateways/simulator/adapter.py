@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
@@ -49,12 +50,13 @@ from gateways.base import (
     Outcome,
     PayoutResult,
     PayoutState,
-    Settlement,
+    SettlementRecord,
     WebhookEvent,
     WebhookVerificationError,
 )
 from gateways.models import SimulatorCharge
 from gateways.models import SimulatorChargeStatus as ChargeStatus
+from gateways.simulator.settlements import SETTLEMENT_REPORT, settlement_report
 
 SUCCEEDING_TOKENS = {
     "pm_card_visa",
@@ -148,6 +150,7 @@ class SimulatorGateway:
 
     # fetch() sees every charge as soon as it is made (see the module's docstring).
     lookup_is_authoritative = True
+    settlement_file_format = SETTLEMENT_REPORT
 
     def __init__(self, name: str = "simulator"):
         self.name = name
@@ -326,16 +329,9 @@ class SimulatorGateway:
             flowpay_reference=charge.flowpay_reference,
         )
 
-    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        records = SimulatorCharge.objects.filter(created_at__date=date, status__in=[ChargeStatus.SUCCEEDED, ChargeStatus.REFUND])
-        return [
-            Settlement(
-                reference=r.reference, flowpay_reference=r.flowpay_reference,
-                amount=r.amount_captured if r.status == ChargeStatus.SUCCEEDED else -r.amount,
-                currency=r.currency, type="charge" if r.status == ChargeStatus.SUCCEEDED else "refund", created=r.created_at,
-            )
-            for r in records.order_by("id")
-        ]
+    def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
+        """Its settlement report, with any injected discrepancies (gateways.simulator.settlements)."""
+        return settlement_report(start=start, end=end, name=self.name)
 
     def verify_credentials(self) -> bool:
         return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import stripe
 
@@ -25,7 +25,7 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     PayoutResult,
-    Settlement,
+    SettlementRecord,
     WebhookEvent,
 )
 from gateways.credentials import GatewayCredentials, gateway_credentials, mask_secret
@@ -43,9 +43,9 @@ from gateways.stripe.mapping import (
     payment_intent_params,
     plain,
     refund_result,
-    settlement_from_balance_transaction,
 )
 from gateways.stripe.payouts import create_payout, find_payout
+from gateways.stripe.settlements import ITEMIZED_REPORT, balance_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class StripeGateway:
     # The search by metadata lags writes by up to a minute (inside the no-record grace), and
     # a miss falls back to the strongly consistent list of the newest PaymentIntents.
     lookup_is_authoritative = True
+    settlement_file_format = ITEMIZED_REPORT
 
     def supports_payment_method(self, token: str) -> bool:
         """Stripe payment methods, legacy tokens, cards and sources."""
@@ -194,37 +195,9 @@ class StripeGateway:
             raise stripe_error(exc, operation="fetch", creds=creds, money_moving=False) from exc
         return gateway_payment(intent)
 
-    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        """Balance transactions created that UTC day (charges and refunds), newest first."""
-        start = dt.datetime.combine(date, dt.time.min, tzinfo=dt.UTC)
-        start_ts, end_ts = int(start.timestamp()), int((start + dt.timedelta(days=1)).timestamp())
-        client, creds = self._client()
-        params = {"limit": 100, "expand": ["data.source"]}
-        settlements: list[Settlement] = []
-        try:
-            try:
-                page = client.v1.balance_transactions.list(params={**params, "created": {"gte": start_ts, "lt": end_ts}})
-            except stripe.InvalidRequestError as exc:
-                # The `created` filter was refused (localstripe does not implement it): read
-                # the newest-first list and stop at the first transaction before that day.
-                logger.info(
-                    "stripe balance transactions: created filter refused, filtering by date locally",
-                    extra={"gateway": self.name, "status": exc.http_status},
-                )
-                page = client.v1.balance_transactions.list(params=params)
-            for item in page.auto_paging_iter():
-                txn = plain(item)
-                created = int(txn.get("created") or 0)
-                if created >= end_ts:
-                    continue
-                if created < start_ts:
-                    break
-                settlement = settlement_from_balance_transaction(txn)
-                if settlement is not None:
-                    settlements.append(settlement)
-        except stripe.StripeError as exc:
-            raise stripe_error(exc, operation="list_settlements", creds=creds, money_moving=False) from exc
-        return settlements
+    def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
+        """Balance transactions created in [start, end) (gateways.stripe.settlements)."""
+        return balance_transactions(start=start, end=end)
 
     # --- credentials, health, webhooks -------------------------------------------------
     def verify_credentials(self) -> bool:

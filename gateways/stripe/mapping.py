@@ -19,7 +19,6 @@ from gateways.base import (
     Outcome,
     PayoutResult,
     PayoutState,
-    Settlement,
 )
 
 # The Stripe gateway's one log name (see gateways.stripe.client).
@@ -51,7 +50,6 @@ STATUS_FOR_FLOWPAY = {
     # settling (not reachable with cards). Passed through so the caller keeps waiting.
     "processing": "processing",
 }
-SETTLEMENT_TYPES = {"charge": "charge", "payment": "charge", "refund": "refund", "payment_refund": "refund"}
 
 
 def utc(timestamp: int | float) -> dt.datetime:
@@ -197,25 +195,4 @@ def gateway_payment(intent: dict) -> GatewayPayment:
         amount_captured=amount_received(intent),
         currency=str(intent.get("currency") or "").upper(),
         flowpay_reference=(intent.get("metadata") or {}).get(METADATA_TRANSACTION) or None,
-    )
-
-
-def settlement_from_balance_transaction(txn: dict) -> Settlement | None:
-    """A balance transaction as a Settlement; None for what is not a payment of ours."""
-    kind = SETTLEMENT_TYPES.get(str(txn.get("type")))
-    if kind is None:  # payouts, fees, transfers, adjustments: not a payment of ours
-        return None
-    source = txn.get("source")
-    if isinstance(source, dict):
-        reference = source.get("id")
-        metadata = source.get("metadata") if isinstance(source.get("metadata"), dict) else {}
-    else:
-        reference, metadata = source, {}
-    return Settlement(
-        reference=str(reference or txn.get("id")),
-        flowpay_reference=metadata.get(METADATA_TRANSACTION) or None,
-        amount=abs(int(txn.get("amount") or 0)),
-        currency=str(txn.get("currency") or "").upper(),
-        type=kind,
-        created=utc(txn.get("created") or 0),
     )
