@@ -36,6 +36,7 @@ a webhook for support, operator and admin).
 | inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
 | ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
 | ops.system            |         |         | yes      |         |       | ops API: reload gateway keys, refresh DB connections  |
+| staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -76,6 +77,7 @@ class Capability(StrEnum):
     INBOX_REPLAY = "inbox.replay"
     OPS_SWITCH_GATEWAY = "ops.switch_gateway"
     OPS_SYSTEM = "ops.system"
+    STAFF_SECURITY = "staff.security"
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -107,6 +109,7 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     # hold them unless they are also in the operator group.
     Capability.OPS_SWITCH_GATEWAY: frozenset({OPERATOR}),
     Capability.OPS_SYSTEM: frozenset({OPERATOR}),
+    Capability.STAFF_SECURITY: frozenset({ADMIN}),
 })
 
 
