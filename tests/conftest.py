@@ -31,6 +31,7 @@ pytest_plugins = [
     "tests.support.inbound_webhooks",
     "tests.support.localstripe",
     "tests.support.refunds",
+    "tests.support.staff_auth",
 ]
 
 
