@@ -19,7 +19,7 @@ class LettersAndDigitsValidator:
 
     def validate(self, password: str, user=None) -> None:
         if not any(ch.isalpha() for ch in password) or not any(ch.isdigit() for ch in password):
-            raise ValidationError(_("This password must contain both letters and digits."), code="password_letters_and_digits")
+            raise ValidationError(_("This password must contain both letters and digits."))
 
     def get_help_text(self) -> str:
         return _("Your password must contain both letters and digits.")
@@ -43,7 +43,6 @@ class PasswordHistoryValidator:
                         "This password was used recently: choose one that is none of your last %(count)d passwords.",
                         self.remembered,
                     ),
-                    code="password_recently_used",
                     params={"count": self.remembered},
                 )
 
