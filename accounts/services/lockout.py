@@ -53,7 +53,7 @@ def staff_lockout_open(*, username: str, failures: int | None, ip: str | None) -
             audit_record(
                 actor=_signin_actor(username, ip), action=AuditAction.STAFF_USER_LOCKED, target=lockout,
                 result=AuditEntry.Result.DENIED,
-                details={"failures": lockout.failures, "locked_until": lockout.locked_until.isoformat()},
+                details={"reason": "too_many_failures", "failures": lockout.failures, "locked_until": lockout.locked_until.isoformat()},
             )
     except IntegrityError:  # one open lockout per username: someone else's attempt opened it
         return LockoutOpened(lockout=StaffLockout.objects.get(username=username[:150], released_at__isnull=True), created=False)
