@@ -26,6 +26,7 @@ from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
 
 pytest_plugins = [
+    "tests.support.browser",
     "tests.support.commands",
     "tests.support.gateways",
     "tests.support.inbound_webhooks",

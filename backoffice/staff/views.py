@@ -52,6 +52,8 @@ def sign_in(request, site):
     if request.method == "POST" and form.is_valid():
         result = staff_sign_in(request=request, username=form.cleaned_data["username"],
                                password=form.cleaned_data["password"], code=form.cleaned_data["otp_token"])
+        form.data = form.data.copy()
+        form.data["otp_token"] = ""  # a code is never written back into the page
         if result.outcome == "signed_in":
             return HttpResponseRedirect(_next_url(request, site))
         if result.outcome == "enrolment_required":
