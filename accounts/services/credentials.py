@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import STAFF_TOKEN_HARD_MAX_LIFETIME, ApiKey, Merchant, StaffToken
+from accounts.services.staff_users import StaffPrivileges, staff_privileges_changed
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
@@ -106,11 +107,15 @@ def staff_token_create(*, username: str, role: str, label: str = "", expires_in:
         raise InvalidRequest("A staff token needs a username.", param="username")
     lifetime = staff_token_lifetime(expires_in)
     user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+    before = StaffPrivileges.of(user) if not created else StaffPrivileges(
+        roles=frozenset(), is_staff=False, is_superuser=False, is_active=False,
+    )
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.add(group)
+    staff_privileges_changed(user=user, before=before, actor=actor)
     token, secret = _staff_token_new(user=user, label=label or role, lifetime=lifetime)
     audit_record(
         actor=actor, action=AuditAction.STAFF_TOKEN_CREATE, target=token,

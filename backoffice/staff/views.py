@@ -69,6 +69,7 @@ def sign_in(request, site):
     context = {
         **site.each_context(request), "title": "Sign in", "form": form, "app_path": request.get_full_path(),
         REDIRECT_FIELD_NAME: request.GET.get(REDIRECT_FIELD_NAME, ""),
+        "lockout_failures": settings.FLOWPAY_STAFF_LOCKOUT_FAILURES, "lockout_minutes": settings.FLOWPAY_STAFF_LOCKOUT_MINUTES,
     }
     request.current_app = site.name
     return TemplateResponse(request, "admin/staff/login.html", context, status=status)

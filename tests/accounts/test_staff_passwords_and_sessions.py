@@ -117,3 +117,16 @@ def test_forms_refuse_a_post_without_the_csrf_token(staff_user):
     staff_user("csrf-user", "support")
     response = client.post("/admin/login/", {"username": "csrf-user", "password": "correct horse battery staple"})
     assert response.status_code == 403
+
+
+def test_sign_in_settings_outside_the_pci_bounds_stop_start_up(settings):
+    from core.checks import check_staff_sign_in
+
+    assert check_staff_sign_in(None) == []
+    settings.FLOWPAY_STAFF_LOCKOUT_FAILURES = 11
+    settings.FLOWPAY_STAFF_LOCKOUT_MINUTES = 15
+    settings.FLOWPAY_STAFF_SESSION_IDLE_SECONDS = 3600
+    settings.FLOWPAY_STAFF_TOKEN_MAX_DAYS = 90
+    settings.FLOWPAY_STAFF_MFA_PATHS = ["/dashboard/"]
+    messages = [error.msg for error in check_staff_sign_in(None) if error.id == "flowpay.E108"]
+    assert len(messages) == 5 and any("/admin/" in message for message in messages)
