@@ -167,3 +167,32 @@ def test_a_user_without_an_authenticator_enrols_at_the_first_sign_in(client, sta
     assert done.status_code == 200 and len(done.context["recovery_codes"]) == 10
     assert signed_in(client)
     assert AuditEntry.objects.filter(action="staff_user.mfa_enrol", actor_id="nina").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_code_sent_by_two_requests_at_once_is_accepted_once(staff_user):
+    import threading
+
+    from django.db import connection
+
+    from accounts.services.mfa import staff_second_factor_check
+
+    user = staff_user("twin", "support")
+    device = enrol_device(user)
+    code = totp_code(device)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def verify():
+        try:
+            barrier.wait()
+            results.append(staff_second_factor_check(user=user, code=code).ok)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=verify) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
