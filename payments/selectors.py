@@ -180,13 +180,20 @@ def transactions_stuck(*, older_than: dt.timedelta | None = None):
     )
 
 
+def unanswered_attempts(*, cutoff: dt.datetime) -> Q:
+    """Attempts whose answer is missing: lost (outcome unknown), or started before `cutoff`
+    and never finished (the process died during the call; callers pass a cutoff later than
+    any gateway call can last)."""
+    return Q(outcome=PaymentAttempt.Outcome.UNKNOWN) | Q(outcome=PaymentAttempt.Outcome.STARTED, started_at__lt=cutoff)
+
+
 def transactions_with_unknown_capture_or_void(*, older_than: dt.timedelta | None = None) -> QuerySet[Transaction]:
-    """Authorized (or requires_action) payments with a capture or void whose answer was lost
-    (outcome unknown) and that started before the threshold: the gateway may have captured
-    or canceled them while FlowPay still shows them authorized."""
+    """Authorized (or requires_action) payments with a capture or void whose answer is
+    missing (unanswered_attempts) and that started before the threshold: the gateway may have
+    captured or canceled them while FlowPay still shows them authorized."""
     cutoff = timezone.now() - (older_than or stuck_check_threshold())
-    lost = PaymentAttempt.objects.filter(  # a few rows, through the partial index attempt_unknown_idx
-        outcome=PaymentAttempt.Outcome.UNKNOWN, started_at__lt=cutoff,
+    lost = PaymentAttempt.objects.filter(  # a few rows, through the partial index attempt_unanswered_idx
+        unanswered_attempts(cutoff=cutoff), started_at__lt=cutoff,
         operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID],
     )
     return (

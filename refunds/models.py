@@ -278,11 +278,9 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
     evidence_submitted_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # What a lost or accepted dispute took from the payment: at most its amount, less where it
+    # covered money already refunded or being refunded (see amount_on_refunded_funds).
     amount_withdrawn = models.BigIntegerField(default=0)
-    # The part of a lost or accepted dispute that covered money already refunded (or being
-    # refunded) when the funds were withdrawn: the gateway decides the dispute, but FlowPay
-    # does not take that money out of its books a second time.
-    amount_on_refunded_funds = models.BigIntegerField(default=0)
     funds_withdrawn_at = models.DateTimeField(null=True, blank=True)
     amount_reinstated = models.BigIntegerField(default=0)
     funds_reinstated_at = models.DateTimeField(null=True, blank=True)
@@ -302,11 +300,9 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
             models.CheckConstraint(condition=~Q(chargeback_reference=""), name="chargeback_reference_present"),
             # Funds move exactly once and only in the matching outcome.
             models.CheckConstraint(
-                condition=(Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn__gte=0) & Q(amount_on_refunded_funds__gte=0)
-                           & Q(amount=models.F("amount_withdrawn") + models.F("amount_on_refunded_funds"))
-                           & Q(funds_withdrawn_at__isnull=False))
-                | (~Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn=0) & Q(amount_on_refunded_funds=0)
-                   & Q(funds_withdrawn_at__isnull=True)),
+                condition=(Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn__gte=0)
+                           & Q(amount_withdrawn__lte=models.F("amount")) & Q(funds_withdrawn_at__isnull=False))
+                | (~Q(status__in=[C.LOST, C.ACCEPTED]) & Q(amount_withdrawn=0) & Q(funds_withdrawn_at__isnull=True)),
                 name="chargeback_withdrawn_iff_lost_or_accepted",
             ),
             models.CheckConstraint(
@@ -322,6 +318,13 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_CHARGEBACK_STATES
+
+    @property
+    def amount_on_refunded_funds(self) -> int:
+        """The part of a lost or accepted dispute that covered money already refunded (or being
+        refunded) when the funds were withdrawn: the gateway decides the dispute, but FlowPay
+        does not take that money out of its books a second time."""
+        return self.amount - self.amount_withdrawn if self.status in (C.LOST, C.ACCEPTED) else 0
 
     # --- transitions (pure) ---------------------------------------------------------
     @transition(field=status, source=C.NEEDS_RESPONSE, target=C.UNDER_REVIEW)
@@ -349,7 +352,6 @@ class Chargeback(FSMModelMixin, TimeStampedModel):
         """`withdrawable` is what the payment still holds (captured, less refunds reserved or
         made and funds already withdrawn); the rest of the dispute covers refunded money."""
         self.amount_withdrawn = max(0, min(self.amount, withdrawable))
-        self.amount_on_refunded_funds = self.amount - self.amount_withdrawn
         self.funds_withdrawn_at = now
 
 

@@ -12,12 +12,18 @@ Rules:
   certificate against the host name.
 - FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS (development and tests only) lifts the address and https
   rules, not the pinning.
+- Connections are kept alive and reused per (scheme, host, port, checked address): a pool is
+  bound to one checked address, so reuse never skips the check. At most POOLS_KEPT pools per
+  process stay open; the least recently used one is closed first.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -110,23 +116,66 @@ def destination_refusal(url: str) -> str | None:
     return None
 
 
+POOLS_KEPT = 64
+CONNECTIONS_PER_POOL = 4
+
+_pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
+_pools_lock = threading.Lock()
+
+
+def _new_pool(destination: Destination) -> urllib3.HTTPConnectionPool:
+    common = {"retries": False, "maxsize": CONNECTIONS_PER_POOL, "block": False}
+    if destination.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            destination.address, destination.port, **common,
+            server_hostname=destination.host, assert_hostname=destination.host,
+            cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+        )
+    return urllib3.HTTPConnectionPool(destination.address, destination.port, **common)
+
+
+def destination_pool(destination: Destination) -> urllib3.HTTPConnectionPool:
+    """The kept-alive pool for this checked destination (created on first use)."""
+    key = (destination.scheme, destination.host, destination.port, destination.address)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is not None:
+            _pools.move_to_end(key)
+            return pool
+        pool = _pools[key] = _new_pool(destination)
+        evicted = _pools.popitem(last=False)[1] if len(_pools) > POOLS_KEPT else None
+    if evicted is not None:
+        evicted.close()
+    return pool
+
+
+def destination_pools_close() -> None:
+    """Close every kept connection."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def _forget_pools_after_fork() -> None:
+    # A forked worker must not write to its parent's sockets; the parent still owns them.
+    global _pools_lock
+    _pools_lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
 def destination_post(
     destination: Destination, *, body: bytes, headers: dict[str, str], connect_timeout: float, read_timeout: float
 ) -> int:
     """POST to the checked address (never a fresh DNS answer); returns the HTTP status.
     Raises urllib3.exceptions.HTTPError (connection refused, timeout, TLS failure)."""
-    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-    if destination.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            destination.address, destination.port, timeout=timeout, retries=False, maxsize=1,
-            server_hostname=destination.host, assert_hostname=destination.host,
-            cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=timeout, retries=False, maxsize=1)
-    with pool:
-        response = pool.urlopen(
-            "POST", destination.target, body=body, headers={**headers, "Host": destination.host_header},
-            redirect=False, retries=False, preload_content=True,
-        )
+    response = destination_pool(destination).urlopen(
+        "POST", destination.target, body=body, headers={**headers, "Host": destination.host_header},
+        redirect=False, retries=False, preload_content=True,
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+    )
     return response.status

@@ -280,8 +280,9 @@ class PaymentAttempt(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_positive"),
             models.CheckConstraint(condition=Q(outcome__in=[o.value for o in ATTEMPT_OUTCOMES]), name="attempt_outcome_valid"),
         ]
-        # The stuck checker's look-up of calls whose answer was lost (few rows at any time).
-        indexes = [models.Index(fields=["started_at"], condition=Q(outcome="unknown"), name="attempt_unknown_idx")]
+        # The stuck checker's look-up of calls whose answer is missing or not yet in (few rows
+        # at any time).
+        indexes = [models.Index(fields=["started_at"], condition=Q(outcome__in=["started", "unknown"]), name="attempt_unanswered_idx")]
 
     def __str__(self) -> str:
         return f"{self.transaction_id}#{self.number} {self.operation} {self.outcome}"

@@ -50,7 +50,12 @@ from gateways.base import GatewayError, GatewayPayment
 from gateways.registry import gateway_named
 from gateways.router import observed_call
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
-from payments.selectors import stuck_threshold, transactions_stuck  # noqa: F401  (the checker's queries)
+from payments.selectors import (  # noqa: F401  (the checker's queries)
+    stuck_check_threshold,
+    stuck_threshold,
+    transactions_stuck,
+    unanswered_attempts,
+)
 from payments.services.settlement import GATEWAY_TO_FLOWPAY, transaction_apply_gateway_status  # noqa: F401  (stuck's API)
 from payments.services.transactions import transaction_capture
 
@@ -193,7 +198,7 @@ def transaction_resolve_lost_operation(*, transaction_id: int, actor: Actor) -> 
     was means the call had no effect: once the call is older than the no-record grace the
     attempt is closed as an error, and an automatic-capture payment is captured again."""
     txn = Transaction.objects.get(pk=transaction_id)
-    lost = list(txn.attempts.filter(operation__in=LOST_OPERATIONS, outcome=A.UNKNOWN).order_by("number"))
+    lost = list(_unanswered_captures_and_voids(txn))
     if txn.status not in LOST_OPERATION_STATES or not lost or not txn.gateway:
         return txn
     gateway = gateway_named(txn.gateway)
@@ -221,13 +226,18 @@ def transaction_resolve_lost_operation(*, transaction_id: int, actor: Actor) -> 
     return Transaction.objects.get(pk=txn.pk)
 
 
+def _unanswered_captures_and_voids(txn: Transaction):
+    cutoff = timezone.now() - stuck_check_threshold()
+    return txn.attempts.filter(unanswered_attempts(cutoff=cutoff), operation__in=LOST_OPERATIONS).order_by("number")
+
+
 @transaction.atomic
 def _lost_attempts_close(*, transaction_id: int, gateway_status: str, actor: Actor) -> None:
     """Close the capture and void attempts still unknown once the gateway's view excludes
     their having acted (it shows the payment uncaptured, or settled otherwise)."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     now = timezone.now()
-    for attempt in txn.attempts.filter(operation__in=LOST_OPERATIONS, outcome=A.UNKNOWN).order_by("number"):
+    for attempt in _unanswered_captures_and_voids(txn):
         attempt.outcome, attempt.error_code = A.ERROR, "gateway_no_effect"
         attempt.error_message = f"The gateway shows the payment {gateway_status}: this {attempt.operation} had no effect."
         attempt.finished_at = attempt.finished_at or now
@@ -243,7 +253,11 @@ def transaction_continue_after_settlement(*, transaction: Transaction, actor: Ac
     webhook): an automatic-capture payment found authorized is captured, not left authorized.
     Holds no lock: the capture service takes its own (it calls the gateway)."""
     if transaction.status == S.AUTHORIZED and transaction.capture_method == CaptureMethod.AUTOMATIC:
-        return transaction_capture(transaction_id=transaction.pk, amount=None, actor=actor)
+        try:
+            return transaction_capture(transaction_id=transaction.pk, amount=None, actor=actor)
+        except InvalidState:
+            # A capture is in flight (or the payment moved on): that call settles it.
+            return Transaction.objects.get(pk=transaction.pk)
     return transaction
 
 

@@ -41,6 +41,7 @@ from gateways.base import (
     GatewayRequestError,
     GatewayTimeout,
     GatewayUnavailableError,
+    OperationResult,
     Outcome,
 )
 from gateways.breaker import breaker_for
@@ -317,15 +318,26 @@ def _record_after_settlement(
     ).transaction
 
 
+# Capture and cancel are request-then-confirm: the attempt is committed before the gateway
+# call (so a crash during the call leaves an attempt the stuck checker settles from the
+# gateway's record), the call runs without the row lock, and the outcome is recorded in a
+# second short transaction under the lock. While one capture or void is in flight on a
+# payment, another is refused: the gateway would see two conflicting requests.
+IN_FLIGHT_OPERATIONS = (PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID)
+
+
 def transaction_capture(*, transaction_id: int, amount: int | None, actor: Actor) -> Transaction:
-    txn, error = _transaction_capture_locked(transaction_id=transaction_id, amount=amount, actor=actor)
+    txn, attempt = _capture_begin(transaction_id=transaction_id, amount=amount)
+    result = _call_gateway(txn=txn, attempt=attempt, operation="capture", call=lambda gateway: gateway.capture(
+        reference=txn.gateway_reference, amount=attempt.amount, idempotency_key=attempt.idempotency_key))
+    txn, error = _capture_finish(transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
     if error is not None:
         raise error
     return txn
 
 
 @transaction.atomic
-def _transaction_capture_locked(*, transaction_id: int, amount: int | None, actor: Actor):
+def _capture_begin(*, transaction_id: int, amount: int | None) -> tuple[Transaction, PaymentAttempt]:
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     if not can_proceed(txn.capture):
         raise InvalidState(
@@ -336,23 +348,28 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
         raise AmountTooLarge(
             f"Capture amount {amount} exceeds the authorized amount {txn.amount}.", param="amount"
         )
-    attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.CAPTURE, amount=amount)
-    try:
-        result = observed_call(
-            gateway=txn.gateway, operation="capture",
-            call=lambda: gateway_named(txn.gateway).capture(
-                reference=txn.gateway_reference, amount=amount, idempotency_key=attempt.idempotency_key
-            ),
-        )
-    except GatewayError as exc:
-        _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": exc.code})
-        return txn, _api_error_for(exc, txn)
+    _refuse_while_in_flight(txn)
+    return txn, _attempt_start(txn=txn, operation=PaymentAttempt.Operation.CAPTURE, amount=amount)
+
+
+@transaction.atomic
+def _capture_finish(*, transaction_id: int, attempt_id: int, result: OperationResult | GatewayError, actor: Actor):
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    attempt = PaymentAttempt.objects.get(pk=attempt_id)
+    amount = attempt.amount
+    if isinstance(result, GatewayError):
+        _attempt_finish(attempt, outcome=_error_outcome(result), error_code=result.code, message=str(result))
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.code})
+        return txn, _api_error_for(result, txn)
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
         audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.error_code})
         return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
+    if not can_proceed(txn.capture):
+        # The stuck checker settled the payment from the gateway's record while the answer
+        # was on its way (it took this call for lost): the record already says what happened.
+        return txn, None
     txn.capture(amount=result.amount or amount, now=timezone.now())
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
@@ -362,41 +379,66 @@ def _transaction_capture_locked(*, transaction_id: int, amount: int | None, acto
 
 
 def transaction_cancel(*, transaction_id: int, actor: Actor) -> Transaction:
-    txn, error = _transaction_cancel_locked(transaction_id=transaction_id, actor=actor)
+    txn, attempt = _cancel_begin(transaction_id=transaction_id)
+    result = _call_gateway(txn=txn, attempt=attempt, operation="void", call=lambda gateway: gateway.void(
+        reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key))
+    txn, error = _cancel_finish(transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
     if error is not None:
         raise error
     return txn
 
 
 @transaction.atomic
-def _transaction_cancel_locked(*, transaction_id: int, actor: Actor):
+def _cancel_begin(*, transaction_id: int) -> tuple[Transaction, PaymentAttempt]:
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     if not can_proceed(txn.cancel):
         raise InvalidState(
             f"Cannot cancel a {txn.status} transaction: only authorized or requires_action transactions can be "
             "canceled (refund a completed one instead)."
         )
-    attempt = _attempt_start(txn=txn, operation=PaymentAttempt.Operation.VOID, amount=txn.amount)
-    try:
-        result = observed_call(
-            gateway=txn.gateway, operation="void",
-            call=lambda: gateway_named(txn.gateway).void(reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key),
-        )
-    except GatewayError as exc:
-        _attempt_finish(attempt, outcome=_error_outcome(exc), error_code=exc.code, message=str(exc))
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": exc.code})
-        return txn, _api_error_for(exc, txn)
+    _refuse_while_in_flight(txn)
+    return txn, _attempt_start(txn=txn, operation=PaymentAttempt.Operation.VOID, amount=txn.amount)
+
+
+@transaction.atomic
+def _cancel_finish(*, transaction_id: int, attempt_id: int, result: OperationResult | GatewayError, actor: Actor):
+    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
+    attempt = PaymentAttempt.objects.get(pk=attempt_id)
+    if isinstance(result, GatewayError):
+        _attempt_finish(attempt, outcome=_error_outcome(result), error_code=result.code, message=str(result))
+        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.code})
+        return txn, _api_error_for(result, txn)
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
         audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.error_code})
         return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
+    if not can_proceed(txn.cancel):
+        return txn, None  # settled meanwhile from the gateway's record (see _capture_finish)
     txn.cancel(now=timezone.now())
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn)
     transaction_announce(txn)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
+
+
+def _refuse_while_in_flight(txn: Transaction) -> None:
+    # Under the transaction's row lock: the attempt that makes the next call in flight is
+    # created in the same database transaction.
+    if txn.attempts.filter(operation__in=IN_FLIGHT_OPERATIONS, outcome=PaymentAttempt.Outcome.STARTED).exists():
+        raise InvalidState(
+            f"A capture or cancellation of {txn.public_id} is already in progress; retry when it has finished."
+        )
+
+
+def _call_gateway(*, txn: Transaction, attempt: PaymentAttempt, operation: str, call) -> OperationResult | GatewayError:
+    """The gateway's answer, or the GatewayError that stands for it (no lock or database
+    transaction is held here)."""
+    try:
+        return observed_call(gateway=txn.gateway, operation=operation, call=lambda: call(gateway_named(txn.gateway)))
+    except GatewayError as exc:
+        return exc
 
 
 # --- helpers -----------------------------------------------------------------------

@@ -57,12 +57,6 @@ def _check_actor(actor: Actor, merchant_id: int, label: str, capability: Capabil
         raise PermissionDenied("Chargebacks need the support, finance or admin role.")
 
 
-def withdrawable_funds(txn: Transaction) -> int:
-    """What a lost or accepted chargeback can still take from the payment (row locked by the
-    caller): the captured amount less refunds reserved or made and funds already withdrawn."""
-    return txn.amount_captured - txn.amount_refund_reserved - txn.amount_disputed
-
-
 def _withdraw(*, txn: Transaction, chargeback: Chargeback, actor: Actor) -> None:
     if chargeback.amount_withdrawn:
         txn.record_funds_withdrawn(amount=chargeback.amount_withdrawn)
@@ -177,7 +171,7 @@ def chargeback_accept(*, chargeback_id: int, actor: Actor) -> Chargeback:
     _check_actor(actor, chargeback.merchant_id, "chargeback", Capability.CHARGEBACK_RESPOND)
     if not can_proceed(chargeback.accept):
         raise InvalidState(f"Cannot accept a {chargeback.status} chargeback: only chargebacks that need a response can be accepted.")
-    chargeback.accept(now=timezone.now(), withdrawable=withdrawable_funds(txn))
+    chargeback.accept(now=timezone.now(), withdrawable=txn.amount_refundable)
     chargeback.save()
     audit_record(actor=actor, action=AuditAction.CHARGEBACK_ACCEPT, target=chargeback, details={"amount_withdrawn": chargeback.amount_withdrawn})
     _withdraw(txn=txn, chargeback=chargeback, actor=actor)
@@ -202,7 +196,7 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     if outcome == C.WON:
         chargeback.mark_won(now=timezone.now())
     else:
-        chargeback.mark_lost(now=timezone.now(), withdrawable=withdrawable_funds(txn))
+        chargeback.mark_lost(now=timezone.now(), withdrawable=txn.amount_refundable)
     chargeback.save()
     if outcome == C.WON:
         audit_record(actor=actor, action=AuditAction.CHARGEBACK_WON, target=chargeback, details={"amount_reinstated": chargeback.amount})

@@ -20,7 +20,7 @@ from core.errors import AmountTooLarge, NotFound
 from core.money import format_minor_units
 from payments.models import Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
-from refunds.models import Chargeback, Refund
+from refunds.models import Chargeback, ChargebackStatus, Refund
 
 
 def lock_refund(refund_id: int) -> tuple[Transaction, Refund]:
@@ -58,18 +58,18 @@ def release_amount(*, transaction_id: int, amount: int) -> None:
 def disputes_absorb_released(*, transaction_id: int) -> None:
     covering = list(
         Chargeback.objects.select_for_update()
-        .filter(transaction_id=transaction_id, amount_on_refunded_funds__gt=0).order_by("pk")
+        .filter(transaction_id=transaction_id, status__in=[ChargebackStatus.LOST, ChargebackStatus.ACCEPTED],
+                amount_withdrawn__lt=F("amount"))
+        .order_by("pk")
     )
     if not covering:
         return
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     for chargeback in covering:
-        moved = min(chargeback.amount_on_refunded_funds, txn.amount_captured - txn.amount_refund_reserved - txn.amount_disputed)
+        moved = min(chargeback.amount_on_refunded_funds, txn.amount_refundable)
         if moved <= 0:
             return
-        Chargeback.objects.filter(pk=chargeback.pk).update(
-            amount_withdrawn=F("amount_withdrawn") + moved, amount_on_refunded_funds=F("amount_on_refunded_funds") - moved,
-        )
+        Chargeback.objects.filter(pk=chargeback.pk).update(amount_withdrawn=F("amount_withdrawn") + moved)
         txn.record_funds_withdrawn(amount=moved)
         txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
         audit_record(

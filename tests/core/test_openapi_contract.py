@@ -2,7 +2,7 @@
 operation of /payment/schema against a live server on 127.0.0.1 with a merchant API key,
 with all its checks (no 5xx, every status, header and body as documented, schema-valid
 requests accepted, schema-invalid ones refused, authentication enforced), a bounded number
-of examples per operation and a fixed time budget. Marked `contract`; `make test` runs it
+of examples per operation, every operation exercised. Marked `contract`; `make test` runs it
 (deselect it with -m "not contract")."""
 
 import json
@@ -27,10 +27,11 @@ from subscriptions.services.plans import plan_create
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db(transaction=True)]
 
-# The run's budget: the engine is stopped when it is spent (the whole test stays under 3
-# minutes on a loaded 2-core machine), and each operation gets at most EXAMPLES cases per phase.
-BUDGET_SECONDS = 140
-EXAMPLES = 25
+# The run is bounded by count: each operation gets at most EXAMPLES cases per phase (about a
+# minute of CPU in all, so the wall time grows only with how loaded the machine is). The
+# deadline is a safety stop for a hung server, far above any normal run; reaching it fails.
+DEADLINE_SECONDS = 900
+EXAMPLES = 10
 # One worker: two threads generating at once hit CPython 3.11's shared AST recursion counter
 # ("AST constructor recursion depth mismatch") and schemathesis' lazy imports.
 WORKERS = 1
@@ -182,8 +183,8 @@ def _describe(recorder, case_id: str, check) -> str:
 
 def _failures(stream) -> tuple[list[str], set[str], list[str]]:
     """(failures, one per operation and check; operations tested; errors) from the engine's
-    events, stopping the engine once the budget is spent."""
-    failures, seen, tested, errors, deadline = [], set(), set(), [], time.monotonic() + BUDGET_SECONDS
+    events, stopping the engine at the deadline (an error)."""
+    failures, seen, tested, errors, deadline = [], set(), set(), [], time.monotonic() + DEADLINE_SECONDS
     for event in stream:
         if isinstance(event, events.ScenarioFinished) and event.recorder.cases:
             tested.add(event.recorder.label)
@@ -195,7 +196,9 @@ def _failures(stream) -> tuple[list[str], set[str], list[str]]:
         elif isinstance(event, (events.NonFatalError, events.FatalError)):
             errors.append(f"{getattr(event, 'label', '')}: {getattr(event, 'value', event)!r}")
         if time.monotonic() > deadline:
+            errors.append(f"stopped at the {DEADLINE_SECONDS} s deadline: is the live server answering?")
             stream.stop()
+            break
     return failures, tested, errors
 
 
@@ -216,6 +219,4 @@ def test_the_api_conforms_to_its_schema(live_server, live_merchant, client_like_
     assert not errors, "\n".join(errors)
     assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures[:80])
     assert len(operations) >= 45  # every merchant operation is in the schema
-    # The coverage phase visits every operation first (in about half the budget on a quiet
-    # machine); a loaded one may spend the budget before the last ones.
-    assert len(tested) >= len(operations) // 2, sorted(operations - tested)
+    assert tested == operations, sorted(operations - tested)

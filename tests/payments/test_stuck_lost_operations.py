@@ -3,18 +3,29 @@ the payment authorized. The stuck checker asks the gateway and settles it, and a
 had no effect is closed only after the no-record grace."""
 
 import datetime as dt
+import threading
+import time
 from io import StringIO
 
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from gateways.models import SimulatorCharge
-from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_get, simulator_faults_set
+from gateways.simulator.adapter import (
+    SimulatorFaults,
+    SimulatorGateway,
+    simulator_faults_clear,
+    simulator_faults_get,
+    simulator_faults_set,
+)
 from payments.models import PaymentAttempt, Transaction
 from payments.tasks import check_stuck_transactions_task
+from tests.support.commands import run, run_json
 
 URL = "/payment/transactions"
 MANUAL = {"amount": 5000, "currency": "usd", "paymentMethod": "pm_card_visa", "captureMethod": "manual"}
@@ -121,3 +132,84 @@ def test_a_lost_capture_that_never_reached_the_gateway_is_closed_after_the_grace
     retry = merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
     assert retry.status_code == 200 and retry.json()["status"] == "completed"
     assert SimulatorCharge.objects.get().amount_captured == 5000
+
+
+@pytest.mark.django_db
+def test_find_stuck_transactions_lists_an_authorized_payment_whose_capture_went_unanswered(merchant_a, authorized):
+    simulator_faults_set(SimulatorFaults(lost_responses=("capture",)))
+    assert merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json").status_code == 503
+    simulator_faults_clear()
+    # a capture unanswered for less than --older-than is not listed yet
+    assert run_json("find_stuck_transactions", "--older-than", "10m")["unknownCapturesAndVoids"] == []
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=11), tick=False):
+        document = run_json("find_stuck_transactions", "--older-than", "10m", expect=1)
+        text = run("find_stuck_transactions", "--older-than", "10m", expect=1).out
+    assert (document["count"], document["unknownCaptureOrVoidCount"]) == (0, 1)
+    [row] = document["unknownCapturesAndVoids"]
+    assert (row["id"], row["status"], row["operation"], row["errorCode"], row["amount"]) == (
+        authorized, "authorized", "capture", "gateway_timeout", 5000)
+    assert 655 <= row["ageSeconds"] <= 700
+    assert authorized in text and "capture or void unanswered" in text and "stuck checker settles" in text
+
+
+class _ProcessDied(BaseException):
+    """The process dying during the gateway call: not an Exception, so nothing on the way
+    handles it and no code after the call runs."""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_whose_process_died_during_the_call_leaves_an_attempt_the_checker_settles(
+    merchant_a, authorized, monkeypatch, celery_eager
+):
+    real_capture = SimulatorGateway.capture
+
+    def capture_then_die(self, **kwargs):
+        real_capture(self, **kwargs)
+        raise _ProcessDied
+
+    monkeypatch.setattr(SimulatorGateway, "capture", capture_then_die)
+    with pytest.raises(_ProcessDied):
+        merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
+    monkeypatch.undo()
+    # the attempt was committed before the call: the capture left a trace
+    assert attempts_of(authorized)[-1] == ("capture", "started", "")
+    assert (SimulatorCharge.objects.get().status, status_of(authorized)) == ("succeeded", "authorized")
+    # and while its answer is missing another capture is refused, not sent
+    again = merchant_a.client.post(f"{URL}/{authorized}/capture", {}, format="json")
+    assert again.status_code == 409 and "in progress" in again.json()["error"]["message"]
+
+    assert check_stuck_transactions_task() == 0  # younger than the checker's threshold
+    with time_machine.travel(timezone.now() + dt.timedelta(seconds=50), tick=True):
+        assert check_stuck_transactions_task() == 1
+    txn = Transaction.objects.get(public_id=authorized)
+    assert (txn.status, txn.amount_captured) == ("completed", 5000)
+    assert attempts_of(authorized) == [("authorize", "succeeded", ""), ("capture", "succeeded", "")]
+    assert SimulatorCharge.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_capture_during_a_slow_one_is_refused_at_once_and_the_first_holds_no_lock(merchant_a, authorized):
+    simulator_faults_set(SimulatorFaults(latency_ms=1500))
+    answers: dict[str, tuple[float, object]] = {}
+
+    def capture(name: str) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {merchant_a.api_key}")
+        response = client.post(f"{URL}/{authorized}/capture", {}, format="json")
+        answers[name] = (time.monotonic(), response)
+        connection.close()
+
+    slow = threading.Thread(target=capture, args=("slow",))
+    slow.start()
+    time.sleep(0.5)  # the slow capture is at the gateway now
+    capture("second")
+    slow.join()
+    simulator_faults_clear()
+
+    (slow_at, slow_response), (second_at, second_response) = answers["slow"], answers["second"]
+    assert slow_response.status_code == 200, slow_response.content
+    assert second_response.status_code == 409 and "in progress" in second_response.json()["error"]["message"]
+    assert second_at < slow_at  # answered while the first was still at the gateway: no row lock held over the call
+    assert [a for a in attempts_of(authorized) if a[0] == "capture"] == [("capture", "succeeded", "")]
+    assert status_of(authorized) == "completed"

@@ -1,14 +1,17 @@
 """Where merchant webhooks may go: every non-global address is refused in every disguise, a
 bad port is a 400, and a delivery connects to the address that was checked (a DNS answer
-that changes after the check cannot redirect it)."""
+that changes after the check cannot redirect it); connections to a checked address are kept
+alive and reused, within a bound."""
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
 
+from webhooks import destinations
+from webhooks.destinations import Destination, destination_pool, destination_pools_close
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services.deliveries import webhook_delivery_attempt
 from webhooks.services.outbox import outbox_publish, outbox_relay
@@ -127,3 +130,63 @@ def test_a_name_that_rebinds_to_a_private_address_after_the_check_is_refused_at_
     assert delivery.status != WebhookDelivery.Status.SUCCEEDED
     assert "destination refused" in delivery.last_error
     assert _Recorder.hosts == []
+
+
+class _KeepAliveRecorder(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    peers: list[tuple[str, int]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).peers.append(self.client_address)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def keep_alive_receiver():
+    _KeepAliveRecorder.peers = []
+    destination_pools_close()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveRecorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    destination_pools_close()
+    server.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_to_one_endpoint_reuse_one_connection(merchant_a, settings, keep_alive_receiver):
+    settings.FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    port = keep_alive_receiver.server_address[1]
+    merchant_a.client.post("/payment/webhook-endpoints", {"url": f"http://127.0.0.1:{port}/hook"}, format="json")
+    # when three events are delivered one after another
+    for number in range(3):
+        with transaction.atomic():
+            outbox_publish(merchant_id=merchant_a.merchant.pk, event_type="transaction.completed", payload={"id": f"txn_{number}"})
+        outbox_relay()
+        delivery = WebhookDelivery.objects.get(event__payload__id=f"txn_{number}")
+        webhook_delivery_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.status == "succeeded", delivery.last_error
+    # then all three arrived over one TCP connection (one client port)
+    assert len(_KeepAliveRecorder.peers) == 3
+    assert len(set(_KeepAliveRecorder.peers)) == 1
+
+
+def test_the_kept_pools_are_bounded_and_the_oldest_is_closed_first(monkeypatch):
+    destination_pools_close()
+    monkeypatch.setattr(destinations, "POOLS_KEPT", 2)
+    made = [Destination(scheme="http", host=f"h{n}.test", port=80, target="/", address="192.0.2.1") for n in range(3)]
+    # when three destinations are used with room for two pools
+    first, second, third = (destination_pool(d) for d in made)
+    # then the least recently used (the first) was closed and dropped, the others are reused
+    assert set(destinations._pools.values()) == {second, third}
+    assert destination_pool(made[1]) is second
+    assert first.pool is None  # urllib3 empties a closed pool's queue
+    assert destination_pool(made[0]) is not first
+    destination_pools_close()
+    assert not destinations._pools

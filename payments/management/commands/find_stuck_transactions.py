@@ -2,19 +2,30 @@
 
 A stuck transaction is a payment still `processing` (its gateway's answer was lost) for
 longer than --older-than (default FLOWPAY_STUCK_AFTER_SECONDS). Next steps:
-check_gateway_transaction --transaction-id=ID, then resolve_stuck_transaction."""
+check_gateway_transaction --transaction-id=ID, then resolve_stuck_transaction.
+
+An authorized payment whose capture or void lost its answer is stuck too (the gateway may
+have captured or canceled it): it is listed in its own table. The stuck checker settles those
+from the gateway's record; check_gateway_transaction shows what the gateway holds."""
 
 from django.utils import timezone
 
 from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
 from core.money import format_minor_units
-from payments.selectors import stuck_threshold, transactions_stuck_with_last_attempt
+from payments.models import PaymentAttempt
+from payments.selectors import (
+    stuck_threshold,
+    transactions_stuck_with_last_attempt,
+    transactions_with_unknown_capture_or_void,
+    unanswered_attempts,
+)
 
 
 class Command(RunbookCommand):
     help = (
         "Payments left processing for longer than --older-than (default FLOWPAY_STUCK_AFTER_SECONDS), "
-        "oldest first, with their last gateway attempt. Exits 1 when any is found."
+        "oldest first, with their last gateway attempt, and authorized payments whose capture or void lost "
+        "its answer that long ago. Exits 1 when any is found."
     )
 
     def add_arguments(self, parser):
@@ -61,7 +72,41 @@ class Command(RunbookCommand):
              Column("lastAttemptDisplay", "LAST ATTEMPT")],
             rows,
         )
+        unsettled_total, unsettled = self._unknown_captures_and_voids(older_than=threshold, limit=limit, now=now)
+        report.add_field("unknownCaptureOrVoidCount", "Captures or voids without an answer", unsettled_total)
+        report.add_table(
+            "unknownCapturesAndVoids", "Authorized, capture or void without an answer"
+            + (f" (first {limit})" if unsettled_total > limit else ""),
+            [Column("id", "ID"), Column("merchant", "MERCHANT"), Column("amountDisplay", "AMOUNT", align="right"),
+             Column("gateway", "GATEWAY"), Column("status", "STATUS"), Column("operation", "OPERATION"),
+             Column("startedAt", "STARTED"), Column("age", "AGE", align="right")],
+            unsettled,
+        )
         if total:
             report.problem(f"{total} transaction(s) processing for longer than {format_duration(threshold)}")
             report.note("Next: manage.py check_gateway_transaction --transaction-id=ID, then resolve_stuck_transaction.")
+        if unsettled_total:
+            report.problem(f"{unsettled_total} authorized transaction(s) with a capture or void unanswered for longer than "
+                           f"{format_duration(threshold)}")
+            report.note("The stuck checker settles these from the gateway's record; "
+                        "check_gateway_transaction --transaction-id=ID shows it.")
         return report
+
+    @staticmethod
+    def _unknown_captures_and_voids(*, older_than, limit: int, now) -> tuple[int, list[dict]]:
+        query = transactions_with_unknown_capture_or_void(older_than=older_than)
+        total = query.count()
+        rows = []
+        for txn in query[:limit]:
+            attempt = (PaymentAttempt.objects.filter(unanswered_attempts(cutoff=now - older_than), transaction=txn,
+                                                     operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID])
+                       .order_by("-number").first())
+            age = now - attempt.started_at
+            rows.append({
+                "id": txn.public_id, "merchant": txn.merchant.public_id, "amount": txn.amount, "currency": txn.currency,
+                "amountDisplay": format_minor_units(txn.amount, txn.currency), "gateway": txn.gateway or None,
+                "status": txn.status, "operation": attempt.operation, "attemptNumber": attempt.number,
+                "errorCode": attempt.error_code or None, "startedAt": attempt.started_at,
+                "ageSeconds": int(age.total_seconds()), "age": format_duration(age),
+            })
+        return total, rows
