@@ -54,12 +54,15 @@ test: export DEBUG ?= 0
 test: export SECRET_KEY ?= test-only-secret-key
 
 # System packages the suite needs beyond the virtualenv, installed only when missing:
-# promtool (Debian's prometheus package) for the alert-rule tests. Later issues add
-# chromium for the browser tests here.
+# promtool (Debian's prometheus package) for the alert-rule tests, and Debian's chromium for
+# the browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
 test-deps:
 	@command -v promtool >/dev/null || { \
 		echo "Installing Debian's prometheus package (promtool, for the alert-rule tests)..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null || { \
+		echo "Installing Debian's chromium package (for the browser tests)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # collectstatic: the suite runs with DEBUG off, like production, so pages reference the
 # hashed files of the whitenoise manifest.

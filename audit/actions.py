@@ -20,6 +20,20 @@ class AuditAction(StrEnum):
     STAFF_USER_CREATE = "staff_user.create"
     STAFF_USER_PASSWORD_RESET = "staff_user.password_reset"
 
+    # Staff authentication (PCI DSS 10.2.1.4, 10.2.1.5): every one carries the actor, the
+    # time, the origin IP and the result, a failure its reason; never a password, code,
+    # secret or token.
+    STAFF_USER_SIGN_IN = "staff_user.sign_in"
+    STAFF_USER_SIGN_OUT = "staff_user.sign_out"
+    STAFF_USER_LOCKED = "staff_user.locked"
+    STAFF_USER_UNLOCKED = "staff_user.unlocked"
+    STAFF_USER_MFA_ENROL = "staff_user.mfa_enrol"
+    STAFF_USER_MFA_RESET = "staff_user.mfa_reset"
+    STAFF_USER_RECOVERY_CODE_USED = "staff_user.recovery_code_used"
+    STAFF_USER_PASSWORD_CHANGE = "staff_user.password_change"
+    STAFF_USER_ROLES_CHANGE = "staff_user.roles_change"
+    STAFF_TOKEN_REFUSED = "staff_token.refused"
+
     # Security
     SECURITY_CARD_DATA_REJECTED = "security.card_data_rejected"
 

@@ -74,6 +74,8 @@ class ErrorCode(StrEnum):
     # Authentication and permissions
     AUTHENTICATION_REQUIRED = "authentication_required", "No credentials: send Authorization: Bearer <key or token>."
     INVALID_CREDENTIALS = "invalid_credentials", "The Authorization header is malformed, or its API key or staff token is not active."
+    STAFF_TOKEN_EXPIRED = "staff_token_expired", "The staff token has expired: issue a new one from the back office's Staff tokens page."
+    STAFF_TOKEN_REVOKED = "staff_token_revoked", "The staff token was revoked: issue a new one from the back office's Staff tokens page."
     PERMISSION_DENIED = "permission_denied", "The credentials do not allow this operation."
     RATE_LIMITED = "rate_limited", "Too many requests: retry after Retry-After seconds."
 

@@ -44,6 +44,7 @@ a webhook for support, operator and admin).
 | ledger.adjust         | yes     |         |          |         | yes   | admin, service: request a ledger adjustment           |
 | ledger.adjust_approve | yes     |         |          |         | yes   | admin, service: approve / reject one (four-eyes: not  |
 |                       |         |         |          |         |       | the requester)                                        |
+| staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -89,6 +90,7 @@ class Capability(StrEnum):
     LEDGER_READ = "ledger.read"
     LEDGER_ADJUST = "ledger.adjust"
     LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
+    STAFF_SECURITY = "staff.security"
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -126,6 +128,7 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.LEDGER_READ: frozenset({FINANCE, SUPPORT, AUDITOR, ADMIN}),
     Capability.LEDGER_ADJUST: APPROVERS,
     Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
+    Capability.STAFF_SECURITY: frozenset({ADMIN}),
 })
 
 

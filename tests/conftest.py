@@ -26,6 +26,7 @@ from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
 
 pytest_plugins = [
+    "tests.support.browser",
     "tests.support.commands",
     "tests.support.gateways",
     "tests.support.inbound_webhooks",
@@ -33,6 +34,7 @@ pytest_plugins = [
     "tests.support.localstripe",
     "tests.support.reconciliation",
     "tests.support.refunds",
+    "tests.support.staff_auth",
 ]
 
 

@@ -20,3 +20,4 @@ from flowpay.settings.webhooks import *  # noqa: F403
 from flowpay.settings.audit import *  # noqa: F403
 from flowpay.settings.logging import *  # noqa: F403
 from flowpay.settings.security import *  # noqa: F403
+from flowpay.settings.staff import *  # noqa: F403

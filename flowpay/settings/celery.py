@@ -86,6 +86,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.rebill_reap",
         "schedule": timedelta(seconds=FLOWPAY_REBILL_REAP_INTERVAL_SECONDS),
     },
+    # Staff lockouts whose time is up are released (and audited) when it is, not at the next sign-in.
+    "staff-lockouts-release-expired": {"task": "accounts.release_expired_lockouts", "schedule": timedelta(minutes=1)},
     # Seal audit entries into the keyed hash chain within seconds (verify_audit_log checks it).
     "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
     # Reconcile the previous day of every enabled gateway (reconciliation.tasks).

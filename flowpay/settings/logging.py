@@ -23,6 +23,8 @@ LOGGING = {
         # The Stripe SDK logs every request at INFO; our gateway calls are logged and measured already.
         "stripe": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        # django-axes logs each successful sign-in at INFO (the audit log has them); failures and lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 
