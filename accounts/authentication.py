@@ -18,8 +18,8 @@ from audit.models import AuditEntry
 from audit.services import audit_record
 from core.actors import Actor, ActorType
 from core.api.authentication import MerchantPrincipal
-from core.lookups import UniqueLookup
 from core.errors import ErrorCode
+from core.lookups import UniqueLookup
 from core.network import client_ip
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per credential per minute
