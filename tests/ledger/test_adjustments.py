@@ -111,8 +111,8 @@ def form_token(response) -> str:
     return re.search(r'name="form_token" value="([^"]+)"', response.content.decode()).group(1)
 
 
-def test_the_admin_requests_and_a_second_user_approves_an_adjustment(client, staff_user, merchant_a):
-    client.force_login(staff_user("fiona", "finance"))
+def test_the_admin_requests_and_a_second_user_approves_an_adjustment(client, staff_user, staff_sign_in, merchant_a):
+    staff_sign_in(client, staff_user("fiona", "finance"))
     url = reverse("admin:ledger_ledgeradjustment_request_adjustment")
     page = client.get(url)
     assert page.status_code == 200
@@ -129,7 +129,7 @@ def test_the_admin_requests_and_a_second_user_approves_an_adjustment(client, sta
     assert any("Four-eyes" in m for m in messages_of(own))
     assert LedgerAdjustment.objects.get().status == "requires_approval"
 
-    client.force_login(staff_user("frank", "admin"))
+    staff_sign_in(client, staff_user("frank", "admin"))
     confirm = client.get(approve_url)
     assert "&lt;b&gt;refund of a fee&lt;/b&gt;" in confirm.content.decode()  # the reason, escaped
     client.post(approve_url, {"form_token": form_token(confirm)})
@@ -137,9 +137,9 @@ def test_the_admin_requests_and_a_second_user_approves_an_adjustment(client, sta
     assert balance_of(merchant_a.merchant).available == 2500
 
 
-def test_the_books_are_read_only_in_the_admin_and_open_to_ledger_readers(client, staff_user, merchant_a, make_payment):
+def test_the_books_are_read_only_in_the_admin_and_open_to_ledger_readers(client, staff_user, staff_sign_in, merchant_a, make_payment):
     make_payment(merchant_a, amount=1000)
-    client.force_login(staff_user("sue", "support"))
+    staff_sign_in(client, staff_user("sue", "support"))
     for model in ("ledgeraccount", "ledgertransaction", "payout", "ledgerverificationrun", "ledgeradjustment"):
         assert client.get(reverse(f"admin:ledger_{model}_changelist")).status_code == 200, model
     txn = LedgerTransaction.objects.get()
@@ -148,12 +148,12 @@ def test_the_books_are_read_only_in_the_admin_and_open_to_ledger_readers(client,
     assert client.post(reverse("admin:ledger_ledgertransaction_delete", args=[txn.pk])).status_code == 403
     # support may read, not request
     assert client.get(reverse("admin:ledger_ledgeradjustment_request_adjustment")).status_code == 403
-    client.force_login(staff_user("otto", "operator"))
+    staff_sign_in(client, staff_user("otto", "operator"))
     assert client.get(reverse("admin:ledger_ledgeraccount_changelist")).status_code == 403
 
 
-def test_finance_edits_a_merchant_s_terms_and_the_change_is_audited(client, staff_user, merchant_a):
-    client.force_login(staff_user("fiona", "finance"))
+def test_finance_edits_a_merchant_s_terms_and_the_change_is_audited(client, staff_user, staff_sign_in, merchant_a):
+    staff_sign_in(client, staff_user("fiona", "finance"))
     url = reverse("admin:ledger_merchantledgersettings_add")
     response = client.post(url, {"merchant": merchant_a.merchant.pk, "availability_delay_days": 7, "fee_percent_bps": 150,
                                  "fee_fixed": 25, "dispute_fee": 2000, "payout_schedule": "weekly", "payout_weekday": 4})

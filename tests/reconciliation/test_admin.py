@@ -27,10 +27,10 @@ def item(merchant_a, make_payment):
 
 
 @pytest.fixture
-def as_user(client, staff_user):
+def as_user(client, staff_user, staff_sign_in):
     def login(username: str, *roles: str):
         user = staff_user(username, *roles)
-        client.force_login(user)
+        staff_sign_in(client, user)
         return user
 
     return login
