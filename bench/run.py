@@ -1,7 +1,7 @@
 """The benchmark run: `python -m bench [--smoke] [--rows 1,2,…]` (make bench / make bench-smoke).
 
 Prepares the bench database (created and migrated if needed, wiped) and Redis DB, creates
-the fixtures, starts gunicorn (4 sync workers, 1 thread: bench/README.md) and two Celery
+the fixtures, starts gunicorn (4 sync workers, 1 thread: production's default, bench/README.md) and two Celery
 workers, runs the rows in order, measures where a create-payment request's time goes,
 writes bench/results/<timestamp>.json and .md, and stops everything it started.
 
