@@ -111,6 +111,19 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
 
     with override_settings(FLOWPAY_AUDIT_SEAL_MIN_AGE_SECONDS=0):
         audit_seal_pending()
+    # the ledger: funds paid out, the merchant's terms, an adjustment, a verification run
+    from ledger.models import MerchantLedgerSettings
+    from ledger.services.adjustments import ledger_adjustment_request
+    from ledger.services.payouts import payout_create
+    from ledger.services.verification_runs import ledger_verification_record
+    from tests.support.ledger import release_all
+
+    release_all()
+    payout_create(merchant_id=merchant.pk, livemode=False, amount=100, currency="USD", actor=SYSTEM)
+    MerchantLedgerSettings.objects.create(merchant=merchant)
+    ledger_adjustment_request(merchant_id=merchant.pk, livemode=False, currency="USD", amount=50, debit_code="platform_revenue",
+                              credit_code="merchant_available", reason="admin test", actor=SYSTEM)
+    ledger_verification_record(started_at=timezone.now(), merchant_id=None, imbalance={"USD": 0}, problems=[], run_by="test")
     idempotency_begin(
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),
