@@ -120,6 +120,11 @@ LIST_ROUTES = [
 # Routes that name no object of a mode: staff-only decisions (merchant keys get 403 whatever
 # the mode) and the merchant's own settings, shared by both modes.
 MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings"}
+# Staff-only routes of objects that belong to no merchant or mode (a gateway account's
+# settlement day): a merchant key gets 403 whatever its mode (tests/reconciliation).
+MODELESS_ROUTES |= {"reconciliation-runs", "reconciliation-run-detail", "reconciliation-items", "reconciliation-item-detail",
+                    "reconciliation-item-investigate", "reconciliation-item-resolve", "reconciliation-item-approve",
+                    "reconciliation-item-reject"}
 
 
 def _call(client, method, path, body):
