@@ -68,6 +68,7 @@ class ErrorCode(StrEnum):
     NULL_CHARACTERS_NOT_ALLOWED = "null_characters_not_allowed", "The text contains a NUL character."
     SURROGATE_CHARACTERS_NOT_ALLOWED = "surrogate_characters_not_allowed", "The text contains a surrogate character."
     DATE = "date", "A date was given where a date-time is expected."
+    DATETIME = "datetime", "A date-time was given where a date is expected."
     MAKE_AWARE = "make_aware", "The date-time does not exist in the time zone."
     OVERFLOW = "overflow", "The date-time is out of range."
 

@@ -128,6 +128,14 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
         scope=f"merchant:{merchant.pk}", key="admin-test-key", method="POST", path="/payment/transactions",
         fingerprint=request_fingerprint(method="POST", path="/payment/transactions", data={}),
     )
+    # a reconciliation run of the simulator's day with a discrepancy (an item)
+    from gateways.simulator.settlements import ExtraCharge, SettlementDiscrepancies, settlement_discrepancies_set
+    from reconciliation.services.runs import reconciliation_run
+
+    now = timezone.now()
+    settlement_discrepancies_set(SettlementDiscrepancies(extra_charges=(
+        ExtraCharge(reference="sim_ch_admin_stray", amount=500, currency="USD", created=now),)))
+    reconciliation_run(gateway="simulator", settlement_date=now.date(), actor=SYSTEM)
 
 
 @pytest.mark.parametrize("model", REGISTERED_MODELS, ids=lambda model: model._meta.label)

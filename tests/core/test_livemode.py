@@ -131,6 +131,11 @@ LIST_ROUTES = [
 MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings"}
 # Routes that sum up one mode's objects (checked below: a test key's balance holds no live money).
 MODE_SUMMARY_ROUTES = {"balance"}
+# Staff-only routes of objects that belong to no merchant or mode (a gateway account's
+# settlement day): a merchant key gets 403 whatever its mode (tests/reconciliation).
+MODELESS_ROUTES |= {"reconciliation-runs", "reconciliation-run-detail", "reconciliation-items", "reconciliation-item-detail",
+                    "reconciliation-item-investigate", "reconciliation-item-resolve", "reconciliation-item-approve",
+                    "reconciliation-item-reject"}
 
 
 def _call(client, method, path, body):
