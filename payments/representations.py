@@ -5,6 +5,7 @@ event payloads, so a merchant gets the same JSON from both."""
 from rest_framework import serializers
 
 from core.representations import utc_iso
+from fraud.screening.representations import RiskOutput
 
 
 class CustomerSummaryOutput(serializers.Serializer):
@@ -34,6 +35,9 @@ class TransactionOutput(serializers.Serializer):
     failure_code = serializers.CharField(allow_null=True)
     failure_message = serializers.CharField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
+    # Fraud screening's decision; null for a payment that was not screened (not created
+    # through the API, or screening off).
+    risk = RiskOutput(source="fraud_decision", allow_null=True, read_only=True)
     livemode = serializers.BooleanField()
     merchant = serializers.CharField(source="merchant.public_id")
     created_at = serializers.SerializerMethodField()

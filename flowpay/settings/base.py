@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "accounts",
     "webhooks",
     "gateways",
+    "fraud",
     "payments",
     "refunds",
     "subscriptions",

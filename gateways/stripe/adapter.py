@@ -24,6 +24,7 @@ from gateways.base import (
     GatewayUnavailableError,
     HealthStatus,
     OperationResult,
+    PaymentMethodDetails,
     Settlement,
     WebhookEvent,
 )
@@ -38,6 +39,7 @@ from gateways.stripe.mapping import (
     declined_from_intent_in_error,
     gateway_payment,
     payment_intent_params,
+    payment_method_details,
     plain,
     refund_result,
     settlement_from_balance_transaction,
@@ -176,6 +178,25 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise stripe_error(exc, operation="fetch", creds=creds, money_moving=False) from exc
         return gateway_payment(intent)
+
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """The card behind a PaymentMethod (pm_…) or a legacy token (tok_…), retrieved from
+        Stripe: its fingerprint, brand, funding and issuer country. Other tokens: None."""
+        if not token.startswith(("pm_", "tok_")):
+            return None
+        client, creds = self._client()
+        try:
+            if token.startswith("pm_"):
+                found = client.v1.payment_methods.retrieve(token)
+            else:
+                found = client.v1.tokens.retrieve(token)
+        except stripe.InvalidRequestError as exc:
+            if is_missing(exc):
+                return None
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
+        except stripe.StripeError as exc:
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
+        return payment_method_details(plain(found))
 
     def list_settlements(self, *, date: dt.date) -> list[Settlement]:
         """Balance transactions created that UTC day (charges and refunds), newest first."""

@@ -30,6 +30,13 @@ class TransactionCreateInput(InputSerializer):
                                       error_messages={"invalid": "Must be a customer id (cus_…)."})
     description = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     metadata = MetadataField(required=False, default=dict)
+    # The paying customer, for fraud screening: their email (else the customer's), the IP
+    # address they pay from (else the request's client behind the trusted proxies) and the
+    # billing address's country.
+    email = EmailAddressField(max_length=254, required=False)
+    client_ip = serializers.IPAddressField(protocol="both", required=False)
+    billing_country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                             error_messages={"invalid": "Must be a two-letter country code (ISO 3166-1)."})
 
     def validate(self, attrs):
         attrs["amount"] = validate_amount(attrs.get("amount"), currency=attrs.get("currency"))

@@ -57,6 +57,12 @@ from gateways.router import (
 from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_get, payment_method_get_saved
 from payments.services.gateway_keys import authorize_key, gateway_key_base, transaction_key
+from payments.services.screening import (
+    ScreeningContext,
+    transaction_fraud_block,
+    transaction_screen,
+    transaction_screening_settle,
+)
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -74,6 +80,8 @@ class PaymentInput:
     customer: str | None = None  # public id
     description: str = ""
     metadata: dict | None = None
+    # The paying customer's side of the request: the payment is fraud-screened (API payments).
+    screening: ScreeningContext | None = None
 
 
 def transaction_create(
@@ -88,7 +96,8 @@ def transaction_create(
     from the merchant's Idempotency-Key when there is one: payments.services.gateway_keys).
     A try that failed with GatewayUnavailableError (nothing happened) is retried on the same
     gateway with backoff, then failed over to the next gateway the router offers. A decline
-    is final. A timeout leaves the transaction processing: it is never sent elsewhere."""
+    is final. A timeout leaves the transaction processing: it is never sent elsewhere.
+    Fraud screening runs before the first try (payments.services.screening)."""
     if idempotency_record_id is not None:
         # A request re-run under the same Idempotency-Key after a crash: never charge again.
         existing = Transaction.objects.filter(idempotency_record_id=idempotency_record_id).first()
@@ -100,14 +109,21 @@ def transaction_create(
     txn, pinned_gateway = _transaction_open(
         merchant=merchant, payment=payment, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id
     )
-    txn, result, settled_meanwhile = _transaction_route(txn=txn, pinned_gateway=pinned_gateway, key_base=key_base, actor=actor)
+    screening = transaction_screen(txn=txn, context=payment.screening, key_base=key_base, actor=actor)
+    if screening is not None and screening.blocked:
+        return transaction_fraud_block(transaction_id=txn.pk, screening=screening, actor=actor)
+    txn, result, settled_meanwhile = _transaction_route(
+        txn=txn, pinned_gateway=pinned_gateway, key_base=key_base, actor=actor,
+        three_d_secure=screening is not None and screening.three_d_secure,
+    )
     if settled_meanwhile:  # by the checker or a webhook, between two tries
-        return txn
+        return transaction_screening_settle(txn=txn, screening=screening, result=None, actor=actor)
     if result is None:
         txn = _transaction_fail(
             transaction_id=txn.pk, code="gateway_unavailable",
             message="No payment gateway could take the payment; nothing was charged.", actor=actor,
         )
+    txn = transaction_screening_settle(txn=txn, screening=screening, result=result, actor=actor)
     payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
     payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
     if isinstance(result, GatewayRequestError):
@@ -120,7 +136,7 @@ def transaction_create(
 
 
 def _transaction_route(
-    *, txn: Transaction, pinned_gateway: str | None, key_base: str | None, actor: Actor
+    *, txn: Transaction, pinned_gateway: str | None, key_base: str | None, actor: Actor, three_d_secure: bool = False,
 ) -> tuple[Transaction, ChargeResult | GatewayError | None, bool]:
     """Try the gateways the router offers (see transaction_create). Returns the transaction,
     the last gateway answer (None: no gateway took the call) and whether the transaction was
@@ -129,7 +145,7 @@ def _transaction_route(
         amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
         capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
         description=txn.description, customer_reference=txn.customer.public_id if txn.customer else None,
-        metadata={"flowpay_transaction": txn.public_id},
+        metadata={"flowpay_transaction": txn.public_id}, three_d_secure=three_d_secure,
     )
     result: ChargeResult | GatewayError | None = None
     tried: set[str] = set()
