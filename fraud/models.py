@@ -8,7 +8,7 @@ Rules of the data:
 - A merchant's rules and lists belong to one mode (live or test), as every merchant object
   does; platform rules (merchant NULL) apply to every merchant in both modes.
 - A decision is written once per screened payment (one per transaction) and never changed
-  (a trigger refuses it): the signals it saw, the rules that matched, the score and why.
+  (a trigger refuses UPDATE): the signals it saw, the rules that matched, the score and why.
 - A review is open for a payment screening held; approve and reject claim it first (a
   lease), so two reviewers at once never both act: one wins, the other gets 409.
 """

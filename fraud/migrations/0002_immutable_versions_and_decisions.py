@@ -1,38 +1,41 @@
 """Rule versions and decisions are written once and never changed: a database trigger
-refuses UPDATE and DELETE of their rows for every client, raw SQL included, so the history
-of what screening decided, and by which rule text, cannot be rewritten. (Tests flush
-tables with session_replication_role=replica, which skips triggers; see tests/conftest.py.)"""
+refuses UPDATE of their rows for every client, raw SQL included, and DELETE of rule
+versions, so the history of what screening decided, and by which rule text, cannot be
+rewritten. (A decision goes only with its payment, which FlowPay never deletes: the
+foreign key protects it. Tests flush tables with session_replication_role=replica, which
+skips triggers; see tests/conftest.py.)"""
 
 from django.db import migrations
 
-TABLES = ("fraud_ruleversion", "fraud_decision")
+# table -> the operations refused
+TABLES = {"fraud_ruleversion": ("UPDATE", "DELETE"), "fraud_decision": ("UPDATE",)}
 
 POSTGRES_FORWARD = """
 CREATE OR REPLACE FUNCTION fraud_reject_change() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION '% is written once: % is not allowed', TG_TABLE_NAME, TG_OP
+    RAISE EXCEPTION '%% is written once: %% is not allowed', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;
 """ + "".join(
     f"""
-CREATE TRIGGER {table}_no_update_delete
-    BEFORE UPDATE OR DELETE ON {table}
+CREATE TRIGGER {table}_written_once
+    BEFORE {" OR ".join(ops)} ON {table}
     FOR EACH ROW EXECUTE FUNCTION fraud_reject_change();
 """
-    for table in TABLES
+    for table, ops in TABLES.items()
 )
 
-POSTGRES_REVERSE = "".join(f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};\n" for table in TABLES) + (
+POSTGRES_REVERSE = "".join(f"DROP TRIGGER IF EXISTS {table}_written_once ON {table};\n" for table in TABLES) + (
     "DROP FUNCTION IF EXISTS fraud_reject_change();"
 )
 
 SQLITE_FORWARD = [
     f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
        BEGIN SELECT RAISE(ABORT, '{table} is written once: {op} is not allowed'); END;"""
-    for table in TABLES for op in ("UPDATE", "DELETE")
+    for table, ops in TABLES.items() for op in ops
 ]
-SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()};" for table in TABLES for op in ("update", "delete")]
+SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()};" for table, ops in TABLES.items() for op in ops]
 
 
 def forward(apps, schema_editor):
