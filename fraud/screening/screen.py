@@ -111,7 +111,8 @@ def fraud_screen(*, request: ScreeningRequest) -> Screening:
         if rule_matches(rule.tree, signals, lists):
             (shadow if rule.mode == "shadow" else active).append(rule)
     outcome, three_d_secure = precedence(active)
-    if degraded_reason and settings.FLOWPAY_FRAUD_FAILURE_POLICY == FAIL_CLOSED and outcome != Action.ALLOW:
+    allowed_by_rule = any(rule.action == Action.ALLOW for rule in active)
+    if degraded_reason and settings.FLOWPAY_FRAUD_FAILURE_POLICY == FAIL_CLOSED and not allowed_by_rule:
         outcome = Action.BLOCK
 
     matched = [rule.as_match() for rule in active]

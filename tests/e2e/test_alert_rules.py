@@ -1,5 +1,6 @@
-"""The runbook's alerts (and the chapter's HighPSPErrorRate) in docker/prometheus/alerts.yml:
-valid rules, unit-tested with promtool at their thresholds, on metrics /metrics exports."""
+"""The runbook's alerts (with the fraud checks' latency, and the chapter's HighPSPErrorRate)
+in docker/prometheus/alerts.yml: valid rules, unit-tested with promtool at their
+thresholds, on metrics /metrics exports."""
 
 import re
 import shutil
@@ -12,7 +13,7 @@ from django.conf import settings
 
 RULES_DIR = Path(settings.BASE_DIR) / "docker" / "prometheus"
 RUNBOOK_ALERTS = {"PaymentServiceHighErrorRate", "PaymentServiceGatewayFailure", "PaymentServiceHighLatency",
-                  "PaymentServiceDatabaseIssues", "HighPSPErrorRate"}
+                  "PaymentServiceDatabaseIssues", "PaymentServiceHighFraudDetectionLatency", "HighPSPErrorRate"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
@@ -42,6 +43,7 @@ def test_every_runbook_alert_exists_and_is_unit_tested():
 def test_the_alerts_use_metrics_that_metrics_exports(client, merchant_a, make_payment, settings):
     from core.errors import GatewayUnavailable
     from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_set
+    from tests.support.fraud import pay
 
     settings.FLOWPAY_GATEWAY_RETRIES = 0
     make_payment(merchant_a)
@@ -50,11 +52,12 @@ def test_the_alerts_use_metrics_that_metrics_exports(client, merchant_a, make_pa
     with pytest.raises(GatewayUnavailable):
         make_payment(merchant_a)
     simulator_faults_clear()
+    assert pay(merchant_a).status_code == 201  # screened: the fraud metrics
 
     exported = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", client.get("/metrics").content.decode(), re.MULTILINE))
     rules = yaml.safe_load((RULES_DIR / "alerts.yml").read_text())
     used = {name for group in rules["groups"] for rule in group["rules"]
-            for name in re.findall(r"\b(payment_\w+|gateway_\w+|psp_\w+)\b", rule["expr"])}
+            for name in re.findall(r"\b(payment_\w+|gateway_\w+|psp_\w+|fraud_\w+)\b", rule["expr"])}
     assert used == {"payment_success_rate", "gateway_error_rate", "payment_processing_latency_bucket",
-                    "payment_service_database_up", "psp_call_errors_total"}
+                    "payment_service_database_up", "fraud_detection_latency_bucket", "psp_call_errors_total"}
     assert used <= exported, used - exported
