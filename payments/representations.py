@@ -2,10 +2,12 @@
 camelCase renderer translates at the edge) and, through webhooks.payloads, the outbox
 event payloads, so a merchant gets the same JSON from both."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.representations import utc_iso
 from fraud.screening.representations import RiskOutput
+from fraud.screening.selectors import decision_of_transaction
 
 
 class CustomerSummaryOutput(serializers.Serializer):
@@ -37,7 +39,7 @@ class TransactionOutput(serializers.Serializer):
     next_action = serializers.JSONField(allow_null=True)
     # Fraud screening's decision; null for a payment that was not screened (not created
     # through the API, or screening off).
-    risk = RiskOutput(source="fraud_decision", allow_null=True, read_only=True)
+    risk = serializers.SerializerMethodField()
     livemode = serializers.BooleanField()
     merchant = serializers.CharField(source="merchant.public_id")
     created_at = serializers.SerializerMethodField()
@@ -45,6 +47,11 @@ class TransactionOutput(serializers.Serializer):
 
     def get_object(self, obj) -> str:
         return "transaction"
+
+    @extend_schema_field(RiskOutput(allow_null=True))
+    def get_risk(self, obj):
+        decision = decision_of_transaction(obj)
+        return RiskOutput(decision).data if decision is not None else None
 
     def get_amount_refundable(self, obj) -> int:
         # Captured minus refunds succeeded or in flight and funds withdrawn by chargebacks.

@@ -36,8 +36,7 @@ FLOWPAY_FRAUD_GEOIP_FILE = env.str("FLOWPAY_FRAUD_GEOIP_FILE", default="")
 # A reviewer's approve or reject holds the review this long; a decision that never finished
 # (its process died) may be taken over after it.
 FLOWPAY_FRAUD_REVIEW_CLAIM_SECONDS = env.int("FLOWPAY_FRAUD_REVIEW_CLAIM_SECONDS", default=60)
-# POST /payment/fraud/rules/test reads at most this many days and payments.
-FLOWPAY_FRAUD_BACKTEST_MAX_DAYS = env.int("FLOWPAY_FRAUD_BACKTEST_MAX_DAYS", default=90)
+# POST /payment/fraud/rules/test reads at most this many payments (the newest).
 FLOWPAY_FRAUD_BACKTEST_MAX_PAYMENTS = env.int("FLOWPAY_FRAUD_BACKTEST_MAX_PAYMENTS", default=10000)
 # Rules a merchant may have (disabled ones do not count).
 FLOWPAY_FRAUD_MAX_RULES = env.int("FLOWPAY_FRAUD_MAX_RULES", default=100)

@@ -1,11 +1,11 @@
 """Input serializers of the fraud API (snake_case here; the camelCase parser translates at
 the edge). Outputs live in fraud.screening.representations."""
 
-from django.conf import settings
 from rest_framework import serializers
 
-from core.api.serializers import InputSerializer, LivemodeFilterMixin, StatusListMixin
+from core.api.serializers import InputSerializer, LivemodeFilterMixin, StatusListMixin, StrictIntegerField
 from fraud.models import ReviewStatus, RuleMode
+from fraud.screening.backtest import MAX_DAYS, MAX_MATCHES
 from fraud.screening.language.parser import MAX_RULE_LENGTH
 
 RULE_HELP = "The rule, Radar's syntax: `ACTION if CONDITION`, e.g. `block if :amount: > 500000`."
@@ -40,9 +40,10 @@ class RuleListFilters(LivemodeFilterMixin, InputSerializer):
 
 class RuleTestInput(InputSerializer):
     rule = serializers.CharField(max_length=MAX_RULE_LENGTH, help_text=RULE_HELP)
-    days = serializers.IntegerField(min_value=1, max_value=settings.FLOWPAY_FRAUD_BACKTEST_MAX_DAYS, default=30,
-                                    help_text="Evaluate the payments screened over this many days.")
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="How many matches to list.")
+    days = StrictIntegerField(min_value=1, max_value=MAX_DAYS, required=False, default=30,
+                              help_text="Evaluate the payments screened over this many days.")
+    limit = StrictIntegerField(min_value=1, max_value=MAX_MATCHES, required=False, default=20,
+                               help_text="How many matches to list.")
 
 
 class ListItemCreateInput(InputSerializer):

@@ -12,7 +12,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('payments', '0009_livemode'),
+        # The earliest state with the Transaction table: migrating payments back to an older
+        # migration (tests of payments' data migrations) must not unapply fraud.
+        ('payments', '0001_initial'),
     ]
 
     operations = [

@@ -2,9 +2,9 @@
 (the signals each payment was screened with) and the lists as they are now.
 
 Rules: the rule is parsed and checked like any rule (400 rule_invalid with the column);
-only screened payments are evaluated (a decision holds their signals); at most
-FLOWPAY_FRAUD_BACKTEST_MAX_PAYMENTS, the newest, are read (`truncated` says so); nothing is
-written.
+only screened payments are evaluated (a decision holds their signals); at most MAX_DAYS
+back and FLOWPAY_FRAUD_BACKTEST_MAX_PAYMENTS payments, the newest, are read (`truncated`
+says so); nothing is written.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from core.selectors import Scope
 from fraud.models import Decision
 from fraud.screening.language import parse_rule, rule_matches
 from fraud.screening.lists import candidate_values, list_lookup, listed_values
+
+# The longest period a test reads (decisions are kept; the test's cost grows with them),
+# and the most matches it lists.
+MAX_DAYS = 90
+MAX_MATCHES = 100
 
 
 @dataclass

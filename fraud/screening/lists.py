@@ -138,7 +138,8 @@ def candidate_values(signals: Mapping) -> set[str]:
 
 def listed_values(*, merchant_id: int, livemode: bool, values: Iterable[str], now: dt.datetime | None = None) -> set[tuple[str, str]]:
     """(list name, value) of the merchant's present, unexpired items holding any of
-    `values`: one indexed query."""
+    `values` (the backtest's look-up; screening's is fraud.screening.reads, in one query
+    with the rules)."""
     values = sorted(set(values))
     if not values:
         return set()

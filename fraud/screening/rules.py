@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from accounts.models import Merchant
 from audit.actions import AuditAction
@@ -183,16 +182,9 @@ def _tree(version_id: int, source: str) -> rule_ast.Rule:
     return tree
 
 
-def rules_for_payment(*, merchant_id: int, livemode: bool) -> list[CompiledRule]:
-    """The current active and shadow versions of the merchant's rules (of the mode) and of the
-    platform rules: one query, trees from the cache."""
-    rows = (
-        Rule.objects.filter(Q(merchant_id=merchant_id, livemode=livemode) | Q(merchant__isnull=True))
-        .filter(current_version__mode__in=EVALUATED_MODES)
-        .order_by("id")
-        .values_list("public_id", "merchant_id", "current_version_id", "current_version__number", "current_version__action",
-                     "current_version__mode", "current_version__source")
-    )
+def compiled_rules(rows) -> list[CompiledRule]:
+    """Rules from rows of (public id, merchant id, version id, number, action, mode, source),
+    their trees from the cache (fraud.screening.reads makes the rows)."""
     return [
         CompiledRule(rule=public_id, version=number, action=Action(action), mode=mode, source=source,
                      platform=owner is None, tree=_tree(version_id, source))

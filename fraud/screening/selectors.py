@@ -4,11 +4,14 @@ merchant sees its own rules, lists and reviews of its key's mode, plus the platf
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from django.db.models import Count, Q, QuerySet
 
 from core.errors import NotFound
 from core.selectors import Scope, get_by_public_id
-from fraud.models import ListItem, Review, Rule
+from fraud.models import Decision, ListItem, Review, Rule
 from fraud.screening.language.attributes import LISTS
 
 
@@ -65,3 +68,33 @@ def reviews_list(*, scope: Scope, statuses: list[str] | None = None) -> QuerySet
 def review_get(*, public_id: str, scope: Scope) -> Review:
     query = Review.objects.select_related("merchant", "transaction", "decision")
     return get_by_public_id(query, public_id=public_id, label="review", scope=scope)
+
+
+# --- the decision of a payment, as its `risk` renders it -----------------------------------------
+# Decisions are written once and never changed (a trigger refuses UPDATE), so the ones this
+# process just made are kept by transaction id and rendered without reading them back: the
+# payment's JSON is rendered twice in its create request (outbox event and response).
+_RECENT_SIZE = 2048
+_recent: OrderedDict[int, Decision] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def remember_decision(decision: Decision) -> None:
+    with _recent_lock:
+        _recent[decision.transaction_id] = decision
+        while len(_recent) > _RECENT_SIZE:
+            _recent.popitem(last=False)
+
+
+def decision_of_transaction(transaction) -> Decision | None:
+    """The decision of a payment: from the payment's own cache (select_related), this
+    process's recent decisions, or the database; None when it was not screened."""
+    relation = type(transaction).fraud_decision.related
+    if relation.is_cached(transaction):
+        return relation.get_cached_value(transaction)
+    with _recent_lock:
+        decision = _recent.get(transaction.pk)
+    if decision is None:
+        decision = Decision.objects.filter(transaction_id=transaction.pk).first()
+    relation.set_cached_value(transaction, decision)
+    return decision
