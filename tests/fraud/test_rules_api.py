@@ -150,3 +150,23 @@ def test_testing_an_invalid_rule_is_a_400_with_the_column(merchant_a):
     response = merchant_a.client.post(f"{RULES}/test", {"rule": "block if :amount: > 5 or"}, format="json")
     assert response.status_code == 400 and response.json()["error"]["column"] == 25
     assert merchant_a.client.post(f"{RULES}/test", {"rule": "block if :amount: > 5", "days": 0}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_rules_test_and_the_list_counts_see_only_the_keys_mode(merchant_a):
+    from accounts.services import api_key_create
+    from core.actors import Actor
+
+    live = type(merchant_a.client)()
+    live.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_a.merchant, environment='live', actor=Actor.system('test')).secret}")
+    assert live.post("/payment/transactions", {"amount": 1999, "currency": "usd", "paymentMethod": "pm_card_visa"},
+                     format="json").status_code == 201
+    live.post("/payment/fraud/lists/blocked_emails", {"value": "live@example.com"}, format="json")
+    assert pay(merchant_a).status_code == 201
+    test_result = merchant_a.client.post(f"{RULES}/test", {"rule": "block if :amount: > 1"}, format="json").json()
+    live_result = live.post(f"{RULES}/test", {"rule": "block if :amount: > 1"}, format="json").json()
+    assert (test_result["evaluated"], live_result["evaluated"]) == (1, 1)
+    assert test_result["matches"][0]["transaction"] != live_result["matches"][0]["transaction"]
+    counts = {e["name"]: e["itemCount"] for e in merchant_a.client.get("/payment/fraud/lists").json()["data"]}
+    assert counts["blocked_emails"] == 0
+    assert {e["name"]: e["itemCount"] for e in live.get("/payment/fraud/lists").json()["data"]}["blocked_emails"] == 1
