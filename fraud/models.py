@@ -36,6 +36,10 @@ class RiskLevel(models.TextChoices):
 
 
 ACTIONS = [(action.value, action.value) for action in Action]
+# The API's choice sets (value = label, as its serializers spell them; the OpenAPI schema
+# names them through ENUM_NAME_OVERRIDES). Screening evaluates active and shadow rules.
+RULE_MODE_CHOICES = [(mode, mode) for mode in RuleMode.values]
+EVALUATED_MODE_CHOICES = [(RuleMode.ACTIVE.value, "active"), (RuleMode.SHADOW.value, "shadow")]
 LIST_NAMES = [(name, name) for name in sorted(LISTS)]
 
 

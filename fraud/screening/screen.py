@@ -133,18 +133,20 @@ def fraud_screen(*, request: ScreeningRequest) -> Screening:
     )
 
 
-@transaction.atomic
 def _decision_record(**fields) -> Decision:
     """Write the decision without waiting for its WAL flush (PostgreSQL's synchronous_commit
     off, for this transaction only): the payment's next commit, which does wait, makes it
     durable too, WAL being flushed in order. A crash in between loses the decision only
     together with what the payment did next, which the stuck-transaction checker settles;
     screening never waits for the disk (bench row 7)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-    decision = Decision.objects.create(**fields)
-    remember_decision(decision)
+    # Only for a transaction of its own: inside a caller's, SET LOCAL would relax the caller's commit.
+    relax = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if relax:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        decision = Decision.objects.create(**fields)
+    remember_decision(decision)  # committed: safe to render from
     return decision
 
 

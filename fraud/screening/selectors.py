@@ -94,6 +94,9 @@ def decision_of_transaction(transaction) -> Decision | None:
         return relation.get_cached_value(transaction)
     with _recent_lock:
         decision = _recent.get(transaction.pk)
+    if decision is not None and (decision.merchant_id != transaction.merchant_id
+                                 or decision.created_at < transaction.created_at):
+        decision = None  # another payment under a reused id (a database wiped meanwhile)
     if decision is None:
         decision = Decision.objects.filter(transaction_id=transaction.pk).first()
     relation.set_cached_value(transaction, decision)
