@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.representations import utc_iso
-from fraud.screening.representations import RiskOutput
+from fraud.screening.representations import RiskOutput, risk_payload
 from fraud.screening.selectors import decision_of_transaction
 
 
@@ -51,7 +51,7 @@ class TransactionOutput(serializers.Serializer):
     @extend_schema_field(RiskOutput(allow_null=True))
     def get_risk(self, obj):
         decision = decision_of_transaction(obj)
-        return RiskOutput(decision).data if decision is not None else None
+        return risk_payload(decision) if decision is not None else None
 
     def get_amount_refundable(self, obj) -> int:
         # Captured minus refunds succeeded or in flight and funds withdrawn by chargebacks.

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from core.observability.metrics import fraud_decisions, fraud_detection_latency
 from core.runtime import simplified_flow_enabled
@@ -134,20 +134,39 @@ def fraud_screen(*, request: ScreeningRequest) -> Screening:
 
 
 def _decision_record(**fields) -> Decision:
-    """Write the decision without waiting for its WAL flush (PostgreSQL's synchronous_commit
-    off, for this transaction only): the payment's next commit, which does wait, makes it
-    durable too, WAL being flushed in order. A crash in between loses the decision only
-    together with what the payment did next, which the stuck-transaction checker settles;
-    screening never waits for the disk (bench row 7)."""
-    # Only for a transaction of its own: inside a caller's, SET LOCAL would relax the caller's commit.
-    relax = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with transaction.atomic():
-        if relax:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        decision = Decision.objects.create(**fields)
+    """Write the decision: one INSERT whose commit does not wait for its WAL flush
+    (synchronous_commit off for that statement's transaction only). The payment's next
+    commit, which does wait, makes it durable too, WAL being flushed in order; a crash in
+    between loses the decision only together with what the payment did next, which the
+    stuck-transaction checker settles. Screening never waits for the disk (bench row 7).
+    Inside a caller's transaction, or off PostgreSQL, it is a plain INSERT."""
+    decision = Decision(**fields)
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        decision.save(force_insert=True)
+    else:
+        _insert_relaxed(decision)
     remember_decision(decision)  # committed: safe to render from
     return decision
+
+
+def _insert_relaxed(decision: Decision) -> None:
+    """INSERT … RETURNING id in autocommit, preceded in the same statement by
+    set_config('synchronous_commit', 'off', true): a setting local to the statement's own
+    transaction, read when it commits. The values are the ORM's own (pre_save fills
+    created_at, get_db_prep_save adapts the JSON fields)."""
+    meta = Decision._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(decision, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+        f" INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+        f" SELECT {', '.join(['%s'] * len(fields))} FROM relaxed RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        decision.pk = cursor.fetchone()[0]
+    decision._state.adding, decision._state.db = False, connection.alias
 
 
 def fraud_record_decline(*, screening: Screening, merchant_id: int, livemode: bool) -> None:

@@ -182,3 +182,29 @@ def test_screening_switched_off_screens_nothing(merchant_a, settings):
     response = pay(merchant_a)
     assert response.status_code == 201 and response.json()["risk"] is None
     assert Transaction.objects.get().status == "completed"
+
+
+@pytest.mark.django_db
+def test_the_risk_of_a_payment_renders_as_its_schema_says(merchant_a):
+    from fraud.screening.representations import RiskOutput, risk_payload
+
+    add_rule(merchant_a, "review if :amount: > 5000")
+    add_rule(merchant_a, "request_3ds if :amount: > 5000")
+    add_rule(merchant_a, "block if :currency: = 'eur'", mode="shadow")
+    held = pay(merchant_a, amount=6000, currency="eur").json()
+    assert held["status"] == "requires_action" and held["risk"]["review"] == Review.objects.get().public_id
+    for decision in Decision.objects.all():
+        assert risk_payload(decision) == RiskOutput(decision).data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_written_in_its_own_transaction_is_complete(merchant_a):
+    # outside any atomic block the decision is one INSERT with a relaxed commit (screen.py)
+    add_rule(merchant_a, "review if :amount: > 5000")
+    body = pay(merchant_a, amount=7000, metadata={"segment": "vip"}).json()
+    decision = Decision.objects.get(transaction__public_id=body["id"])
+    assert decision.public_id.startswith("frd_") and decision.merchant_id == merchant_a.merchant.pk
+    assert decision.outcome == "review" and decision.level == "normal" and decision.score == 10
+    assert decision.signals["metadata"] == {"segment": "vip"} and decision.signals["amount"] == 7000
+    assert decision.rules[0]["predicate"] == "review if :amount: > 5000" and decision.created_at is not None
+    assert body["risk"]["review"] == Review.objects.get().public_id and body["risk"]["rules"] == decision.rules
