@@ -69,6 +69,19 @@ class AuditAction(StrEnum):
     TRANSACTION_RECOVERED = "transaction.recovered"
     TRANSACTION_RECOVERED_FORCED = "transaction.recovered_forced"
     TRANSACTION_RECORDED_FROM_GATEWAY = "transaction.recorded_from_gateway"
+    TRANSACTION_FRAUD_BLOCKED = "transaction.fraud_blocked"
+    TRANSACTION_REVIEW_HOLD = "transaction.review_hold"
+
+    # Fraud screening: rules, lists, the review queue
+    FRAUD_RULE_CREATE = "fraud_rule.create"
+    FRAUD_RULE_UPDATE = "fraud_rule.update"
+    FRAUD_RULE_DISABLE = "fraud_rule.disable"
+    FRAUD_LIST_ITEM_ADD = "fraud_list_item.add"
+    FRAUD_LIST_ITEM_REMOVE = "fraud_list_item.remove"
+    FRAUD_REVIEW_OPEN = "fraud_review.open"
+    FRAUD_REVIEW_APPROVE = "fraud_review.approve"
+    FRAUD_REVIEW_REJECT = "fraud_review.reject"
+    FRAUD_REVIEW_FAILED = "fraud_review.failed"
 
     # Refunds
     REFUND_CREATE = "refund.create"

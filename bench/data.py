@@ -37,7 +37,8 @@ ACTIVITY_TABLES = [
     "subscriptions_subscription", "subscriptions_invoice", "subscriptions_rebilljob", "subscriptions_rebillcharge",
     "webhooks_outboxevent", "webhooks_webhookdelivery", "audit_entry", "audit_seal", "auditlog_logentry",
     "django_session", "ledger_entry", "ledger_transaction", "ledger_payout", "ledger_account",
-    "reconciliation_reconciliationitem", "reconciliation_reconciliationrun", BARE_TABLE,
+    "reconciliation_reconciliationitem", "reconciliation_reconciliationrun",
+    "fraud_decision", "fraud_review", BARE_TABLE,
 ]
 
 
@@ -56,13 +57,17 @@ def _truncate(tables: list[str]) -> None:
 
 def database_wipe() -> None:
     """Every table emptied (identities restarted) but the schema's bookkeeping; creates the
-    bare endpoint's table."""
+    bare endpoint's table, and puts back the platform fraud rules migrate installs (as a
+    flush does: production screens with them)."""
+    from fraud.screening.rules import platform_rules_install
+
     guard_database()
     with connection.cursor() as cursor:
         cursor.execute(BARE_TABLE_DDL)
         cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         tables = sorted(row[0] for row in cursor.fetchall() if row[0] not in KEPT_TABLES)
     _truncate(tables)
+    platform_rules_install()
 
 
 def activity_wipe(*, vacuum: bool = True) -> None:

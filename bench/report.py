@@ -38,7 +38,8 @@ def summary_table(rows: list[dict]) -> list[str]:
             continue
         for ratio in row["ratios"]:
             met = "–" if ratio["met"] is None else ("yes" if ratio["met"] else "**no**")
-            lines.append(f"| {row['id']} | {row['title']} | {ratio['label']} | {_num(ratio['value'])}× "
+            unit = ratio.get("unit", "×")
+            lines.append(f"| {row['id']} | {row['title']} | {ratio['label']} | {_num(ratio['value'])}{unit} "
                          f"({_num(ratio['per_round']['min'])}–{_num(ratio['per_round']['max'])}) | {ratio['goal'] or 'reported'} | {met} |")
     return lines
 

@@ -26,7 +26,7 @@ from bench import stack
 from bench.config import FULL, SMOKE, Context
 
 RESULTS = stack.ROOT / "bench" / "results"
-ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7", "8"]
+ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
 GUNICORN_WORKERS, GUNICORN_THREADS = 4, 1
 
 
@@ -66,7 +66,7 @@ def _run_row(row_id: str, title: str, function, results: list, failures: list) -
     for row in result if isinstance(result, list) else [result]:
         for ratio in row.ratios:
             verdict = "" if ratio.met is None else (" (goal met)" if ratio.met else f" (goal {ratio.goal} NOT met)")
-            _log(f"  {row.id} {ratio.label}: {ratio.value:.3g}×{verdict}")
+            _log(f"  {row.id} {ratio.label}: {ratio.value:.3g}{ratio.unit}{verdict}")
     return result
 
 
@@ -85,7 +85,7 @@ def _rebill_rows(ctx: Context, selected: list[str]) -> list:
 
 
 def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[str]) -> None:
-    from bench import rows_http, rows_outbox
+    from bench import rows_fraud, rows_http, rows_outbox
 
     http_rows = [("1", "create payment", rows_http.row_create_payment), ("2", "idempotent replay", rows_http.row_idempotent_replay),
                  ("3", "capture and refund", rows_http.row_capture_refund)]
@@ -104,6 +104,10 @@ def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[s
         from bench import rows_reconciliation
 
         _run_row("8", "reconcile a settlement file", lambda: rows_reconciliation.row_reconciliation(ctx), results, failures)
+    if "9" in selected:
+        from bench import rows_fraud
+
+        _run_row("9", "fraud screening", lambda: rows_fraud.row_fraud_screening(ctx), results, failures)
 
 
 def _exit_on_signal(signum, frame) -> None:

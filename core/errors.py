@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_GATEWAY = "unknown_gateway", "No such payment gateway."
     GATEWAY_DISABLED = "gateway_disabled", "The payment gateway is not enabled in this deployment."
     CREDENTIALS_INVALID = "credentials_invalid", "The new gateway credentials could not be loaded."
+    RULE_INVALID = "rule_invalid", "The fraud rule does not parse or names what does not exist; `column` says where."
+    LIST_ITEM_INVALID = "list_item_invalid", "The value is not of the kind the fraud list holds (an email, an IP address, a country...)."
+    LIST_ITEM_EXISTS = "list_item_exists", "The value is already on this fraud list."
 
     # Field validation: the serializer field's own code
     REQUIRED = "required", "The parameter is required."
@@ -87,6 +90,7 @@ class ErrorCode(StrEnum):
 
     # Payments and gateways
     CARD_DECLINED = "card_declined", "The card was declined (decline_code says why; the failed payment is attached)."
+    FRAUD_BLOCKED = "fraud_blocked", "Fraud screening blocked the payment; nothing was sent to a gateway (the failed payment is attached)."
     GATEWAY_UNAVAILABLE = "gateway_unavailable", "No payment gateway could take the request and nothing happened: retry later."
     GATEWAY_INVALID_REQUEST = "gateway_invalid_request", "The payment gateway refused the request."
     CURRENCY_NOT_SUPPORTED = "currency_not_supported", "The payment gateway does not take this currency."
@@ -216,6 +220,13 @@ class CardDeclined(FlowPayError):
         if self.transaction_payload is not None:
             extra["transaction"] = self.transaction_payload
         return extra
+
+
+class FraudBlocked(CardDeclined):
+    """Screening blocked the payment before any gateway call: the failed transaction (its
+    `failure_code` is fraud_blocked, its `risk` says why) is returned with the error."""
+
+    code = ErrorCode.FRAUD_BLOCKED
 
 
 class GatewayUnavailable(FlowPayError):

@@ -37,6 +37,10 @@ a webhook for support, operator and admin).
 |                       |         |         |          |         |       | request, approve (four-eyes) and reject adjustments   |
 | inbox.read            |         |         | yes      |         | yes   | admin: the inbox of gateway events                    |
 | inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
+| fraud.read            | yes     | yes     | yes      | yes     | yes   | API: fraud rules, lists, reviews; admin: their pages   |
+| fraud.lists           | yes     | yes     |          |         | yes   | admin: add to / remove from a merchant's fraud lists  |
+| fraud.rules           |         |         |          |         | yes   | API: the platform-wide fraud rules                    |
+| fraud.review          | yes     | yes     |          |         | yes   | API: approve / reject a payment held for review       |
 | ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
 | ops.system            |         |         | yes      |         |       | ops API: reload gateway keys, refresh DB connections  |
 | ledger.read           | yes     | yes     |          | yes     | yes   | API: balance, balance transactions, payouts; admin:   |
@@ -85,6 +89,10 @@ class Capability(StrEnum):
     RECONCILIATION_RESOLVE = "reconciliation.resolve"
     INBOX_READ = "inbox.read"
     INBOX_REPLAY = "inbox.replay"
+    FRAUD_READ = "fraud.read"
+    FRAUD_LISTS = "fraud.lists"
+    FRAUD_RULES = "fraud.rules"
+    FRAUD_REVIEW = "fraud.review"
     OPS_SWITCH_GATEWAY = "ops.switch_gateway"
     OPS_SYSTEM = "ops.system"
     LEDGER_READ = "ledger.read"
@@ -120,6 +128,11 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.RECONCILIATION_RESOLVE: APPROVERS,
     Capability.INBOX_READ: frozenset({OPERATOR, ADMIN}),
     Capability.INBOX_REPLAY: frozenset({OPERATOR, ADMIN}),
+    Capability.FRAUD_READ: ANY_STAFF,
+    Capability.FRAUD_LISTS: REFUNDERS,
+    Capability.FRAUD_RULES: frozenset({ADMIN}),
+    # Approving captures and rejecting may refund: the people who move money back.
+    Capability.FRAUD_REVIEW: REFUNDERS,
     # The runbook's switches belong to the operator role alone: admins and superusers do not
     # hold them unless they are also in the operator group.
     Capability.OPS_SWITCH_GATEWAY: frozenset({OPERATOR}),

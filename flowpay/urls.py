@@ -19,6 +19,7 @@ urlpatterns = [
     path("payment/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("payment/", include("payments.api.urls")),
     path("payment/", include("refunds.api.urls")),
+    path("payment/", include("fraud.api.urls")),
     path("payment/", include("subscriptions.api.urls")),
     path("payment/", include("webhooks.api.urls")),
     path("payment/", include("ledger.api.urls")),

@@ -36,6 +36,9 @@ class ChargeRequest:
     description: str = ""
     customer_reference: str | None = None
     metadata: dict = field(default_factory=dict)
+    # Ask the card issuer for 3-D Secure whatever the card's default (fraud screening's
+    # request_3ds): the answer is REQUIRES_ACTION when the customer must authenticate.
+    three_d_secure: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,17 @@ class ChargeResult:
     # reports one; None when the gateway does not say (FlowPay then applies the merchant's
     # fee schedule, corrected at reconciliation).
     fee: int | None = None
+
+
+@dataclass(frozen=True)
+class PaymentMethodDetails:
+    """What the gateway says about a card token, for fraud screening. Never card data: the
+    fingerprint identifies the card number without revealing it."""
+
+    fingerprint: str | None
+    brand: str | None = None
+    funding: str | None = None  # credit | debit | prepaid | unknown
+    country: str | None = None  # ISO 3166-1 alpha-2 of the issuer
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,10 @@ class Gateway(Protocol):
     def refund(self, *, reference: str, amount: int, idempotency_key: str) -> OperationResult: ...
 
     def fetch(self, *, reference: str | None = None, idempotency_key: str | None = None) -> GatewayPayment | None: ...
+
+    # The card behind a token (fingerprint, brand, funding, issuer country), or None when the
+    # gateway tells nothing about it (PayPal, a token of another kind). A read: no money moves.
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None: ...
 
     def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
         """The rows of the settlement report created in [start, end), page by page (a

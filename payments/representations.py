@@ -2,9 +2,12 @@
 camelCase renderer translates at the edge) and, through webhooks.payloads, the outbox
 event payloads, so a merchant gets the same JSON from both."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.representations import utc_iso
+from fraud.screening.representations import RiskOutput, risk_payload
+from fraud.screening.selectors import decision_of_transaction
 
 
 class CustomerSummaryOutput(serializers.Serializer):
@@ -69,6 +72,9 @@ class TransactionOutput(serializers.Serializer):
     failure_code = serializers.CharField(allow_null=True)
     failure_message = serializers.CharField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
+    # Fraud screening's decision; null for a payment that was not screened (not created
+    # through the API, or screening off).
+    risk = serializers.SerializerMethodField()
     livemode = serializers.BooleanField()
     merchant = serializers.CharField(source="merchant.public_id")
     created_at = serializers.SerializerMethodField()
@@ -76,6 +82,11 @@ class TransactionOutput(serializers.Serializer):
 
     def get_object(self, obj) -> str:
         return "transaction"
+
+    @extend_schema_field(RiskOutput(allow_null=True))
+    def get_risk(self, obj):
+        decision = decision_of_transaction(obj)
+        return risk_payload(decision) if decision is not None else None
 
     def get_amount_refundable(self, obj) -> int:
         return obj.amount_refundable

@@ -28,6 +28,7 @@ from payments.services.transactions import PaymentInput, transaction_create
 pytest_plugins = [
     "tests.support.browser",
     "tests.support.commands",
+    "tests.support.fraud",
     "tests.support.gateways",
     "tests.support.inbound_webhooks",
     "tests.support.ledger",

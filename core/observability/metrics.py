@@ -72,6 +72,23 @@ refund_processing_latency = Histogram(
 )
 
 
+# --- fraud screening (runbook name) -------------------------------------------------------
+# Time to screen one payment (signals, velocity, rules, score, decision recorded), seconds.
+FRAUD_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10)
+fraud_detection_latency = Histogram(
+    "fraud_detection_latency",
+    "Time for fraud checks on a payment, in seconds (runbook: warn > 1s, critical > 3s).",
+    buckets=FRAUD_LATENCY_BUCKETS,
+)
+# Screening decisions by outcome (allow, block, review, request_3ds); exposed as
+# fraud_decisions_total.
+fraud_decisions = Counter(
+    "fraud_decisions",
+    "Fraud screening decisions, by decision (allow, block, review, request_3ds).",
+    ["decision"],
+)
+
+
 # --- rebill scheduler (scaling-chapter names) ---------------------------------------------
 # Rebill jobs that ended without payment, by queue and reason: declined (a dunning retry is
 # scheduled), uncollectible (dunning over), error (non-payment failure, retried), dead

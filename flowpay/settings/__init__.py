@@ -14,6 +14,7 @@ from flowpay.settings.celery import *  # noqa: F403
 from flowpay.settings.api import *  # noqa: F403
 from flowpay.settings.gateways import *  # noqa: F403
 from flowpay.settings.ledger import *  # noqa: F403
+from flowpay.settings.fraud import *  # noqa: F403
 from flowpay.settings.refunds import *  # noqa: F403
 from flowpay.settings.subscriptions import *  # noqa: F403
 from flowpay.settings.webhooks import *  # noqa: F403

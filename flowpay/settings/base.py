@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "webhooks",
     "gateways",
     "ledger",
+    "fraud",
     "payments",
     "refunds",
     "subscriptions",

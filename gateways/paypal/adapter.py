@@ -41,6 +41,7 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     Outcome,
+    PaymentMethodDetails,
     SettlementRecord,
     WebhookEvent,
     WebhookVerificationError,
@@ -226,6 +227,11 @@ class PayPalGateway:
             return self._fetch_by_reference(reference)
         if idempotency_key:
             return self._fetch_by_key(idempotency_key)
+        return None
+
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """PayPal says nothing about the card behind an order's payment source before the
+        payment: screening goes without card signals here."""
         return None
 
     def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:

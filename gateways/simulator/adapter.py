@@ -6,8 +6,11 @@ It accepts Stripe's test payment-method ids:
 - pm_card_visa_chargeDeclined, pm_card_chargeCustomerFail → card_declined;
   pm_card_chargeDeclinedInsufficientFunds → insufficient_funds; other chargeDeclined* ids
   → their Stripe decline codes;
-- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action.
+- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action, and so
+  does any succeeding card when the charge asks for 3-D Secure (`three_d_secure`).
 Like a real PSP it honours idempotency keys: a repeated key returns the first result.
+describe_payment_method tells each test card's brand, funding, issuer country and a
+fingerprint (the same token, the same card), as Stripe's test cards do.
 
 Faults can be injected at runtime, shared by every process through the cache
 (`simulator_faults_set`, or `manage.py simulator_faults`): added latency, a share of calls
@@ -28,6 +31,7 @@ is older than it could take, "no record" means it never reached the simulator.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import time
 from collections.abc import Iterator
@@ -48,6 +52,7 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     Outcome,
+    PaymentMethodDetails,
     PayoutResult,
     PayoutState,
     SettlementRecord,
@@ -90,6 +95,9 @@ DECLINING_TOKENS = {
     "pm_card_chargeDeclinedProcessingError": ("processing_error", "An error occurred while processing your card."),
 }
 ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
+# The issuer country of the country test cards (pm_card_gb, ...); the others are US cards.
+CARD_COUNTRIES = {"pm_card_us": "US", "pm_card_gb": "GB", "pm_card_de": "DE", "pm_card_fr": "FR", "pm_card_jp": "JP"}
+CARD_BRANDS = ("visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay")
 
 
 FAULTS_CACHE_KEY = "flowpay:simulator:faults"
@@ -166,7 +174,7 @@ class SimulatorGateway:
         decline_code, message = DECLINING_TOKENS.get(token, ("", ""))
         if decline_code:
             status = ChargeStatus.DECLINED
-        elif token in ACTION_TOKENS:
+        elif token in ACTION_TOKENS or payment.three_d_secure:
             status = ChargeStatus.REQUIRES_ACTION
         elif payment.capture:
             status = ChargeStatus.SUCCEEDED
@@ -328,6 +336,19 @@ class SimulatorGateway:
             amount_captured=charge.amount_captured, currency=charge.currency,
             flowpay_reference=charge.flowpay_reference,
         )
+
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """A test card's details, from its token alone (no faults: a read that moves nothing)."""
+        if not self.supports_payment_method(token):
+            return None
+        name = token.removeprefix("pm_card_").removeprefix("tok_").lower()
+        brand = next((brand for brand in CARD_BRANDS if name.startswith(brand)), "visa")
+        funding = "debit" if name.endswith("_debit") else "credit"
+        # One fingerprint per card number: a token and its declining or 3-D Secure variants
+        # are different test cards, hence different fingerprints.
+        fingerprint = hashlib.sha256(f"simulator-card:{token}".encode()).hexdigest()[:16]
+        return PaymentMethodDetails(fingerprint=fingerprint, brand=brand, funding=funding,
+                                    country=CARD_COUNTRIES.get(token, "US"))
 
     def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
         """Its settlement report, with any injected discrepancies (gateways.simulator.settlements)."""

@@ -24,6 +24,7 @@ from gateways.base import (
     GatewayUnavailableError,
     HealthStatus,
     OperationResult,
+    PaymentMethodDetails,
     PayoutResult,
     SettlementRecord,
     WebhookEvent,
@@ -41,6 +42,7 @@ from gateways.stripe.mapping import (
     declined_from_intent_in_error,
     gateway_payment,
     payment_intent_params,
+    payment_method_details,
     plain,
     refund_result,
 )
@@ -194,6 +196,25 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise stripe_error(exc, operation="fetch", creds=creds, money_moving=False) from exc
         return gateway_payment(intent)
+
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """The card behind a PaymentMethod (pm_…) or a legacy token (tok_…), retrieved from
+        Stripe: its fingerprint, brand, funding and issuer country. Other tokens: None."""
+        if not token.startswith(("pm_", "tok_")):
+            return None
+        client, creds = self._client()
+        try:
+            if token.startswith("pm_"):
+                found = client.v1.payment_methods.retrieve(token)
+            else:
+                found = client.v1.tokens.retrieve(token)
+        except stripe.InvalidRequestError as exc:
+            if is_missing(exc):
+                return None
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
+        except stripe.StripeError as exc:
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
+        return payment_method_details(plain(found))
 
     def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
         """Balance transactions created in [start, end) (gateways.stripe.settlements)."""

@@ -17,6 +17,7 @@ from gateways.base import (
     GatewayPayment,
     OperationResult,
     Outcome,
+    PaymentMethodDetails,
     PayoutResult,
     PayoutState,
 )
@@ -50,6 +51,19 @@ STATUS_FOR_FLOWPAY = {
     # settling (not reachable with cards). Passed through so the caller keeps waiting.
     "processing": "processing",
 }
+
+
+def payment_method_details(obj: dict) -> PaymentMethodDetails | None:
+    """The card of a PaymentMethod, Token or Card object: fingerprint, brand, funding and the
+    issuer's country (never its number)."""
+    card = obj.get("card") if obj.get("object") in ("payment_method", "token") else obj
+    if not isinstance(card, dict) or not card.get("fingerprint"):
+        return None
+    country = card.get("country")
+    return PaymentMethodDetails(
+        fingerprint=str(card["fingerprint"]), brand=(card.get("brand") or None) and str(card["brand"]).lower(),
+        funding=card.get("funding") or None, country=str(country).upper() if country else None,
+    )
 
 
 def utc(timestamp: int | float) -> dt.datetime:
@@ -88,6 +102,10 @@ def payment_intent_params(payment: ChargeRequest, *, idempotency_key: str) -> di
         "capture_method": "automatic" if payment.capture else "manual",
         "metadata": metadata,
     }
+    if payment.three_d_secure:
+        # Fraud screening's request_3ds: Stripe asks the issuer for authentication ("any"),
+        # and the PaymentIntent answers requires_action when the customer must complete it.
+        params["payment_method_options"] = {"card": {"request_three_d_secure": "any"}}
     if payment.description:
         # As metadata rather than Stripe's `description`: localstripe (our test and demo
         # peer) rejects that parameter, and metadata shows in Stripe's dashboard too.

@@ -11,7 +11,8 @@ from core.api.permissions import MerchantOnly, capability_permission
 from core.api.schema import ERROR_STATUSES
 from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
-from core.errors import CardDeclined
+from core.errors import CardDeclined, ErrorCode, FraudBlocked
+from core.network import client_ip
 from core.permissions import Capability
 from gateways.router import primary_gateway_name
 from payments.api.serializers import (
@@ -38,6 +39,7 @@ from payments.selectors import (
     transactions_list,
 )
 from payments.services.customers import customer_create, payment_method_attach
+from payments.services.screening import ScreeningContext
 from payments.services.transactions import (
     PaymentInput,
     transaction_cancel,
@@ -53,8 +55,9 @@ def transaction_created_response(txn: Transaction, representation: dict) -> Resp
     transaction_create stores it as the Idempotency-Key's result in the database transaction
     that records the outcome."""
     if txn.status == TransactionStatus.FAILED and txn.failure_code:
-        declined = CardDeclined(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code,
-                                transaction_payload=representation)
+        error = FraudBlocked if txn.failure_code == ErrorCode.FRAUD_BLOCKED else CardDeclined
+        declined = error(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code,
+                         transaction_payload=representation)
         return exception_handler(declined, {})
     return Response(representation, status=status.HTTP_201_CREATED)
 
@@ -75,6 +78,8 @@ class TransactionListCreateApi(ApiView):
                 amount=data["amount"], currency=data["currency"], payment_method=data["payment_method"],
                 capture_method=data["capture_method"], customer=data.get("customer"),
                 description=data["description"], metadata=data["metadata"],
+                screening=ScreeningContext(email=data.get("email"), client_ip=data.get("client_ip") or _forwarded_client(request),
+                                           billing_country=data.get("billing_country")),
             ),
             actor=request.actor,
             livemode=request.livemode,
@@ -98,6 +103,14 @@ class TransactionListCreateApi(ApiView):
             created_lte=filters.get("created_lte"),
         )
         return self.paginate(query.select_related("merchant"), TransactionOutput)
+
+
+def _forwarded_client(request) -> str | None:
+    """The client address a trusted proxy forwarded (X-Forwarded-For), when there is one: a
+    payment created from the customer's browser through the proxies. A merchant's server
+    calling directly is not the customer: it sends `clientIp` instead."""
+    address = client_ip(request)
+    return address if address and address != request.META.get("REMOTE_ADDR") else None
 
 
 class TransactionDetailApi(ApiView):

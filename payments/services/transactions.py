@@ -69,6 +69,13 @@ from payments.services.gateway_keys import (
     transaction_key,
 )
 from payments.services.ledger_postings import transaction_post_capture
+from payments.services.screening import (
+    ScreeningContext,
+    screening_applies,
+    transaction_fraud_block,
+    transaction_screen,
+    transaction_screening_settle,
+)
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -86,6 +93,8 @@ class PaymentInput:
     customer: str | None = None  # public id
     description: str = ""
     metadata: dict | None = None
+    # The paying customer's side of the request: the payment is fraud-screened (API payments).
+    screening: ScreeningContext | None = None
 
 
 def transaction_create(
@@ -111,7 +120,9 @@ def transaction_create(
     from the merchant's Idempotency-Key when there is one: payments.services.gateway_keys).
     A try that failed with GatewayUnavailableError (nothing happened) is retried on the same
     gateway with backoff, then failed over to the next gateway the router offers. A decline
-    is final. A timeout leaves the transaction processing: it is never sent elsewhere."""
+    is final. A timeout leaves the transaction processing: it is never sent elsewhere.
+    Fraud screening runs between the opening and the first try (payments.services.screening):
+    a screened payment's first attempt is recorded only once screening lets it go on."""
     record_id = idempotency.record_id if idempotency is not None else idempotency_record_id
     if record_id is not None:
         # A request re-run under a key already claimed (after a crash): never charge again.
@@ -129,6 +140,8 @@ def transaction_create(
     opening = dict(
         merchant=merchant, payment=payment, source=source, gateway=gateway.name if gateway is not None else None,
         actor=actor, livemode=livemode, idempotency=idempotency, idempotency_record_id=idempotency_record_id,
+        # A payment to screen has no attempt before screening lets it go on (a blocked one never had one).
+        first_attempt=not screening_applies(payment.screening),
     )
     try:
         txn, attempt = _transaction_open(**opening, key_base=key_base)
@@ -140,17 +153,21 @@ def transaction_create(
         if idempotency is not None:
             idempotency.rolled_back()
         txn, attempt = _transaction_open(**opening, key_base=None)
+    screening = transaction_screen(txn=txn, context=payment.screening, key_base=key_base, actor=actor)
+    if screening is not None and screening.blocked:
+        return transaction_fraud_block(transaction_id=txn.pk, screening=screening, actor=actor)
     txn, result, settled_meanwhile = _transaction_route(
         txn=txn, gateway=gateway, attempt=attempt, pinned_gateway=source.pinned_gateway, key_base=key_base, actor=actor,
-        idempotency=idempotency,
+        idempotency=idempotency, three_d_secure=screening is not None and screening.three_d_secure,
     )
     if settled_meanwhile:  # by the checker or a webhook, between two tries
-        return txn
+        return transaction_screening_settle(txn=txn, screening=screening, result=None, actor=actor)
     if result is None:
         txn = _transaction_fail(
             transaction_id=txn.pk, code="gateway_unavailable",
             message="No payment gateway could take the payment; nothing was charged.", actor=actor,
         )
+    txn = transaction_screening_settle(txn=txn, screening=screening, result=result, actor=actor)
     payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
     payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
     if isinstance(result, GatewayRequestError):
@@ -208,7 +225,7 @@ def _may_be_saved_method_id(token: str) -> bool:
 
 def _transaction_route(
     *, txn: Transaction, gateway: Gateway | None, attempt: PaymentAttempt | None, pinned_gateway: str | None,
-    key_base: str | None, actor: Actor, idempotency: IdempotencyClaim | None,
+    key_base: str | None, actor: Actor, idempotency: IdempotencyClaim | None, three_d_secure: bool = False,
 ) -> tuple[Transaction, ChargeResult | GatewayError | None, bool]:
     """Try the gateways the router offers (see transaction_create), starting with `gateway`
     and its `attempt` recorded by _transaction_open. Returns the transaction, the last
@@ -218,7 +235,7 @@ def _transaction_route(
         amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
         capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
         description=txn.description, customer_reference=txn.customer.public_id if txn.customer else None,
-        metadata={"flowpay_transaction": txn.public_id},
+        metadata={"flowpay_transaction": txn.public_id}, three_d_secure=three_d_secure,
     )
     result: ChargeResult | GatewayError | None = None
     tried: set[str] = set()
@@ -286,12 +303,14 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
 def _transaction_open(
     *, merchant: Merchant, payment: PaymentInput, source: PaymentSource, gateway: str | None, actor: Actor,
     livemode: bool, key_base: str | None, idempotency: IdempotencyClaim | None, idempotency_record_id: int | None,
+    first_attempt: bool = True,
 ) -> tuple[Transaction, PaymentAttempt | None]:
     """Before the gateway call, in one database transaction, what must exist before a
     gateway may be asked to charge: the Idempotency-Key's claim (first, so that a concurrent
     request with the same key waits here, then loses), the transaction, processing, with
     its audit entries (one INSERT), and its first attempt, started, under the gateway key it
-    is sent with (none when no gateway can take the payment). A crash before the commit
+    is sent with (none when no gateway can take the payment, or before screening lets a
+    screened payment go on: transaction_create). A crash before the commit
     leaves nothing; after it, a processing transaction with a started attempt, which the
     stuck-transaction checker resolves by asking that gateway."""
     record_id = idempotency.claim().pk if idempotency is not None else idempotency_record_id
@@ -311,7 +330,7 @@ def _transaction_open(
         ),
         audit_entry(actor=actor, action=AuditAction.TRANSACTION_PROCESSING, target=txn, details={"gateway": txn.gateway}),
     ])
-    if gateway is None:
+    if gateway is None or not first_attempt:
         return txn, None
     # The transaction was inserted by this database transaction: it has no attempt yet. Its
     # key is not looked up first: the unique index refuses one already used (DerivedKeyUsed).

@@ -88,6 +88,15 @@ def a_row_for_every_model(admin_user, merchant, make_transaction):
     chargeback, _ = chargeback_create(transaction_id=completed.pk, chargeback_reference="CB-ADMIN", amount=100,
                                       reason="admin test", actor=SYSTEM)
     chargeback_submit_evidence(chargeback_id=chargeback.pk, text="receipt", files=["doc_1"], actor=SYSTEM)
+    # fraud screening: a merchant rule, a list item, a screened payment held for review (its decision and review)
+    from fraud.screening.lists import list_item_add
+    from fraud.screening.rules import rule_create
+    from payments.services.screening import ScreeningContext
+
+    rule_create(merchant=merchant, livemode=False, source="review if :amount: > 5000", actor=SYSTEM)
+    list_item_add(merchant=merchant, livemode=False, list_name="blocked_emails", value="fraud@example.com", actor=SYSTEM)
+    transaction_create(merchant=merchant, payment=PaymentInput(amount=6000, currency="USD", payment_method="pm_card_visa",
+                                                               screening=ScreeningContext()), actor=SYSTEM)
     # an inbound gateway event in the inbox
     from django.utils import timezone
 

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from core.actors import Actor
+from fraud.models import Review
 from ledger.models import LedgerTransaction
 from payments.models import Customer, PaymentMethod, Transaction
 from refunds.models import Chargeback, Refund
@@ -52,6 +53,13 @@ def worlds(merchant_a, settings):
         "endpoint": post("/payment/webhook-endpoints", {"url": "https://merchant.example/live"})["id"],
         "endpoint_to_delete": post("/payment/webhook-endpoints", {"url": "https://merchant.example/old"})["id"],
     }
+    ids["rule"] = post("/payment/fraud/rules", {"rule": "review if :amount: > 90000"})["id"]
+    ids["rule_to_disable"] = post("/payment/fraud/rules", {"rule": "block if :amount: > 99000000"})["id"]
+    ids["list_item"] = post("/payment/fraud/lists/blocked_emails", {"value": "one@example.com"})["id"]
+    ids["list_item_to_remove"] = post("/payment/fraud/lists/blocked_emails", {"value": "two@example.com"})["id"]
+    for name in ("review", "review_to_reject"):  # payments held for review by the live rule
+        held = post("/payment/transactions", {**CARD, "amount": 95000})["id"]
+        ids[name] = Review.objects.get(transaction__public_id=held).public_id
     ids["payment_method"] = post(f"/payment/customers/{ids['customer']}/payment-methods", {"token": "pm_card_visa"})["id"]
     ids["subscription"] = post("/payment/subscriptions", {"customer": ids["customer"], "plan": ids["plan"],
                                                           "paymentMethod": "pm_card_visa"})["id"]
@@ -108,6 +116,13 @@ OBJECT_ROUTES = [
     ("event-detail", "get", "/payment/events/{event}", None),
     ("balance-transaction-detail", "get", "/payment/balance-transactions/{balance_transaction}", None),
     ("payout-detail", "get", "/payment/payouts/{payout}", None),
+    ("fraud-rule-detail", "get", "/payment/fraud/rules/{rule}", None),
+    ("fraud-rule-detail", "patch", "/payment/fraud/rules/{rule}", {"description": "live only"}),
+    ("fraud-rule-detail", "delete", "/payment/fraud/rules/{rule_to_disable}", None),
+    ("fraud-list-item-detail", "delete", "/payment/fraud/lists/blocked_emails/{list_item_to_remove}", None),
+    ("fraud-review-detail", "get", "/payment/fraud/reviews/{review}", None),
+    ("fraud-review-approve", "post", "/payment/fraud/reviews/{review}/approve", {}),
+    ("fraud-review-reject", "post", "/payment/fraud/reviews/{review_to_reject}/reject", {}),
 ]
 
 # (url name, path, the ids of live objects it lists).
@@ -124,11 +139,16 @@ LIST_ROUTES = [
     ("events", "/payment/events", ["event"]),
     ("balance-transactions", "/payment/balance-transactions", ["balance_transaction"]),
     ("payouts", "/payment/payouts", ["payout"]),
+    ("fraud-rules", "/payment/fraud/rules", ["rule", "rule_to_disable"]),
+    ("fraud-list-items", "/payment/fraud/lists/blocked_emails", ["list_item", "list_item_to_remove"]),
+    ("fraud-reviews", "/payment/fraud/reviews", ["review", "review_to_reject"]),
 ]
 
 # Routes that name no object of a mode: staff-only decisions (merchant keys get 403 whatever
-# the mode) and the merchant's own settings, shared by both modes.
-MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings"}
+# the mode), the merchant's own settings, shared by both modes, and the fraud lists' counts
+# and a rule's test against history, aggregates of the key's own mode (tests/fraud checks them).
+MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings", "fraud-lists",
+                   "fraud-rule-test"}
 # Routes that sum up one mode's objects (checked below: a test key's balance holds no live money).
 MODE_SUMMARY_ROUTES = {"balance"}
 # Staff-only routes of objects that belong to no merchant or mode (a gateway account's

@@ -1,6 +1,6 @@
-"""The runbook's alerts (and the chapter's HighPSPErrorRate) and the ledger's in
-docker/prometheus/alerts.yml: valid rules, unit-tested with promtool at their thresholds, on
-metrics /metrics exports."""
+"""The runbook's alerts (with the fraud checks' latency, and the chapter's HighPSPErrorRate),
+the ledger's and reconciliation's in docker/prometheus/alerts.yml: valid rules, unit-tested
+with promtool at their thresholds, on metrics /metrics exports."""
 
 import re
 import shutil
@@ -13,7 +13,7 @@ from django.conf import settings
 
 RULES_DIR = Path(settings.BASE_DIR) / "docker" / "prometheus"
 RUNBOOK_ALERTS = {"PaymentServiceHighErrorRate", "PaymentServiceGatewayFailure", "PaymentServiceHighLatency",
-                  "PaymentServiceDatabaseIssues", "HighPSPErrorRate"}
+                  "PaymentServiceDatabaseIssues", "PaymentServiceHighFraudDetectionLatency", "HighPSPErrorRate"}
 # verify_ledger's result (tests/backoffice/test_ledger_verification.py checks /metrics exports them).
 LEDGER_ALERTS = {"LedgerImbalance", "LedgerVerifyStale"}
 RECONCILIATION_ALERTS = {"ReconciliationMissingLocally", "ReconciliationItemsOpenTooLong", "ReconciliationNotRunning"}
@@ -46,6 +46,7 @@ def test_every_runbook_alert_exists_and_is_unit_tested():
 def test_the_alerts_use_metrics_that_metrics_exports(client, merchant_a, make_payment, settings):
     from core.errors import GatewayUnavailable
     from gateways.simulator.adapter import SimulatorFaults, simulator_faults_clear, simulator_faults_set
+    from tests.support.fraud import pay
 
     settings.FLOWPAY_GATEWAY_RETRIES = 0
     make_payment(merchant_a)
@@ -55,14 +56,16 @@ def test_the_alerts_use_metrics_that_metrics_exports(client, merchant_a, make_pa
         make_payment(merchant_a)
     simulator_faults_clear()
     reconcile_a_day_with_a_charge_missing_locally()
+    assert pay(merchant_a).status_code == 201  # screened: the fraud metrics
 
     exported = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", client.get("/metrics").content.decode(), re.MULTILINE))
     rules = yaml.safe_load((RULES_DIR / "alerts.yml").read_text())
     used = {name for group in rules["groups"] for rule in group["rules"]
-            for name in re.findall(r"\b(payment_\w+|gateway_\w+|psp_\w+|reconciliation_\w+)\b", rule["expr"])}
+            for name in re.findall(r"\b(payment_\w+|gateway_\w+|psp_\w+|reconciliation_\w+|fraud_\w+)\b", rule["expr"])}
     assert used == {"payment_success_rate", "gateway_error_rate", "payment_processing_latency_bucket",
                     "payment_service_database_up", "psp_call_errors_total", "reconciliation_open_items",
-                    "reconciliation_oldest_open_item_timestamp", "reconciliation_last_success_timestamp"}
+                    "reconciliation_oldest_open_item_timestamp", "reconciliation_last_success_timestamp",
+                    "fraud_detection_latency_bucket"}
     assert used <= exported, used - exported
 
 
