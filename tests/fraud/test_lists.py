@@ -128,10 +128,10 @@ def test_lists_are_per_mode(merchant_a):
 
 
 @pytest.fixture
-def fraud_admin(client, db):
-    user = get_user_model().objects.create_user(username="lists-admin", password="a-long-enough-password", is_staff=True)
+def fraud_admin(client, db, staff_sign_in):
+    user = get_user_model().objects.create_user(username="lists-admin", password="a-long-enough-password1", is_staff=True)
     user.groups.add(Group.objects.get_or_create(name="support")[0])
-    client.force_login(user)
+    staff_sign_in(client, user, password="a-long-enough-password1")  # the admin is behind the second factor
     return client
 
 
