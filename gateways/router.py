@@ -93,9 +93,14 @@ def max_retries() -> int:
     return settings.FLOWPAY_GATEWAY_RETRIES
 
 
-def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
+def observed_call(*, gateway: str, operation: str, flowpay_id: str | None, call: Callable[[], T]) -> T:
     """Run one gateway call, recording metrics, shared call statistics and the breaker
-    outcome. Exceptions pass through unchanged."""
+    outcome. Exceptions pass through unchanged.
+
+    `flowpay_id` is the public id of the FlowPay object the call is about (`txn_…`, `re_…`),
+    None only for calls about no object (credential and health checks). A timeout is logged
+    as `gateway timeout: <gateway> <operation> <flowpay id> outcome unknown`: operators grep
+    the logs for "gateway timeout", so those words stay as they are."""
     started = time.perf_counter()
     outcome, failed_gateway = "ok", False
     try:
@@ -107,7 +112,8 @@ def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
         outcome, failed_gateway = "timeout", True
         psp_call_errors.labels(gateway=gateway, operation=operation, error=exc.code).inc()
         logger.warning(
-            "gateway timeout: %s %s outcome unknown", gateway, operation, extra={"gateway": gateway, "operation": operation}
+            "gateway timeout: %s %s %s outcome unknown", gateway, operation, flowpay_id or "-",
+            extra={"gateway": gateway, "operation": operation, "flowpay_id": flowpay_id},
         )
         raise
     except GatewayUnavailableError as exc:
