@@ -25,6 +25,7 @@ from django.conf import settings
 
 from core import runtime
 from core.observability.metrics import gateway_request_duration_seconds, gateway_requests, psp_call_errors
+from core.observability.tracing import traced
 from core.runtime import fallback_mode_enabled, simplified_flow_enabled  # noqa: F401  (part of the router's API)
 from gateways.base import (
     ChargeResult,
@@ -100,7 +101,15 @@ def observed_call(*, gateway: str, operation: str, flowpay_id: str | None, call:
     `flowpay_id` is the public id of the FlowPay object the call is about (`txn_…`, `re_…`),
     None only for calls about no object (credential and health checks). A timeout is logged
     as `gateway timeout: <gateway> <operation> <flowpay id> outcome unknown`: operators grep
-    the logs for "gateway timeout", so those words stay as they are."""
+    the logs for "gateway timeout", so those words stay as they are. While tracing is on,
+    the call is a span `gateway <operation>` carrying the gateway and that id, the parent of
+    the adapter's HTTP call."""
+    with traced(f"gateway {operation}", public_ids=(flowpay_id,), **{"flowpay.gateway": gateway,
+                                                                     "flowpay.gateway_operation": operation}):
+        return _observed(gateway=gateway, operation=operation, flowpay_id=flowpay_id, call=call)
+
+
+def _observed(*, gateway: str, operation: str, flowpay_id: str | None, call: Callable[[], T]) -> T:
     started = time.perf_counter()
     outcome, failed_gateway = "ok", False
     try:
