@@ -4,7 +4,6 @@
 collector stand-in on 127.0.0.1 that decodes what it receives."""
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.support.processes import sibling_env, stop_process
+from tests.support.processes import free_port, sibling_env, start_gunicorn, stop_process
 
 SERVER, CONSUMER = 2, 5  # opentelemetry.proto Span.SpanKind
 
@@ -59,12 +58,6 @@ def collector():
     server.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _tracing_env(endpoint: str, **extra: str) -> dict:
     return sibling_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="100", **extra)
 
@@ -82,20 +75,9 @@ def _wait_for(predicate, seconds: float = 60):
 def test_gunicorn_workers_trace_requests_after_the_fork(collector, merchant_a):
     # given gunicorn with two workers and an OTLP endpoint
     endpoint, received = collector
-    port = _free_port()
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "flowpay.wsgi:application", "-c", "docker/gunicorn.conf.py"],
-        cwd=Path(settings.BASE_DIR), env=_tracing_env(endpoint, PORT=str(port), WEB_CONCURRENCY="2"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    port = free_port()
+    web = start_gunicorn(port, workers=2, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="100")
     try:
-        def answers() -> bool:
-            try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200
-            except OSError:
-                return False
-
-        _wait_for(answers)
         # when a merchant lists its transactions (several times: both workers serve some)
         for _ in range(6):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/payment/transactions",
