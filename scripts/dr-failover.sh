@@ -105,7 +105,7 @@ k wait --for=condition=complete job/payment-db-migration --timeout=1800s
 step "3. Scale up and wait for readiness"
 k scale deployment payment-service --replicas="$replicas"
 k scale deployment -l app=payment-worker --replicas=1
-k scale deployment payment-beat --replicas=1
+k scale deployment payment-beat --replicas=2
 k rollout status deployment/payment-service --timeout=600s
 k exec deploy/payment-service -- curl -sf localhost:3000/readyz
 k exec deploy/payment-service -- curl -s localhost:3000/payment/health

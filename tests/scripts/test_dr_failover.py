@@ -29,7 +29,7 @@ EXPECTED = [
     f"kubectl {DR} wait --for=condition=complete job/payment-db-migration --timeout=1800s",
     f"kubectl {DR} scale deployment payment-service --replicas=3",
     f"kubectl {DR} scale deployment -l app=payment-worker --replicas=1",
-    f"kubectl {DR} scale deployment payment-beat --replicas=1",
+    f"kubectl {DR} scale deployment payment-beat --replicas=2",
     f"kubectl {DR} rollout status deployment/payment-service --timeout=600s",
     f"kubectl {DR} exec deploy/payment-service -- curl -sf localhost:3000/readyz",
     f"kubectl {DR} exec deploy/payment-service -- curl -s localhost:3000/payment/health",
