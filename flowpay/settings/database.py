@@ -20,6 +20,19 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# An optional read replica (a PostgreSQL hot standby) for the read-only selectors of reports,
+# dashboards and reconciliation (core/db_routing.py). Its sessions are read-only as well, so a
+# replica URL pointing at the primary by mistake can still never write; test runs mirror it
+# to the default database.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"].update(
+        CONN_MAX_AGE=DATABASES["default"].get("CONN_MAX_AGE", 0), CONN_HEALTH_CHECKS=True, TEST={"MIRROR": "default"},
+    )
+    DATABASES["replica"].setdefault("OPTIONS", {})["options"] = "-c default_transaction_read_only=on"
+DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter"]
+
 # When set, the Celery broker and the cache default to it.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
