@@ -59,7 +59,7 @@ def database_wipe() -> None:
     guard_database()
     with connection.cursor() as cursor:
         cursor.execute(BARE_TABLE_DDL)
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")  # FlowPay's schema
         tables = sorted(row[0] for row in cursor.fetchall() if row[0] not in KEPT_TABLES)
     _truncate(tables)
 
