@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS {BARE_TABLE} (
 KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
 # What the rows create; emptied between rounds so that every round starts from the same state.
 ACTIVITY_TABLES = [
-    "payments_transaction", "payments_paymentattempt", "payments_simulatorcharge", "payments_idempotencyrecord",
+    "transactions", "payments_paymentattempt", "payments_simulatorcharge", "payments_idempotencyrecord",
     "payments_inboundevent", "refunds_refund", "refunds_chargeback", "refunds_chargebackevidence",
     "subscriptions_subscription", "subscriptions_invoice", "subscriptions_rebilljob", "subscriptions_rebillcharge",
     "webhooks_outboxevent", "webhooks_webhookdelivery", "audit_entry", "audit_seal", "auditlog_logentry",
@@ -64,7 +64,7 @@ def database_wipe() -> None:
     guard_database()
     with connection.cursor() as cursor:
         cursor.execute(BARE_TABLE_DDL)
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")  # FlowPay's schema
         tables = sorted(row[0] for row in cursor.fetchall() if row[0] not in KEPT_TABLES)
     _truncate(tables)
     platform_rules_install()

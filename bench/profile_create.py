@@ -61,7 +61,7 @@ class RequestCounts:
 
 
 def statement_kind(sql: str) -> str:
-    """'SELECT payments_transaction', 'INSERT INTO audit_entry', 'SAVEPOINT', …"""
+    """'SELECT transactions', 'INSERT INTO audit_entry', 'SAVEPOINT', …"""
     match = _STATEMENT.match(sql)
     if not match:
         return sql.split(None, 1)[0].upper() if sql.strip() else "?"

@@ -3,6 +3,9 @@ file into a temporary table, then one FULL OUTER JOIN on the reference against t
 Prints the counts it found as JSON.
 
     python -m bench.recon_floor PATH        (DATABASE_URL: the bench database)
+
+Its connection puts FlowPay's schema first on the search path, as the app's do
+(flowpay/settings/database.py: FLOWPAY_DB_SCHEMA, default payments).
 """
 
 import json
@@ -21,14 +24,15 @@ SELECT count(*) FILTER (WHERE t.id IS NULL) AS missing_locally,
        count(*) FILTER (WHERE t.id IS NOT NULL AND f.balance_transaction_id IS NOT NULL
                         AND round(f.gross::numeric * 100)::bigint <> t.amount_captured) AS amount_mismatch
 FROM recon_floor f
-FULL OUTER JOIN (SELECT id, gateway_reference, amount_captured FROM payments_transaction WHERE gateway = 'stripe') t
+FULL OUTER JOIN (SELECT id, gateway_reference, amount_captured FROM transactions WHERE gateway = 'stripe') t
      ON t.gateway_reference = f.payment_intent_id
 """
 
 
 def main(path: str) -> int:
     columns = ", ".join(f'"{name}" text' for name in COLUMNS)
-    with psycopg.connect(os.environ["DATABASE_URL"]) as conn, open(path, "rb") as stream:
+    schema = os.environ.get("FLOWPAY_DB_SCHEMA", "payments")
+    with psycopg.connect(os.environ["DATABASE_URL"], options=f"-c search_path={schema},public") as conn, open(path, "rb") as stream:
         conn.execute(f"CREATE TEMP TABLE recon_floor ({columns})")
         with conn.cursor().copy("COPY recon_floor FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
             while chunk := stream.read(CHUNK):

@@ -46,7 +46,7 @@ def payments_insert(ctx: Context, n: int) -> None:
         "finalized_at": "'2023-05-15 00:00:00+00'::timestamptz + (g %% 86000) * interval '1 second'",
     })
     if ctx.sizes.vacuum:
-        data.vacuum_analyze(["payments_transaction"])
+        data.vacuum_analyze([Transaction._meta.db_table])
 
 
 def report_file(path: Path, n: int) -> dict[str, int]:

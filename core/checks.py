@@ -84,6 +84,13 @@ def check_setting_values(app_configs, **kwargs) -> list[Error]:
         minimum = 1 if name in AT_LEAST_ONE or name.endswith("_INTERVAL_SECONDS") else 0
         if value < minimum:
             errors.append(Error(f"{name} is {value}; it must be at least {minimum}.", id="flowpay.E103"))
+    # The active beat renews its lock once per loop: a lock that expires sooner lets a standby
+    # take over while the active one still sends, and every periodic task would go out twice.
+    if settings.FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS <= 2 * settings.CELERY_BEAT_MAX_LOOP_INTERVAL:
+        errors.append(Error(
+            f"FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS ({settings.FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS}) must be more than twice "
+            f"FLOWPAY_BEAT_MAX_LOOP_INTERVAL_SECONDS ({settings.CELERY_BEAT_MAX_LOOP_INTERVAL}).", id="flowpay.E108",
+        ))
     days = settings.FLOWPAY_DUNNING_SCHEDULE_DAYS
     if not days or any(not isinstance(day, int) or day < 0 for day in days):
         errors.append(Error(

@@ -7,6 +7,8 @@ GUNICORN_TIMEOUT      seconds before a silent worker is killed and restarted (30
 FORWARDED_ALLOW_IPS   addresses of the load balancers whose X-Forwarded-* headers are
                       trusted, comma-separated or "*" (127.0.0.1). TLS ends at the load
                       balancer; Django reads X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
+OTEL_EXPORTER_OTLP_ENDPOINT  set it to trace requests (core/observability/tracing.py); each
+                      worker starts tracing after the fork (post_fork).
 PROMETHEUS_MULTIPROC_DIR  set it (to an empty, writable directory) whenever there is more
                       than one worker, so that /metrics adds up every worker's counters.
 """
@@ -62,3 +64,18 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    """Start OpenTelemetry tracing in each worker, after the fork: the span exporter's thread
+    would not survive it. Without an OTLP endpoint nothing is imported or instrumented. It
+    runs before the worker loads the application, so Django's tracing middleware is in place
+    for the first request."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowpay.settings")
+        django.setup()
+        from core.observability.tracing import tracing_start
+
+        tracing_start(process="web")

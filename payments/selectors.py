@@ -9,6 +9,7 @@ from django.db.models import Case, CharField, Count, Max, OuterRef, Q, QuerySet,
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.db_routing import reads_from_replica
 from core.selectors import Scope, get_by_public_id
 from fraud.screening.signals import CustomerHistory
 from payments.models import Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
@@ -157,6 +158,7 @@ def payment_method_family():
     )
 
 
+@reads_from_replica
 def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict]:
     """Payments created since `since` with a final outcome, grouped by payment method family
     (and gateway): [{"method", ("gateway",) "attempts", "succeeded", "failed", "in_flight"}].

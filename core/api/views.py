@@ -28,6 +28,7 @@ from core.idempotency import (
     request_fingerprint,
 )
 from core.network import client_ip
+from core.observability.tracing import span_annotate
 from core.selectors import UNSCOPED, Scope
 from core.storable import NUL_OR_SURROGATE
 
@@ -83,6 +84,10 @@ class ApiView(APIView):
                 raise ValidationError({name: [ErrorDetail(
                     "The path contains a NUL character or a lone surrogate.", code=ErrorCode.NULL_CHARACTERS_NOT_ALLOWED,
                 )]})
+        # The request's span (tracing on) names the merchant and the objects in the path.
+        merchant = getattr(request, "merchant", None)
+        span_annotate(merchant.public_id if merchant is not None else None,
+                      *(value for value in kwargs.values() if isinstance(value, str)))
 
     def validated(self, serializer_class: type[InputSerializer], data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)

@@ -58,12 +58,27 @@ FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SEC
 FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=5)
 FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)
 FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS = env.int("FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS", default=20)
+FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS = env.int("FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", default=3600)
+FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS = env.int("FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS", default=300)
+
+# Beat without a single point of failure: with Redis, the schedule and each entry's last run
+# live in Redis (celery-redbeat) and a Redis lock lets one beat send at a time, so several
+# beat replicas can run. The active one renews the lock every tick (at most every
+# CELERY_BEAT_MAX_LOOP_INTERVAL seconds); a standby retries the lock every loop interval and
+# takes over within FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS (plus one interval) of the active one
+# dying. Without Redis (make run) a single beat keeps its schedule in a file.
+FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS = env.int("FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("FLOWPAY_BEAT_MAX_LOOP_INTERVAL_SECONDS", default=5)
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler" if REDIS_URL else "celery.beat:PersistentScheduler"
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = env.str("FLOWPAY_BEAT_KEY_PREFIX", default="flowpay:beat:")
+CELERY_REDBEAT_LOCK_TIMEOUT = FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS
 
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "payments.purge_idempotency_keys",
-        "schedule": timedelta(hours=1),
+        "schedule": timedelta(seconds=FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS),
     },
     # Payments whose gateway answer is missing are asked about at their gateway (the cadence
     # and FLOWPAY_STUCK_CHECK_AFTER_SECONDS settle "nothing sent" and "no record" in < 2 min).
@@ -75,7 +90,7 @@ CELERY_BEAT_SCHEDULE = {
     "refunds-requeue-stalled": {
         "task": "refunds.requeue_stalled", "schedule": timedelta(seconds=FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS),
     },
-    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
+    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(seconds=FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS)},
     # Invoice due periods, queue due dunning retries, dispatch drains per billing frequency;
     # the reaper re-queues rebill jobs whose worker stopped heartbeating.
     "rebill-schedule": {

@@ -248,7 +248,7 @@ def _transaction_route(
                 txn.gateway = attempt.gateway
             try:
                 result = observed_call(
-                    gateway=gateway.name, operation="authorize",
+                    gateway=gateway.name, operation="authorize", flowpay_id=txn.public_id,
                     call=lambda g=gateway, key=attempt.idempotency_key: g.authorize(payment=request, idempotency_key=key),
                 )
             except GatewayUnavailableError as exc:
@@ -536,7 +536,7 @@ def _call_gateway(*, txn: Transaction, attempt: PaymentAttempt, operation: str, 
     """The gateway's answer, or the GatewayError that stands for it (no lock or database
     transaction is held here)."""
     try:
-        return observed_call(gateway=txn.gateway, operation=operation, call=lambda: call(gateway_named(txn.gateway)))
+        return observed_call(gateway=txn.gateway, operation=operation, flowpay_id=txn.public_id, call=lambda: call(gateway_named(txn.gateway)))
     except GatewayError as exc:
         return exc
 

@@ -153,10 +153,10 @@ def test_the_nightly_task_runs_the_verification(history):
 
 
 def test_refund_reservations_and_disputed_funds_never_exceed_the_captured_amount(merchant_a, make_payment):
-    # The open rule of the ledger's issue, held by a CHECK on payments_transaction
+    # The open rule of the ledger's issue, held by a CHECK on payments.transactions
     # (txn_refunds_and_disputes_within_captured): no code path, raw SQL included, breaks it.
     txn = make_payment(merchant_a, amount=1000)
     with pytest.raises(IntegrityError, match="txn_refunds_and_disputes_within_captured"):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("UPDATE payments_transaction SET amount_refund_reserved = 600, amount_disputed = 500, disputed = true"
+            cursor.execute("UPDATE transactions SET amount_refund_reserved = 600, amount_disputed = 500, disputed = true"
                            " WHERE id = %s", [txn.pk])

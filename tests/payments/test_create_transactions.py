@@ -63,17 +63,17 @@ def count_commits(monkeypatch) -> list[None]:
 def writers(txn_id: int) -> dict[str, object]:
     """The committed rows of a payment with the id of the database transaction that last
     wrote each (xmin)."""
-    (txn,) = committed("SELECT xmin::text, status, idempotency_record_id FROM payments_transaction WHERE id = %s", [txn_id])
+    (txn,) = committed("SELECT xmin::text, status, idempotency_record_id FROM transactions WHERE id = %s", [txn_id])
     return {
         "transaction": txn,
         "record": committed("SELECT xmin::text, status FROM payments_idempotencyrecord WHERE id = %s", [txn[2]]) if txn[2] else [],
         "attempts": committed("SELECT xmin::text, outcome FROM payments_paymentattempt WHERE transaction_id = %s ORDER BY number", [txn_id]),
         "audit": committed(
-            "SELECT xmin::text, action FROM audit_entry WHERE object_id = (SELECT public_id FROM payments_transaction WHERE id = %s) "
+            "SELECT xmin::text, action FROM audit_entry WHERE object_id = (SELECT public_id FROM transactions WHERE id = %s) "
             "ORDER BY id", [txn_id],
         ),
         "events": committed(
-            "SELECT xmin::text, type FROM webhooks_outboxevent WHERE payload->>'id' = (SELECT public_id FROM payments_transaction WHERE id = %s)",
+            "SELECT xmin::text, type FROM webhooks_outboxevent WHERE payload->>'id' = (SELECT public_id FROM transactions WHERE id = %s)",
             [txn_id],
         ),
     }
