@@ -33,7 +33,6 @@ from ledger.services.postings import AccountRef, Posting, credit, debit, ledger_
 from payments.models import Transaction
 from reconciliation.models import Category, ReconciliationItem
 
-
 FEES = AccountRef(AccountCode.FEES)
 
 
