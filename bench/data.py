@@ -11,9 +11,10 @@ does, in its own database only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 
 BARE_TABLE = "bench_bare_row"
 BARE_TABLE_DDL = f"""
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS {BARE_TABLE} (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 )"""
+WIPE_ATTEMPTS = 5
 # Kept across wipes: the schema's own bookkeeping.
 KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
 # What the rows create; emptied between rounds so that every round starts from the same state.
@@ -77,10 +79,19 @@ def activity_wipe(*, vacuum: bool = True) -> None:
     records — and empty them too). With `vacuum` (full mode), then VACUUM ANALYZE: each arm
     of each round starts from the same tables, with fresh statistics and no dead rows."""
     guard_database()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        for table in ACTIVITY_TABLES:
-            cursor.execute(f"DELETE FROM {table}")
+    for attempt in range(WIPE_ATTEMPTS):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+                for table in ACTIVITY_TABLES:
+                    cursor.execute(f"DELETE FROM {table}")
+            break
+        except OperationalError:
+            # A request the load generator left in flight still writes (a capture posting to
+            # the ledger locks accounts the DELETE holds): PostgreSQL aborts one of the two.
+            if attempt == WIPE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
     if vacuum:
         vacuum_analyze(ACTIVITY_TABLES)
 

@@ -37,16 +37,18 @@ def _baseline_keys(count: int) -> tuple[int, list[str]]:
 
 def _arm(ctx: Context, url: str, *, merchant_id: int, api_keys: list[str], posts: bool):
     def run() -> dict[str, float]:
-        from django.db.models import Exists, OuterRef
+        from django.db.models import Count, Exists, OuterRef
 
         from ledger.models import LedgerTransaction
         from payments.models import Transaction
 
         metrics = load.wrk_run(url=url, path=CREATE_PATH, body=BODY, api_keys=api_keys,
                                connections=ctx.sizes.connections, seconds=ctx.sizes.wrk_seconds).metrics()
-        completed = Transaction.objects.filter(merchant_id=merchant_id, status="completed").annotate(
-            posted=Exists(LedgerTransaction.objects.filter(kind="payment", source_id=OuterRef("public_id"))))
-        posted, total = completed.filter(posted=True).count(), completed.count()
+        posted_exists = Exists(LedgerTransaction.objects.filter(kind="payment", source_id=OuterRef("public_id")))
+        # One statement (one snapshot): a request still finishing commits between two counts.
+        counts = Transaction.objects.filter(merchant_id=merchant_id, status="completed").aggregate(
+            total=Count("pk"), posted=Count("pk", filter=posted_exists))
+        posted, total = counts["posted"], counts["total"]
         if posted != (total if posts else 0):
             raise RuntimeError(f"{total} payments completed, {posted} of them posted to the ledger: "
                                "the arm did not run as meant")
