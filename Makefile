@@ -11,7 +11,7 @@ VENV_PYTHON := $(VENV)/bin/python
 # Python 3.11: python3.11 when it is on PATH, else python3 (checked to be 3.11 below).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 
-.PHONY: help venv run migrate test test-deps lint clean bench bench-smoke bench-sweep bench-deps
+.PHONY: help venv run migrate test test-deps lint clean bench bench-smoke bench-sweep bench-deps k8s-rules
 
 help:
 	@echo "make run      create the virtualenv, migrate, seed demo data, serve http://127.0.0.1:3000 with a Celery worker and beat"
@@ -19,6 +19,7 @@ help:
 	@echo "make migrate  apply migrations to the make-run database (SQLite under .run unless FLOWPAY_USE_ENV=1)"
 	@echo "make venv     create $(VENV) and install requirements-dev.txt (again only when requirements change)"
 	@echo "make lint     ruff, the import-linter layer contracts and a missing-migration check (part of make test)"
+	@echo "make k8s-rules  regenerate deploy/k8s/prometheus-rule.yaml from docker/prometheus/alerts.yml"
 	@echo "make clean    remove .run (the demo database, broker, cache, logs and demo credentials)"
 	@echo "make bench    the benchmarks (bench/README.md), 20-30 minutes; results in bench/results/"
 	@echo "make bench-smoke  every benchmark at a tiny size, under a minute (part of make test)"
@@ -54,12 +55,15 @@ test: export DEBUG ?= 0
 test: export SECRET_KEY ?= test-only-secret-key
 
 # System packages the suite needs beyond the virtualenv, installed only when missing:
-# promtool (Debian's prometheus package) for the alert-rule tests. Later issues add
-# chromium for the browser tests here.
+# promtool (Debian's prometheus package) for the alert-rule tests, and Debian's chromium for
+# the browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
 test-deps:
 	@command -v promtool >/dev/null || { \
 		echo "Installing Debian's prometheus package (promtool, for the alert-rule tests)..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null || { \
+		echo "Installing Debian's chromium package (for the browser tests)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # collectstatic: the suite runs with DEBUG off, like production, so pages reference the
 # hashed files of the whitenoise manifest.
@@ -99,5 +103,9 @@ bench-sweep: venv bench-deps
 	$(VENV_PYTHON) -m bench sweep
 
 # --- housekeeping ----------------------------------------------------------------------
+# The PrometheusRule of deploy/k8s is generated from the alert rules (a test checks it).
+k8s-rules: venv
+	$(VENV_PYTHON) scripts/generate_prometheus_rule.py
+
 clean:
 	rm -rf .run

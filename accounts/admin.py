@@ -83,3 +83,6 @@ class StaffTokenAdmin(CredentialAdmin):
 
     def revoke(self, *, pk: int, actor: Actor) -> None:
         staff_token_revoke(staff_token_id=pk, actor=actor)
+
+
+from accounts import admin_staff  # noqa: E402, F401  (staff users and lockouts: registered below the shared bases)

@@ -20,6 +20,20 @@ class AuditAction(StrEnum):
     STAFF_USER_CREATE = "staff_user.create"
     STAFF_USER_PASSWORD_RESET = "staff_user.password_reset"
 
+    # Staff authentication (PCI DSS 10.2.1.4, 10.2.1.5): every one carries the actor, the
+    # time, the origin IP and the result, a failure its reason; never a password, code,
+    # secret or token.
+    STAFF_USER_SIGN_IN = "staff_user.sign_in"
+    STAFF_USER_SIGN_OUT = "staff_user.sign_out"
+    STAFF_USER_LOCKED = "staff_user.locked"
+    STAFF_USER_UNLOCKED = "staff_user.unlocked"
+    STAFF_USER_MFA_ENROL = "staff_user.mfa_enrol"
+    STAFF_USER_MFA_RESET = "staff_user.mfa_reset"
+    STAFF_USER_RECOVERY_CODE_USED = "staff_user.recovery_code_used"
+    STAFF_USER_PASSWORD_CHANGE = "staff_user.password_change"
+    STAFF_USER_ROLES_CHANGE = "staff_user.roles_change"
+    STAFF_TOKEN_REFUSED = "staff_token.refused"
+
     # Security
     SECURITY_CARD_DATA_REJECTED = "security.card_data_rejected"
 
@@ -54,6 +68,20 @@ class AuditAction(StrEnum):
     TRANSACTION_RESOLVED_FORCED = "transaction.resolved_forced"
     TRANSACTION_RECOVERED = "transaction.recovered"
     TRANSACTION_RECOVERED_FORCED = "transaction.recovered_forced"
+    TRANSACTION_RECORDED_FROM_GATEWAY = "transaction.recorded_from_gateway"
+    TRANSACTION_FRAUD_BLOCKED = "transaction.fraud_blocked"
+    TRANSACTION_REVIEW_HOLD = "transaction.review_hold"
+
+    # Fraud screening: rules, lists, the review queue
+    FRAUD_RULE_CREATE = "fraud_rule.create"
+    FRAUD_RULE_UPDATE = "fraud_rule.update"
+    FRAUD_RULE_DISABLE = "fraud_rule.disable"
+    FRAUD_LIST_ITEM_ADD = "fraud_list_item.add"
+    FRAUD_LIST_ITEM_REMOVE = "fraud_list_item.remove"
+    FRAUD_REVIEW_OPEN = "fraud_review.open"
+    FRAUD_REVIEW_APPROVE = "fraud_review.approve"
+    FRAUD_REVIEW_REJECT = "fraud_review.reject"
+    FRAUD_REVIEW_FAILED = "fraud_review.failed"
 
     # Refunds
     REFUND_CREATE = "refund.create"
@@ -76,6 +104,30 @@ class AuditAction(StrEnum):
     CHARGEBACK_ACCEPT = "chargeback.accept"
     CHARGEBACK_WON = "chargeback.won"
     CHARGEBACK_LOST = "chargeback.lost"
+
+    # Payouts, ledger adjustments and the ledger's operator commands
+    PAYOUT_CREATE = "payout.create"
+    PAYOUT_ATTEMPT_FAILED = "payout.attempt_failed"
+    PAYOUT_IN_TRANSIT = "payout.in_transit"
+    PAYOUT_PAID = "payout.paid"
+    PAYOUT_FAILED = "payout.failed"
+    LEDGER_ADJUSTMENT_REQUEST = "ledger_adjustment.request"
+    LEDGER_ADJUSTMENT_APPROVE = "ledger_adjustment.approve"
+    LEDGER_ADJUSTMENT_REJECT = "ledger_adjustment.reject"
+    LEDGER_SETTINGS_UPDATE = "ledger_settings.update"
+    LEDGER_FUNDS_RELEASED = "ledger.funds_released"
+    LEDGER_BACKFILL = "ledger.backfill"
+    LEDGER_VERIFY = "ledger.verify"
+    # Reconciliation runs and their items
+    RECONCILIATION_RUN_COMPLETED = "reconciliation_run.completed"
+    RECONCILIATION_ITEM_INVESTIGATE = "reconciliation_item.investigate"
+    RECONCILIATION_ITEM_RESOLVE = "reconciliation_item.resolve"
+    RECONCILIATION_ITEM_IGNORE = "reconciliation_item.ignore"
+    RECONCILIATION_ITEM_ADJUSTMENT_REQUEST = "reconciliation_item.adjustment_request"
+    RECONCILIATION_ITEM_ADJUSTMENT_APPROVE = "reconciliation_item.adjustment_approve"
+    RECONCILIATION_ITEM_ADJUSTMENT_REJECT = "reconciliation_item.adjustment_reject"
+    RECONCILIATION_ITEM_CLEARED = "reconciliation_item.cleared"
+    RECONCILIATION_ITEM_REOPENED = "reconciliation_item.reopened"
 
     # Inbound gateway events
     INBOUND_EVENT_REPLAY = "inbound_event.replay"

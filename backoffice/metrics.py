@@ -16,7 +16,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from core.observability.access import monitoring_only
 from core.observability.metrics import DatabaseUpCollector
 from gateways.stats import gateway_recent_stats
+from ledger.selectors import ledger_last_verification
 from payments.selectors import transaction_outcomes_since, transactions_inflight_count
+from reconciliation.selectors import reconciliation_last_successes, reconciliation_open_items
 from subscriptions.selectors import rebill_queue_depths
 
 RUNBOOK_RATE_WINDOW_MINUTES = 5
@@ -93,6 +95,61 @@ class RebillQueueDepthCollector:
         yield family
 
 
+class LedgerVerificationCollector:
+    """The latest whole-ledger verify_ledger run (nightly from beat, or by hand):
+    ledger_imbalance_minor_units{currency}: Σ debits - Σ credits, summed over the entry
+    phases as absolute values (0 when the books balance; any other value is a critical
+    alert); ledger_verify_last_success_timestamp: when a run last found nothing wrong (Unix
+    seconds). Absent until the first run."""
+
+    def collect(self):
+        try:
+            latest, last_success = ledger_last_verification()
+        except DatabaseError:
+            return
+        if latest is not None:
+            imbalance = GaugeMetricFamily(
+                "ledger_imbalance_minor_units", "Ledger imbalance per currency at the last verify_ledger run (minor units).",
+                labels=["currency"],
+            )
+            for currency, amount in sorted(latest.imbalance.items()):
+                imbalance.add_metric([currency], amount)
+            yield imbalance
+        if last_success is not None:
+            success = GaugeMetricFamily(
+                "ledger_verify_last_success_timestamp", "When verify_ledger last found the ledger sound (Unix time)."
+            )
+            success.add_metric([], last_success.finished_at.timestamp())
+            yield success
+class ReconciliationCollector:
+    """reconciliation_open_items{gateway,category}: items open or being investigated;
+    reconciliation_oldest_open_item_timestamp{gateway,category}: when the oldest of them was
+    found (unix time; the "open for more than 3 days" alert); and
+    reconciliation_last_success_timestamp{gateway}: when the gateway's last run finished (a
+    run that fails records nothing). Read from the database at scrape time."""
+
+    def collect(self):
+        open_items = GaugeMetricFamily("reconciliation_open_items", "Reconciliation items open or being investigated.",
+                                       labels=["gateway", "category"])
+        oldest = GaugeMetricFamily("reconciliation_oldest_open_item_timestamp",
+                                   "Unix time when the oldest unresolved reconciliation item was found.",
+                                   labels=["gateway", "category"])
+        last_success = GaugeMetricFamily("reconciliation_last_success_timestamp",
+                                         "Unix time when the gateway's last successful reconciliation run finished.",
+                                         labels=["gateway"])
+        try:
+            for gateway, category, count, first_found in reconciliation_open_items():
+                open_items.add_metric([gateway, category], count)
+                oldest.add_metric([gateway, category], first_found.timestamp())
+            for gateway, finished in reconciliation_last_successes().items():
+                last_success.add_metric([gateway], finished.timestamp())
+        except DatabaseError:
+            return
+        yield open_items
+        yield oldest
+        yield last_success
+
+
 # Gauges read from the database at scrape time live in their own registry, so that they
 # are reported once whatever the number of worker processes.
 _database_registry = CollectorRegistry(auto_describe=False)
@@ -101,6 +158,8 @@ _database_registry.register(PaymentsInflightCollector())
 _database_registry.register(PaymentRatesCollector())
 _database_registry.register(GatewayErrorRateCollector())
 _database_registry.register(RebillQueueDepthCollector())
+_database_registry.register(LedgerVerificationCollector())
+_database_registry.register(ReconciliationCollector())
 
 
 @monitoring_only

@@ -11,9 +11,10 @@ does, in its own database only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 
 BARE_TABLE = "bench_bare_row"
 BARE_TABLE_DDL = f"""
@@ -28,15 +29,18 @@ CREATE TABLE IF NOT EXISTS {BARE_TABLE} (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 )"""
+WIPE_ATTEMPTS = 5
 # Kept across wipes: the schema's own bookkeeping.
 KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
 # What the rows create; emptied between rounds so that every round starts from the same state.
 ACTIVITY_TABLES = [
-    "payments_transaction", "payments_paymentattempt", "payments_simulatorcharge", "payments_idempotencyrecord",
+    "transactions", "payments_paymentattempt", "payments_simulatorcharge", "payments_idempotencyrecord",
     "payments_inboundevent", "refunds_refund", "refunds_chargeback", "refunds_chargebackevidence",
     "subscriptions_subscription", "subscriptions_invoice", "subscriptions_rebilljob", "subscriptions_rebillcharge",
     "webhooks_outboxevent", "webhooks_webhookdelivery", "audit_entry", "audit_seal", "auditlog_logentry",
-    "django_session", BARE_TABLE,
+    "django_session", "ledger_entry", "ledger_transaction", "ledger_payout", "ledger_account",
+    "reconciliation_reconciliationitem", "reconciliation_reconciliationrun",
+    "fraud_decision", "fraud_review", BARE_TABLE,
 ]
 
 
@@ -55,13 +59,17 @@ def _truncate(tables: list[str]) -> None:
 
 def database_wipe() -> None:
     """Every table emptied (identities restarted) but the schema's bookkeeping; creates the
-    bare endpoint's table."""
+    bare endpoint's table, and puts back the platform fraud rules migrate installs (as a
+    flush does: production screens with them)."""
+    from fraud.screening.rules import platform_rules_install
+
     guard_database()
     with connection.cursor() as cursor:
         cursor.execute(BARE_TABLE_DDL)
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")  # FlowPay's schema
         tables = sorted(row[0] for row in cursor.fetchall() if row[0] not in KEPT_TABLES)
     _truncate(tables)
+    platform_rules_install()
 
 
 def activity_wipe(*, vacuum: bool = True) -> None:
@@ -71,10 +79,19 @@ def activity_wipe(*, vacuum: bool = True) -> None:
     records — and empty them too). With `vacuum` (full mode), then VACUUM ANALYZE: each arm
     of each round starts from the same tables, with fresh statistics and no dead rows."""
     guard_database()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        for table in ACTIVITY_TABLES:
-            cursor.execute(f"DELETE FROM {table}")
+    for attempt in range(WIPE_ATTEMPTS):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+                for table in ACTIVITY_TABLES:
+                    cursor.execute(f"DELETE FROM {table}")
+            break
+        except OperationalError:
+            # A request the load generator left in flight still writes (a capture posting to
+            # the ledger locks accounts the DELETE holds): PostgreSQL aborts one of the two.
+            if attempt == WIPE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
     if vacuum:
         vacuum_analyze(ACTIVITY_TABLES)
 

@@ -39,25 +39,29 @@ class RequestCounts:
     commits: int = 0
     autocommit_statements: int = 0
     redis_commands: Counter = field(default_factory=Counter)
+    redis_round_trips: int = 0  # a pipeline is one, whatever it holds
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time (the load of other processes does not count)
 
     def per_request(self) -> dict:
         n = max(1, self.requests)
         return {
             "requests": self.requests,
             "ms_per_request_in_process": round(self.seconds / n * 1000, 2),
+            "cpu_ms_per_request": round(self.cpu_seconds / n * 1000, 2),
             "sql_statements": round(sum(self.statements.values()) / n, 2),
             "transactions": round((self.commits + self.autocommit_statements) / n, 2),
             "commits_of_atomic_blocks": round(self.commits / n, 2),
             "autocommit_statements": round(self.autocommit_statements / n, 2),
             "redis_commands": round(sum(self.redis_commands.values()) / n, 2),
+            "redis_round_trips": round(self.redis_round_trips / n, 2),
             "statements_by_kind": {k: round(v / n, 2) for k, v in self.statements.most_common()},
             "redis_by_command": {k: round(v / n, 2) for k, v in self.redis_commands.most_common()},
         }
 
 
 def statement_kind(sql: str) -> str:
-    """'SELECT payments_transaction', 'INSERT INTO audit_entry', 'SAVEPOINT', …"""
+    """'SELECT transactions', 'INSERT INTO audit_entry', 'SAVEPOINT', …"""
     match = _STATEMENT.match(sql)
     if not match:
         return sql.split(None, 1)[0].upper() if sql.strip() else "?"
@@ -85,11 +89,13 @@ def counting(counts: RequestCounts):
 
     def execute_command(self, *args, **options):
         counts.redis_commands[str(args[0]).upper()] += 1
+        counts.redis_round_trips += 1
         return original_execute(self, *args, **options)
 
     def pipeline_execute(self, *args, **kwargs):
         for command in self.command_stack:
             counts.redis_commands[str(command[0][0]).upper()] += 1
+        counts.redis_round_trips += 1 if self.command_stack else 0
         return original_pipeline(self, *args, **kwargs)
 
     def autocommit_counter(execute, sql, params, many, context):
@@ -121,8 +127,9 @@ def counted(counts: RequestCounts, operation) -> None:
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         operation()
+        counts.cpu_seconds += time.process_time() - started_cpu
         counts.seconds += time.perf_counter() - started
     counts.requests += 1
     counts.statements.update(statement_kind(query["sql"]) for query in captured.captured_queries)

@@ -12,7 +12,7 @@ from bench.stats import RowResult, Spread
 
 # Metrics shown in the markdown tables, per row kind, in this order (all are in the JSON).
 SHOWN = ["rps", "p50_ms", "p99_ms", "ms_per_op", "api_p50_ms", "seconds", "schedule_seconds", "ms_per_subscription",
-         "us_per_event", "paid", "deliveries", "non_2xx"]
+         "us_per_event", "paid", "deliveries", "non_2xx", "peak_rss_mib", "items"]
 
 
 def _num(value: float) -> str:
@@ -38,7 +38,8 @@ def summary_table(rows: list[dict]) -> list[str]:
             continue
         for ratio in row["ratios"]:
             met = "–" if ratio["met"] is None else ("yes" if ratio["met"] else "**no**")
-            lines.append(f"| {row['id']} | {row['title']} | {ratio['label']} | {_num(ratio['value'])}× "
+            unit = ratio.get("unit", "×")
+            lines.append(f"| {row['id']} | {row['title']} | {ratio['label']} | {_num(ratio['value'])}{unit} "
                          f"({_num(ratio['per_round']['min'])}–{_num(ratio['per_round']['max'])}) | {ratio['goal'] or 'reported'} | {met} |")
     return lines
 
@@ -67,10 +68,13 @@ def profile_section(profile: dict | None) -> list[str]:
     create, replay, bare = profile["create_payment"], profile.get("replay") or {}, profile["bare"]
     lines = ["## Where a create-payment request's time goes (in-process, one request at a time)", "",
              "| | create payment | replay | bare |", "|---|---|---|---|"]
-    for key, label in [("ms_per_request_in_process", "ms per request"), ("sql_statements", "SQL statements (with BEGIN/COMMIT)"),
+    for key, label in [("ms_per_request_in_process", "ms per request"), ("cpu_ms_per_request", "CPU ms per request"),
+                       ("sql_statements", "SQL statements (with BEGIN/COMMIT)"),
                        ("transactions", "database transactions"), ("commits_of_atomic_blocks", "commits of atomic blocks"),
-                       ("autocommit_statements", "autocommit statements"), ("redis_commands", "Redis commands")]:
-        lines.append(f"| {label} | {_num(create[key])} | {_num(replay.get(key, float('nan')))} | {_num(bare[key])} |")
+                       ("autocommit_statements", "autocommit statements"), ("redis_commands", "Redis commands"),
+                       ("redis_round_trips", "Redis round trips (a pipeline is one)")]:
+        values = [item.get(key, float("nan")) for item in (create, replay, bare)]
+        lines.append(f"| {label} | " + " | ".join(_num(value) for value in values) + " |")
     lines += ["", "Statements per create request: " + ", ".join(f"{k} {_num(v)}" for k, v in create["statements_by_kind"].items()),
               "", "Redis commands per create request: " + ", ".join(f"{k} {_num(v)}" for k, v in create["redis_by_command"].items()),
               "", "Statements per replayed request: " + ", ".join(f"{k} {_num(v)}" for k, v in replay.get("statements_by_kind", {}).items()),

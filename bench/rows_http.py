@@ -182,7 +182,7 @@ class CaptureRefund:
         return _pool_metrics(result, self.ops)
 
 
-REFUNDS_OF = "JOIN payments_transaction t ON t.id = r.transaction_id WHERE t.public_id = ANY(%s)"
+REFUNDS_OF = "JOIN transactions t ON t.id = r.transaction_id WHERE t.public_id = ANY(%s)"
 
 
 def _wait_refunds(targets: list[str], *, started: float, bound: float) -> float:

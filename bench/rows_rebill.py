@@ -84,12 +84,12 @@ def charge_check() -> dict[str, float]:
     """Duplicate charges: invoices with more than one transaction, or charged more than once
     at the gateway (the simulator's records)."""
     duplicates = _scalar(
-        "SELECT count(*) FROM (SELECT metadata->>'invoice' FROM payments_transaction WHERE metadata ? 'invoice'"
+        "SELECT count(*) FROM (SELECT metadata->>'invoice' FROM transactions WHERE metadata ? 'invoice'"
         " GROUP BY 1 HAVING count(*) > 1) d"
     )
     gateway_duplicates = _scalar(
         "SELECT count(*) FROM (SELECT t.metadata->>'invoice' FROM payments_simulatorcharge c"
-        " JOIN payments_transaction t ON t.public_id = c.flowpay_reference WHERE t.metadata ? 'invoice'"
+        " JOIN transactions t ON t.public_id = c.flowpay_reference WHERE t.metadata ? 'invoice'"
         " GROUP BY 1 HAVING count(*) > 1 OR max(c.call_count) > 1) d"
     )
     return {"duplicate_charges": duplicates, "gateway_duplicate_charges": gateway_duplicates}

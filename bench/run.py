@@ -1,7 +1,7 @@
 """The benchmark run: `python -m bench [--smoke] [--rows 1,2,…]` (make bench / make bench-smoke).
 
 Prepares the bench database (created and migrated if needed, wiped) and Redis DB, creates
-the fixtures, starts gunicorn (4 sync workers, 1 thread: bench/README.md) and two Celery
+the fixtures, starts gunicorn (4 sync workers, 1 thread: production's default, bench/README.md) and two Celery
 workers, runs the rows in order, measures where a create-payment request's time goes,
 writes bench/results/<timestamp>.json and .md, and stops everything it started.
 
@@ -26,7 +26,7 @@ from bench import stack
 from bench.config import FULL, SMOKE, Context
 
 RESULTS = stack.ROOT / "bench" / "results"
-ALL_ROWS = ["1", "2", "3", "4", "5", "6"]
+ALL_ROWS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
 GUNICORN_WORKERS, GUNICORN_THREADS = 4, 1
 
 
@@ -66,7 +66,7 @@ def _run_row(row_id: str, title: str, function, results: list, failures: list) -
     for row in result if isinstance(result, list) else [result]:
         for ratio in row.ratios:
             verdict = "" if ratio.met is None else (" (goal met)" if ratio.met else f" (goal {ratio.goal} NOT met)")
-            _log(f"  {row.id} {ratio.label}: {ratio.value:.3g}×{verdict}")
+            _log(f"  {row.id} {ratio.label}: {ratio.value:.3g}{ratio.unit}{verdict}")
     return result
 
 
@@ -85,7 +85,7 @@ def _rebill_rows(ctx: Context, selected: list[str]) -> list:
 
 
 def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[str]) -> None:
-    from bench import rows_http, rows_outbox
+    from bench import rows_fraud, rows_http, rows_outbox
 
     http_rows = [("1", "create payment", rows_http.row_create_payment), ("2", "idempotent replay", rows_http.row_idempotent_replay),
                  ("3", "capture and refund", rows_http.row_capture_refund)]
@@ -96,6 +96,18 @@ def _run_rows(ctx: Context, selected: list[str], results: list, failures: list[s
         _run_row("4,5", "rebill", lambda: _rebill_rows(ctx, selected), results, failures)
     if "6" in selected:
         _run_row("6", "outbox drain", lambda: rows_outbox.row_outbox(ctx), results, failures)
+    if "7" in selected:
+        from bench import rows_ledger
+
+        _run_row("7", "ledger postings on create payment", lambda: rows_ledger.row_ledger_postings(ctx), results, failures)
+    if "8" in selected:
+        from bench import rows_reconciliation
+
+        _run_row("8", "reconcile a settlement file", lambda: rows_reconciliation.row_reconciliation(ctx), results, failures)
+    if "9" in selected:
+        from bench import rows_fraud
+
+        _run_row("9", "fraud screening", lambda: rows_fraud.row_fraud_screening(ctx), results, failures)
 
 
 def _exit_on_signal(signum, frame) -> None:
@@ -130,14 +142,20 @@ def _run_locked(*, sizes, selected: list[str], out_dir: Path, stamp: str, log_di
     failures: list[str] = []
     profile = None
     server = stack.Gunicorn(workers=GUNICORN_WORKERS, threads=GUNICORN_THREADS, log_dir=log_dir)
+    # Row 7's baseline: the same server, its create path skipping the ledger posting.
+    servers = [server]
+    if "7" in selected:
+        servers.append(stack.Gunicorn(workers=GUNICORN_WORKERS, threads=GUNICORN_THREADS, log_dir=log_dir,
+                                      settings_module="bench.settings_without_ledger"))
     workers = [stack.CeleryWorker(queues=rows_rebill.WORKER_QUEUES[i], name=f"worker{i}", log_dir=log_dir) for i in (1, 2)]
     try:
-        for process in [server, *workers]:  # they boot while the data is prepared
+        for process in [*servers, *workers]:  # they boot while the data is prepared
             process.launch()
         data.database_wipe()
         fixtures = data.fixtures_create(api_keys=sizes.connections)
-        ctx = Context(sizes=sizes, fixtures=fixtures, server_url=server.url, log_dir=log_dir, log=_log, workers=workers)
-        for process in [server, *workers]:
+        ctx = Context(sizes=sizes, fixtures=fixtures, server_url=server.url, log_dir=log_dir, log=_log, workers=workers,
+                      ledger_off_url=servers[-1].url if len(servers) > 1 else "")
+        for process in [*servers, *workers]:
             process.wait_ready()
         _run_rows(ctx, selected, results, failures)
         _log("where the create-payment time goes (in-process profile)")
@@ -152,7 +170,8 @@ def _run_locked(*, sizes, selected: list[str], out_dir: Path, stamp: str, log_di
     finally:
         for worker in workers:
             worker.stop()
-        server.stop()
+        for process in servers:
+            process.stop()
         stack.redis_flush()
     meta["seconds"] = time.perf_counter() - started
     meta["machine_after"] = _machine()

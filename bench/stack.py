@@ -144,11 +144,12 @@ class Gunicorn:
     """gunicorn with docker/gunicorn.conf.py (the production configuration), bound to
     127.0.0.1 on a free port, `workers` sync processes × `threads` (gthread when > 1)."""
 
-    def __init__(self, *, workers: int, threads: int, log_dir: Path):
-        self.workers, self.threads = workers, threads
+    def __init__(self, *, workers: int, threads: int, log_dir: Path, settings_module: str = "bench.settings"):
+        self.workers, self.threads, self.settings_module = workers, threads, settings_module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"gunicorn-{workers}w{threads}t.log"
+        suffix = "" if settings_module == "bench.settings" else "-" + settings_module.rsplit(".", 1)[-1]
+        self.log_path = log_dir / f"gunicorn-{workers}w{threads}t{suffix}.log"
         self.process: subprocess.Popen | None = None
         self._metrics_dir = tempfile.TemporaryDirectory(prefix="bench-metrics-")
 
@@ -157,7 +158,7 @@ class Gunicorn:
 
     def launch(self) -> Gunicorn:
         env = bench_env(WEB_CONCURRENCY=str(self.workers), GUNICORN_THREADS=str(self.threads),
-                        PROMETHEUS_MULTIPROC_DIR=self._metrics_dir.name)
+                        PROMETHEUS_MULTIPROC_DIR=self._metrics_dir.name, DJANGO_SETTINGS_MODULE=self.settings_module)
         command = [PYTHON, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}", "flowpay.wsgi:application"]
         log = open(self.log_path, "ab")  # noqa: SIM115 (the process holds it; closed when it exits)
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -45,19 +45,24 @@ class Goal:
         return (self.at_most is None or value <= self.at_most) and (self.at_least is None or value >= self.at_least)
 
     def __str__(self) -> str:
+        return self.describe("×")
+
+    def describe(self, unit: str) -> str:
         if self.at_most is not None and self.at_least is not None:
             return f"within [{self.at_least:g}, {self.at_most:g}]"
-        return f"≤ {self.at_most:g}×" if self.at_most is not None else f"≥ {self.at_least:g}×"
+        return f"≤ {self.at_most:g}{unit}" if self.at_most is not None else f"≥ {self.at_least:g}{unit}"
 
 
 @dataclass
 class Ratio:
-    """numerator arm's metric / denominator arm's metric."""
+    """numerator arm's metric / denominator arm's metric, or (`difference`) their
+    difference, in the metric's unit (a cost added, e.g. milliseconds at p99)."""
 
     label: str
     numerator: tuple[str, str]  # (arm, metric)
     denominator: tuple[str, str]
     goal: Goal | None = None
+    difference: bool = False
 
 
 @dataclass
@@ -69,6 +74,7 @@ class RatioResult:
     denominator: str
     goal: str | None
     met: bool | None
+    unit: str = "×"  # "×" for a ratio; the metric's unit (" ms") for a difference
 
 
 @dataclass
@@ -115,12 +121,14 @@ def ratios(samples: dict[str, list[dict[str, float]]], specs: list[Ratio]) -> li
         (num_arm, num_metric), (den_arm, den_metric) = spec.numerator, spec.denominator
         nums = [r[num_metric] for r in samples[num_arm]]
         dens = [r[den_metric] for r in samples[den_arm]]
-        value = _div(statistics.median(nums), statistics.median(dens))
-        per_round = Spread.of([_div(n, d) for n, d in zip(nums, dens, strict=True)])
+        combine = (lambda a, b: a - b) if spec.difference else _div
+        value = combine(statistics.median(nums), statistics.median(dens))
+        per_round = Spread.of([combine(n, d) for n, d in zip(nums, dens, strict=True)])
+        unit = " " + num_metric.rsplit("_", 1)[-1] if spec.difference else "×"
+        goal = spec.goal.describe(unit) if spec.goal else None
         results.append(RatioResult(
             label=spec.label, value=value, per_round=per_round, numerator=f"{num_arm}.{num_metric}",
-            denominator=f"{den_arm}.{den_metric}", goal=str(spec.goal) if spec.goal else None,
-            met=spec.goal.met(value) if spec.goal else None,
+            denominator=f"{den_arm}.{den_metric}", goal=goal, met=spec.goal.met(value) if spec.goal else None, unit=unit,
         ))
     return results
 

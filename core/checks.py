@@ -27,6 +27,15 @@ AT_LEAST_ONE = (
 API_KEY_ENVIRONMENTS = ("test", "live")
 # CIDR lists: one bad entry would make every request's client address unreadable.
 NETWORK_LISTS = ("FLOWPAY_TRUSTED_PROXIES", "FLOWPAY_METRICS_ALLOWED_NETWORKS")
+# Staff sign-in settings and the bounds PCI DSS v4.0 sets them (8.3.4, 8.2.8), or the
+# database does (a staff token lives 30 days at most): (setting, lowest, highest).
+STAFF_SIGN_IN_BOUNDS = (
+    ("FLOWPAY_STAFF_LOCKOUT_FAILURES", 1, 10),
+    ("FLOWPAY_STAFF_LOCKOUT_MINUTES", 30, None),
+    ("FLOWPAY_STAFF_SESSION_IDLE_SECONDS", 60, 900),
+    ("FLOWPAY_STAFF_TOKEN_MAX_DAYS", 1, 30),
+    ("FLOWPAY_STAFF_TOKEN_DEFAULT_HOURS", 1, 30 * 24),
+)
 # DRF's rate syntax: requests per second, minute, hour or day (100/s, 6000/min).
 RATE = re.compile(r"^\d+/[smhd]")
 
@@ -75,6 +84,13 @@ def check_setting_values(app_configs, **kwargs) -> list[Error]:
         minimum = 1 if name in AT_LEAST_ONE or name.endswith("_INTERVAL_SECONDS") else 0
         if value < minimum:
             errors.append(Error(f"{name} is {value}; it must be at least {minimum}.", id="flowpay.E103"))
+    # The active beat renews its lock once per loop: a lock that expires sooner lets a standby
+    # take over while the active one still sends, and every periodic task would go out twice.
+    if settings.FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS <= 2 * settings.CELERY_BEAT_MAX_LOOP_INTERVAL:
+        errors.append(Error(
+            f"FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS ({settings.FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS}) must be more than twice "
+            f"FLOWPAY_BEAT_MAX_LOOP_INTERVAL_SECONDS ({settings.CELERY_BEAT_MAX_LOOP_INTERVAL}).", id="flowpay.E108",
+        ))
     days = settings.FLOWPAY_DUNNING_SCHEDULE_DAYS
     if not days or any(not isinstance(day, int) or day < 0 for day in days):
         errors.append(Error(
@@ -99,4 +115,21 @@ def check_setting_values(app_configs, **kwargs) -> list[Error]:
         except (TypeError, ValueError) as exc:
             errors.append(Error(f"{name} is {getattr(settings, name)!r}: {exc}.", hint="a comma-separated list of CIDRs, "
                                 "e.g. 10.0.0.0/8,fd00::/8", id="flowpay.E107"))
+    return errors
+
+
+@register()
+def check_staff_sign_in(app_configs, **kwargs) -> list[Error]:
+    """Staff sign-in settings that would break a PCI DSS rule, or leave the admin without
+    its second factor."""
+    errors = []
+    for name, lowest, highest in STAFF_SIGN_IN_BOUNDS:
+        value = getattr(settings, name)
+        if value < lowest or (highest is not None and value > highest):
+            bounds = f"at least {lowest}" if highest is None else f"between {lowest} and {highest}"
+            errors.append(Error(f"{name} is {value}; it must be {bounds}.", id="flowpay.E108"))
+    if settings.FLOWPAY_STAFF_TOKEN_DEFAULT_HOURS > settings.FLOWPAY_STAFF_TOKEN_MAX_DAYS * 24:
+        errors.append(Error("FLOWPAY_STAFF_TOKEN_DEFAULT_HOURS is longer than FLOWPAY_STAFF_TOKEN_MAX_DAYS allows.", id="flowpay.E108"))
+    if not any(path.rstrip("/") == "/admin" for path in settings.FLOWPAY_STAFF_MFA_PATHS):
+        errors.append(Error("FLOWPAY_STAFF_MFA_PATHS must include /admin/: the admin needs the second factor.", id="flowpay.E108"))
     return errors

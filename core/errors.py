@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_GATEWAY = "unknown_gateway", "No such payment gateway."
     GATEWAY_DISABLED = "gateway_disabled", "The payment gateway is not enabled in this deployment."
     CREDENTIALS_INVALID = "credentials_invalid", "The new gateway credentials could not be loaded."
+    RULE_INVALID = "rule_invalid", "The fraud rule does not parse or names what does not exist; `column` says where."
+    LIST_ITEM_INVALID = "list_item_invalid", "The value is not of the kind the fraud list holds (an email, an IP address, a country...)."
+    LIST_ITEM_EXISTS = "list_item_exists", "The value is already on this fraud list."
 
     # Field validation: the serializer field's own code
     REQUIRED = "required", "The parameter is required."
@@ -68,12 +71,15 @@ class ErrorCode(StrEnum):
     NULL_CHARACTERS_NOT_ALLOWED = "null_characters_not_allowed", "The text contains a NUL character."
     SURROGATE_CHARACTERS_NOT_ALLOWED = "surrogate_characters_not_allowed", "The text contains a surrogate character."
     DATE = "date", "A date was given where a date-time is expected."
+    DATETIME = "datetime", "A date-time was given where a date is expected."
     MAKE_AWARE = "make_aware", "The date-time does not exist in the time zone."
     OVERFLOW = "overflow", "The date-time is out of range."
 
     # Authentication and permissions
     AUTHENTICATION_REQUIRED = "authentication_required", "No credentials: send Authorization: Bearer <key or token>."
     INVALID_CREDENTIALS = "invalid_credentials", "The Authorization header is malformed, or its API key or staff token is not active."
+    STAFF_TOKEN_EXPIRED = "staff_token_expired", "The staff token has expired: issue a new one from the back office's Staff tokens page."
+    STAFF_TOKEN_REVOKED = "staff_token_revoked", "The staff token was revoked: issue a new one from the back office's Staff tokens page."
     PERMISSION_DENIED = "permission_denied", "The credentials do not allow this operation."
     RATE_LIMITED = "rate_limited", "Too many requests: retry after Retry-After seconds."
 
@@ -84,6 +90,7 @@ class ErrorCode(StrEnum):
 
     # Payments and gateways
     CARD_DECLINED = "card_declined", "The card was declined (decline_code says why; the failed payment is attached)."
+    FRAUD_BLOCKED = "fraud_blocked", "Fraud screening blocked the payment; nothing was sent to a gateway (the failed payment is attached)."
     GATEWAY_UNAVAILABLE = "gateway_unavailable", "No payment gateway could take the request and nothing happened: retry later."
     GATEWAY_INVALID_REQUEST = "gateway_invalid_request", "The payment gateway refused the request."
     CURRENCY_NOT_SUPPORTED = "currency_not_supported", "The payment gateway does not take this currency."
@@ -91,6 +98,12 @@ class ErrorCode(StrEnum):
     CHARGE_NOT_CAPTURABLE = "charge_not_capturable", "The payment gateway says the payment cannot be captured."
     CHARGE_NOT_VOIDABLE = "charge_not_voidable", "The payment gateway says the payment cannot be canceled."
     PAYMENT_INTENT_UNEXPECTED_STATE = "payment_intent_unexpected_state", "The payment gateway's payment is in a state that does not allow the operation."
+
+    # The ledger
+    INSUFFICIENT_FUNDS = "insufficient_funds", "The merchant's available balance does not cover the payout (nothing moved)."
+    # Reconciliation
+    INVALID_SETTLEMENT_FILE = "invalid_settlement_file", "The settlement report file is not in the gateway's format (the message names the line)."
+    RECONCILIATION_IN_PROGRESS = "reconciliation_in_progress", "Another run is reconciling the same gateway and day."
 
     # Inbound gateway webhooks
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."
@@ -157,6 +170,13 @@ class AmountTooLarge(FlowPayError):
     code = ErrorCode.AMOUNT_TOO_LARGE
 
 
+class InsufficientFunds(FlowPayError):
+    """A posting would take an account below what its no-overdraft rule allows (a payout
+    larger than the available balance): refused, nothing written."""
+
+    code = ErrorCode.INSUFFICIENT_FUNDS
+
+
 class UnsupportedMediaType(FlowPayError):
     """A charset or Content-Encoding the API does not read (core.api.parsers)."""
 
@@ -199,6 +219,13 @@ class CardDeclined(FlowPayError):
         if self.transaction_payload is not None:
             extra["transaction"] = self.transaction_payload
         return extra
+
+
+class FraudBlocked(CardDeclined):
+    """Screening blocked the payment before any gateway call: the failed transaction (its
+    `failure_code` is fraud_blocked, its `risk` says why) is returned with the error."""
+
+    code = ErrorCode.FRAUD_BLOCKED
 
 
 class GatewayUnavailable(FlowPayError):

@@ -32,10 +32,23 @@ a webhook for support, operator and admin).
 | webhook.read          | yes     | yes     | yes      | yes     | yes   | API: webhook endpoints and deliveries                 |
 | event.read            | yes     | yes     | yes      | yes     | yes   | API: list / retrieve events                           |
 | webhook.resend        |         | yes     | yes      |         | yes   | API: re-send a webhook delivery                       |
+| reconciliation.read   | yes     |         |          |         | yes   | API, admin: reconciliation runs and items             |
+| reconciliation.resolve| yes     |         |          |         | yes   | API, service, admin: investigate, resolve, ignore,    |
+|                       |         |         |          |         |       | request, approve (four-eyes) and reject adjustments   |
 | inbox.read            |         |         | yes      |         | yes   | admin: the inbox of gateway events                    |
 | inbox.replay          |         |         | yes      |         | yes   | admin: replay gateway events                          |
+| fraud.read            | yes     | yes     | yes      | yes     | yes   | API: fraud rules, lists, reviews; admin: their pages   |
+| fraud.lists           | yes     | yes     |          |         | yes   | admin: add to / remove from a merchant's fraud lists  |
+| fraud.rules           |         |         |          |         | yes   | API: the platform-wide fraud rules                    |
+| fraud.review          | yes     | yes     |          |         | yes   | API: approve / reject a payment held for review       |
 | ops.switch_gateway    |         |         | yes      |         |       | ops API: primary gateway, fallback, simplified flow   |
 | ops.system            |         |         | yes      |         |       | ops API: reload gateway keys, refresh DB connections  |
+| ledger.read           | yes     | yes     |          | yes     | yes   | API: balance, balance transactions, payouts; admin:   |
+|                       |         |         |          |         |       | ledger accounts, transactions, payouts (read-only)    |
+| ledger.adjust         | yes     |         |          |         | yes   | admin, service: request a ledger adjustment           |
+| ledger.adjust_approve | yes     |         |          |         | yes   | admin, service: approve / reject one (four-eyes: not  |
+|                       |         |         |          |         |       | the requester)                                        |
+| staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -72,10 +85,20 @@ class Capability(StrEnum):
     WEBHOOK_READ = "webhook.read"
     EVENT_READ = "event.read"
     WEBHOOK_RESEND = "webhook.resend"
+    RECONCILIATION_READ = "reconciliation.read"
+    RECONCILIATION_RESOLVE = "reconciliation.resolve"
     INBOX_READ = "inbox.read"
     INBOX_REPLAY = "inbox.replay"
+    FRAUD_READ = "fraud.read"
+    FRAUD_LISTS = "fraud.lists"
+    FRAUD_RULES = "fraud.rules"
+    FRAUD_REVIEW = "fraud.review"
     OPS_SWITCH_GATEWAY = "ops.switch_gateway"
     OPS_SYSTEM = "ops.system"
+    LEDGER_READ = "ledger.read"
+    LEDGER_ADJUST = "ledger.adjust"
+    LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
+    STAFF_SECURITY = "staff.security"
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -101,12 +124,24 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.WEBHOOK_READ: ANY_STAFF,
     Capability.EVENT_READ: ANY_STAFF,
     Capability.WEBHOOK_RESEND: frozenset({SUPPORT, OPERATOR, ADMIN}),
+    Capability.RECONCILIATION_READ: APPROVERS,
+    Capability.RECONCILIATION_RESOLVE: APPROVERS,
     Capability.INBOX_READ: frozenset({OPERATOR, ADMIN}),
     Capability.INBOX_REPLAY: frozenset({OPERATOR, ADMIN}),
+    Capability.FRAUD_READ: ANY_STAFF,
+    Capability.FRAUD_LISTS: REFUNDERS,
+    Capability.FRAUD_RULES: frozenset({ADMIN}),
+    # Approving captures and rejecting may refund: the people who move money back.
+    Capability.FRAUD_REVIEW: REFUNDERS,
     # The runbook's switches belong to the operator role alone: admins and superusers do not
     # hold them unless they are also in the operator group.
     Capability.OPS_SWITCH_GATEWAY: frozenset({OPERATOR}),
     Capability.OPS_SYSTEM: frozenset({OPERATOR}),
+    # Merchant money: every role that deals with it (operators run the platform, not the books).
+    Capability.LEDGER_READ: frozenset({FINANCE, SUPPORT, AUDITOR, ADMIN}),
+    Capability.LEDGER_ADJUST: APPROVERS,
+    Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
+    Capability.STAFF_SECURITY: frozenset({ADMIN}),
 })
 
 

@@ -331,7 +331,7 @@ def _apply_dispute(event: WebhookEvent, change: DisputeChange, *, actor: Actor, 
     chargeback, created = chargeback_create(
         transaction_id=txn.pk, chargeback_reference=change.reference, amount=change.amount,
         reason=change.reason, actor=actor, evidence_due_by=change.evidence_due_by,
-        gateway=event.gateway, gateway_reference=change.reference,
+        gateway=event.gateway, gateway_reference=change.reference, gateway_fee=change.fee,
     )
     if created:
         applied.notes.append(f"{chargeback.public_id} recorded for {txn.public_id}")

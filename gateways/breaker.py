@@ -19,6 +19,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.core.cache import cache
 
+from core.cache import cache_key
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -64,8 +66,10 @@ class CircuitBreaker:
     # --- queries ------------------------------------------------------------------
     def status(self) -> BreakerStatus:
         config, now = _config(), time.time()
-        opened_at = cache.get(self._opened_key)
-        failures = cache.get(self._failures_key(now, config["window"])) or 0
+        failures_key = self._failures_key(now, config["window"])
+        found = cache.get_many([self._opened_key, failures_key])  # one round trip
+        opened_at = found.get(self._opened_key)
+        failures = found.get(failures_key) or 0
         if opened_at is None:
             return BreakerStatus(self.gateway, BreakerState.CLOSED, failures, None, None)
         retry_at = opened_at + config["cooldown"]
@@ -83,10 +87,14 @@ class CircuitBreaker:
         return cache.add(self._probe_key, "1", timeout=_config()["probe_timeout"])
 
     # --- outcomes -----------------------------------------------------------------
-    def record_success(self) -> None:
-        if cache.get(self._opened_key) is not None:
-            # A successful probe (or a call that raced the opening): the gateway is back.
+    def record_success(self, *, pipeline=None) -> None:
+        """A successful probe (or a call that raced the opening): the gateway is back. The
+        keys are deleted without being read first (deleting absent keys does nothing); in
+        `pipeline` (core.cache.cache_pipeline) when given, which its caller executes."""
+        if pipeline is None:
             cache.delete_many([self._opened_key, self._probe_key])
+        else:
+            pipeline.delete(cache_key(self._opened_key), cache_key(self._probe_key))
 
     def record_failure(self) -> BreakerState:
         config, now = _config(), time.time()

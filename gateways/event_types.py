@@ -52,6 +52,8 @@ class DisputeChange:
     currency: str = ""
     reason: str = ""
     evidence_due_by: dt.datetime | None = None
+    # The gateway's dispute fee (its withdrawal balance transactions), None when not reported.
+    fee: int | None = None
 
 
 @dataclass(frozen=True)

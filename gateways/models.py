@@ -13,6 +13,11 @@ class SimulatorChargeStatus:
     REQUIRES_ACTION = "requires_action"
     CANCELED = "canceled"
     REFUND = "refund"  # a refund record; flowpay_reference holds the charge it refunds
+    # A payout record (flowpay_reference: FlowPay's payout): in transit until its status is
+    # first asked, then paid (or failed, with the payout_failure fault).
+    PAYOUT_IN_TRANSIT = "payout_in_transit"
+    PAYOUT_PAID = "payout_paid"
+    PAYOUT_FAILED = "payout_failed"
 
 
 class SimulatorCharge(models.Model):

@@ -24,7 +24,9 @@ from typing import TypeVar
 from django.conf import settings
 
 from core import runtime
+from core.cache import cache_pipeline
 from core.observability.metrics import gateway_request_duration_seconds, gateway_requests, psp_call_errors
+from core.observability.tracing import traced
 from core.runtime import fallback_mode_enabled, simplified_flow_enabled  # noqa: F401  (part of the router's API)
 from gateways.base import (
     ChargeResult,
@@ -93,9 +95,22 @@ def max_retries() -> int:
     return settings.FLOWPAY_GATEWAY_RETRIES
 
 
-def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
+def observed_call(*, gateway: str, operation: str, flowpay_id: str | None, call: Callable[[], T]) -> T:
     """Run one gateway call, recording metrics, shared call statistics and the breaker
-    outcome. Exceptions pass through unchanged."""
+    outcome. Exceptions pass through unchanged.
+
+    `flowpay_id` is the public id of the FlowPay object the call is about (`txn_…`, `re_…`),
+    None only for calls about no object (credential and health checks). A timeout is logged
+    as `gateway timeout: <gateway> <operation> <flowpay id> outcome unknown`: operators grep
+    the logs for "gateway timeout", so those words stay as they are. While tracing is on,
+    the call is a span `gateway <operation>` carrying the gateway and that id, the parent of
+    the adapter's HTTP call."""
+    with traced(f"gateway {operation}", public_ids=(flowpay_id,), **{"flowpay.gateway": gateway,
+                                                                     "flowpay.gateway_operation": operation}):
+        return _observed(gateway=gateway, operation=operation, flowpay_id=flowpay_id, call=call)
+
+
+def _observed(*, gateway: str, operation: str, flowpay_id: str | None, call: Callable[[], T]) -> T:
     started = time.perf_counter()
     outcome, failed_gateway = "ok", False
     try:
@@ -107,7 +122,8 @@ def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
         outcome, failed_gateway = "timeout", True
         psp_call_errors.labels(gateway=gateway, operation=operation, error=exc.code).inc()
         logger.warning(
-            "gateway timeout: %s %s outcome unknown", gateway, operation, extra={"gateway": gateway, "operation": operation}
+            "gateway timeout: %s %s %s outcome unknown", gateway, operation, flowpay_id or "-",
+            extra={"gateway": gateway, "operation": operation, "flowpay_id": flowpay_id},
         )
         raise
     except GatewayUnavailableError as exc:
@@ -126,9 +142,16 @@ def observed_call(*, gateway: str, operation: str, call: Callable[[], T]) -> T:
         elapsed = time.perf_counter() - started
         gateway_requests.labels(gateway=gateway, operation=operation, outcome=outcome).inc()
         gateway_request_duration_seconds.labels(gateway=gateway, operation=operation).observe(elapsed)
-        gateway_stats_record(gateway=gateway, operation=operation, error=outcome in ("error", "timeout"), latency_ms=int(elapsed * 1000))
+        # The statistics and a success's breaker update share one round trip to Redis.
+        pipeline = cache_pipeline()
+        gateway_stats_record(
+            gateway=gateway, operation=operation, error=outcome in ("error", "timeout"), latency_ms=int(elapsed * 1000),
+            pipeline=pipeline,
+        )
         breaker = breaker_for(gateway)
         if failed_gateway:
             breaker.record_failure()
         elif outcome in ("ok", "declined"):
-            breaker.record_success()
+            breaker.record_success(pipeline=pipeline)
+        if pipeline is not None:
+            pipeline.execute()

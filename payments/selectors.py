@@ -5,18 +5,20 @@ or an id of the other mode, is indistinguishable from a missing one."""
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, Count, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.db_routing import reads_from_replica
 from core.selectors import Scope, get_by_public_id
+from fraud.screening.signals import CustomerHistory
 from payments.models import Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES, INFLIGHT_STATES
 
 
 def transaction_get(*, public_id: str, scope: Scope) -> Transaction:
     """UNSCOPED (staff, commands) sees every merchant's transactions in both modes."""
-    query = Transaction.objects.select_related("merchant", "customer")
+    query = Transaction.objects.select_related("merchant", "customer", "fraud_decision")
     return get_by_public_id(query, public_id=public_id, label="transaction", scope=scope)
 
 
@@ -29,7 +31,7 @@ def transactions_list(
     created_gte: dt.datetime | None = None,
     created_lte: dt.datetime | None = None,
 ) -> QuerySet[Transaction]:
-    query = scope.apply(Transaction.objects.select_related("customer"))
+    query = scope.apply(Transaction.objects.select_related("customer", "fraud_decision"))
     if statuses:
         query = query.filter(status__in=statuses)
     if gateway:
@@ -56,6 +58,25 @@ def transaction_outcomes_since(since: dt.datetime) -> tuple[int, int]:
         .aggregate(processed=Count("id"), failed=Count("id", filter=Q(status=TransactionStatus.FAILED)))
     )
     return counts["processed"], counts["failed"]
+
+
+def customer_fraud_history(*, customer: Customer, currency: str, exclude_transaction_id: int | None = None) -> CustomerHistory:
+    """What fraud screening weighs of a customer: earlier successful (captured) payments, the
+    ones disputed (a chargeback took funds), and the average successful amount in `currency`
+    (integer division of minor units: no floats). One aggregate on the customer's payments."""
+    query = Transaction.objects.filter(customer=customer)
+    if exclude_transaction_id is not None:
+        query = query.exclude(pk=exclude_transaction_id)
+    in_currency = Q(status__in=CAPTURED_STATES, currency=currency)
+    totals = query.aggregate(
+        successful=Count("id", filter=Q(status__in=CAPTURED_STATES)),
+        disputed=Count("id", filter=Q(disputed=True)),
+        in_currency=Count("id", filter=in_currency),
+        amount_in_currency=Sum("amount", filter=in_currency, default=0),
+    )
+    average = totals["amount_in_currency"] // totals["in_currency"] if totals["in_currency"] else None
+    return CustomerHistory(created_at=customer.created_at, successful_payments=totals["successful"],
+                           prior_disputes=totals["disputed"], average_amount=average)
 
 
 def customer_get(*, public_id: str, scope: Scope, param: str = "id") -> Customer:
@@ -137,6 +158,7 @@ def payment_method_family():
     )
 
 
+@reads_from_replica
 def payment_success_counts(*, since: dt.datetime, by_gateway: bool) -> list[dict]:
     """Payments created since `since` with a final outcome, grouped by payment method family
     (and gateway): [{"method", ("gateway",) "attempts", "succeeded", "failed", "in_flight"}].

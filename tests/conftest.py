@@ -26,20 +26,25 @@ from core.actors import Actor
 from payments.services.transactions import PaymentInput, transaction_create
 
 pytest_plugins = [
+    "tests.support.browser",
     "tests.support.commands",
+    "tests.support.fraud",
     "tests.support.gateways",
     "tests.support.inbound_webhooks",
+    "tests.support.ledger",
     "tests.support.localstripe",
+    "tests.support.reconciliation",
     "tests.support.refunds",
+    "tests.support.staff_auth",
 ]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_bypasses_audit_trigger():
-    """Transactional tests end with Django flushing every table (TRUNCATE). The audit
-    table's trigger rightly rejects that, so the test-only flush runs with
-    session_replication_role=replica, which skips triggers for that one transaction.
-    Production code never does this."""
+    """Transactional tests end with Django flushing every table (TRUNCATE). The append-only
+    tables' triggers rightly reject that (the audit log and seals; the ledger's transactions,
+    entries and accounts), so the test-only flush runs with session_replication_role=replica,
+    which skips triggers for that one transaction. Production code never does this."""
     original = DatabaseOperations.execute_sql_flush
 
     def execute_sql_flush(self, sql_list):

@@ -17,3 +17,5 @@ class EventType(StrEnum):
     INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
     SUBSCRIPTION_PAST_DUE = "subscription.past_due"
     SUBSCRIPTION_CANCELED = "subscription.canceled"
+    PAYOUT_PAID = "payout.paid"
+    PAYOUT_FAILED = "payout.failed"

@@ -6,4 +6,9 @@ from djangorestframework_camel_case.util import camelize
 
 
 def api_payload(serializer_class, instance) -> dict:
-    return camelize(serializer_class(instance).data, **camel_settings.JSON_UNDERSCOREIZE)
+    return api_payload_of(serializer_class(instance).data)
+
+
+def api_payload_of(representation: dict) -> dict:
+    """The payload of an object already rendered as the API renders it (snake_case)."""
+    return camelize(representation, **camel_settings.JSON_UNDERSCOREIZE)

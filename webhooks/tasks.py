@@ -11,10 +11,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="webhooks.relay_outbox", ignore_result=True)
 def outbox_relay_task() -> int:
-    """Kicked on commit by outbox_publish and swept by beat."""
-    from webhooks.services.outbox import outbox_relay
+    """Kicked on commit by outbox_publish (the sweep task relays what a lost kick left)."""
+    from webhooks.services.outbox import outbox_relay_kicked
 
-    return outbox_relay()
+    return outbox_relay_kicked()
 
 
 @shared_task(name="webhooks.deliver", ignore_result=True, acks_late=True, reject_on_worker_lost=True, queue="webhooks")

@@ -112,6 +112,9 @@ def exception_handler(exc, context):
         )
     for klass, (error_type, code) in _DRF_ERRORS.items():
         if isinstance(exc, klass):
+            precise = error_code_for(getattr(exc.detail, "code", None) or "")
+            if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(precise, ErrorCode):
+                code = precise  # a more precise reason (an expired or revoked staff token)
             return Response(error_body(type=error_type, code=code, message=str(exc.detail)), status=exc.status_code, headers=headers)
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(type="api_error", code=error_code_for(exc.default_code), message=str(exc.detail)), status=exc.status_code)

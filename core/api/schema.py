@@ -58,6 +58,8 @@ def error_components() -> list[ResolvedComponent]:
             "param": {"type": "string", "nullable": True, "description": "The parameter (camelCase) the error is about."},
             "declineCode": {"type": "string", "nullable": True, "description": "card_error only: why the card was declined."},
             "transaction": {"type": "object", "description": "card_error only: the failed payment, as retrieved."},
+            "column": {"type": "integer", "minimum": 1,
+                       "description": "rule_invalid only: the column (from 1) of the rule text where the error is."},
         },
         "required": ["type", "code", "message", "param"],
     })
@@ -74,7 +76,8 @@ ERROR_STATUSES = {
     "400": "The request is not valid: a parameter is missing, unknown, malformed or out of range (`error.param` names it), "
            "the body is not valid JSON, or the request carries a card number.",
     "401": "No credentials, or the API key or staff token is not valid.",
-    "402": "The card was declined: `error.declineCode` says why and `error.transaction` is the failed payment.",
+    "402": "The card was declined, or fraud screening blocked the payment (`fraud_blocked`): `error.declineCode` says why "
+           "and `error.transaction` is the failed payment.",
     "403": "The credentials do not allow this operation.",
     "404": "No such object, or it is not the caller's.",
     "409": "The object's state does not allow the operation, or a request with this Idempotency-Key is still in progress.",

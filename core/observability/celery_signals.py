@@ -1,8 +1,10 @@
-"""Carries the correlation id from the publisher to the task through message headers."""
+"""Carries the correlation id from the publisher to the task through message headers, and
+starts tracing in worker and beat processes (core/observability/tracing.py)."""
 
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import beat_init, before_task_publish, task_postrun, task_prerun, worker_init, worker_process_init
 
 from core.observability.context import correlation_id
+from core.observability.tracing import tracing_start
 from core.runtime import follow_db_connection_refresh
 
 HEADER = "correlation_id"
@@ -32,3 +34,23 @@ def _clear_correlation_id(task=None, **_: object) -> None:
     token = getattr(task.request, "_flowpay_cid_token", None) if task is not None else None
     if token is not None:
         correlation_id.reset(token)
+
+
+# Tracing starts after the fork: in each prefork child, or in the worker's own process for
+# pools that do not fork (solo, threads). It does nothing unless an OTLP endpoint is set.
+@worker_process_init.connect
+def _start_tracing_in_pool_process(**_: object) -> None:
+    tracing_start(process="worker")
+
+
+@worker_init.connect
+def _start_tracing_in_non_forking_worker(sender=None, **_: object) -> None:
+    pool = getattr(sender, "pool_cls", None)
+    module = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "prefork" not in str(module):
+        tracing_start(process="worker")
+
+
+@beat_init.connect
+def _start_tracing_in_beat(**_: object) -> None:
+    tracing_start(process="beat")

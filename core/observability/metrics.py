@@ -72,6 +72,23 @@ refund_processing_latency = Histogram(
 )
 
 
+# --- fraud screening (runbook name) -------------------------------------------------------
+# Time to screen one payment (signals, velocity, rules, score, decision recorded), seconds.
+FRAUD_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10)
+fraud_detection_latency = Histogram(
+    "fraud_detection_latency",
+    "Time for fraud checks on a payment, in seconds (runbook: warn > 1s, critical > 3s).",
+    buckets=FRAUD_LATENCY_BUCKETS,
+)
+# Screening decisions by outcome (allow, block, review, request_3ds); exposed as
+# fraud_decisions_total.
+fraud_decisions = Counter(
+    "fraud_decisions",
+    "Fraud screening decisions, by decision (allow, block, review, request_3ds).",
+    ["decision"],
+)
+
+
 # --- rebill scheduler (scaling-chapter names) ---------------------------------------------
 # Rebill jobs that ended without payment, by queue and reason: declined (a dunning retry is
 # scheduled), uncollectible (dunning over), error (non-payment failure, retried), dead
@@ -114,4 +131,15 @@ audit_chain_last_sealed_entry_id = Gauge(
 )
 audit_chain_last_seal_timestamp = Gauge(
     "audit_chain_last_seal_timestamp_seconds", "Unix time of the last audit seal committed.", multiprocess_mode="max",
+)
+
+
+# --- reconciliation (scaling-chapter name) -------------------------------------------------
+# Discrepancies a reconciliation run recorded for the first time, by gateway and category
+# (re-runs of a day do not count an item twice). Exposed as reconciliation_mismatches_total.
+# Open items and the last successful run are gauges read from the database (backoffice.metrics).
+reconciliation_mismatches = Counter(
+    "reconciliation_mismatches",
+    "Discrepancies found by reconciliation with the gateways, by gateway and category.",
+    ["gateway", "category"],
 )

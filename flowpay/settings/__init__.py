@@ -9,12 +9,16 @@ Order matters: later modules import values (env, DEBUG, RUN_DIR, REDIS_URL) from
 
 from flowpay.settings.base import *  # noqa: F403
 from flowpay.settings.database import *  # noqa: F403
+from flowpay.settings.reconciliation import *  # noqa: F403
 from flowpay.settings.celery import *  # noqa: F403
 from flowpay.settings.api import *  # noqa: F403
 from flowpay.settings.gateways import *  # noqa: F403
+from flowpay.settings.ledger import *  # noqa: F403
+from flowpay.settings.fraud import *  # noqa: F403
 from flowpay.settings.refunds import *  # noqa: F403
 from flowpay.settings.subscriptions import *  # noqa: F403
 from flowpay.settings.webhooks import *  # noqa: F403
 from flowpay.settings.audit import *  # noqa: F403
 from flowpay.settings.logging import *  # noqa: F403
 from flowpay.settings.security import *  # noqa: F403
+from flowpay.settings.staff import *  # noqa: F403

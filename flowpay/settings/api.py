@@ -42,6 +42,12 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },
     "SECURITY": [{"bearerAuth": []}],
+    # Choice sets several fraud fields share (a rule's action and a decision; rule modes).
+    "ENUM_NAME_OVERRIDES": {
+        "FraudActionEnum": "fraud.models.ACTIONS",
+        "FraudRuleModeEnum": "fraud.models.RULE_MODE_CHOICES",
+        "FraudEvaluatedModeEnum": "fraud.models.EVALUATED_MODE_CHOICES",
+    },
 }
 
 # Idempotency keys are kept at least this long, then purged by beat.

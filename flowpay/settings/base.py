@@ -29,9 +29,11 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-dev-only-key-do-not-use-in-production"  # DEBUG only
 
 INSTALLED_APPS = [
-    "unfold",
+    # unfold's basic config: the admin site is FlowPay's own (backoffice.admin_site), which is
+    # both unfold's and django-otp's, installed as the default site by FlowPayAdminConfig.
+    "unfold.apps.BasicAppConfig",
     "unfold.contrib.filters",
-    "django.contrib.admin",
+    "backoffice.admin_config.FlowPayAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,15 +46,22 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "auditlog",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     # Local apps, from the shared kernel down to the back office (the layers of `make lint`).
     "core",
     "audit",
     "accounts",
     "webhooks",
     "gateways",
+    "ledger",
+    "fraud",
     "payments",
     "refunds",
     "subscriptions",
+    "reconciliation",
     "gateway_events",
     "backoffice",
 ]
@@ -68,9 +77,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
+    "backoffice.staff.middleware.StaffMfaRequiredMiddleware",  # FLOWPAY_STAFF_MFA_PATHS need a verified session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ModelChangeLogMiddleware",  # django-auditlog's, with the real client address
+    "axes.middleware.AxesMiddleware",  # lockouts (django-axes); the sign-in page renders them itself
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -117,4 +129,6 @@ WHITENOISE_MANIFEST_STRICT = False
 UNFOLD = {
     "SITE_TITLE": "FlowPay",
     "SITE_HEADER": "FlowPay back-office",
+    # The account menu: personal staff API tokens (issued after a fresh second factor).
+    "ACCOUNT": {"navigation": [{"title": "Staff tokens", "link": "/admin/staff/tokens/"}]},
 }

@@ -2,8 +2,17 @@
 
 from datetime import timedelta
 
+from celery.schedules import crontab
+
 from flowpay.settings.base import RUN_DIR, env
 from flowpay.settings.database import REDIS_URL
+from flowpay.settings.ledger import (
+    FLOWPAY_LEDGER_RELEASE_INTERVAL_SECONDS,
+    FLOWPAY_LEDGER_VERIFY_HOUR_UTC,
+    FLOWPAY_PAYOUT_CHECK_INTERVAL_SECONDS,
+    FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC,
+)
+from flowpay.settings.reconciliation import FLOWPAY_RECONCILIATION_HOUR_UTC, FLOWPAY_RECONCILIATION_MINUTE_UTC
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 # kombu's filesystem transport (make run without Redis) keeps its messages under RUN_DIR.
@@ -29,6 +38,12 @@ CELERY_TASK_ROUTES = {
     "refunds.requeue_stalled": {"queue": "payments"},
     "subscriptions.rebill_schedule": {"queue": "default"},
     "subscriptions.rebill_reap": {"queue": "default"},
+    "ledger.release_available_funds": {"queue": "payments"},
+    "ledger.payout_send": {"queue": "payments"},
+    "ledger.payout_follow_up": {"queue": "payments"},
+    "ledger.create_scheduled_payouts": {"queue": "payments"},
+    "reconciliation.reconcile_day": {"queue": "reconciliation"},
+    "reconciliation.schedule_daily": {"queue": "reconciliation"},
 }
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
@@ -43,12 +58,27 @@ FLOWPAY_REBILL_REAP_INTERVAL_SECONDS = env.int("FLOWPAY_REBILL_REAP_INTERVAL_SEC
 FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS = env.int("FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS", default=5)
 FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10)
 FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS = env.int("FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS", default=20)
+FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS = env.int("FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", default=3600)
+FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS = env.int("FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS", default=300)
+
+# Beat without a single point of failure: with Redis, the schedule and each entry's last run
+# live in Redis (celery-redbeat) and a Redis lock lets one beat send at a time, so several
+# beat replicas can run. The active one renews the lock every tick (at most every
+# CELERY_BEAT_MAX_LOOP_INTERVAL seconds); a standby retries the lock every loop interval and
+# takes over within FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS (plus one interval) of the active one
+# dying. Without Redis (make run) a single beat keeps its schedule in a file.
+FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS = env.int("FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("FLOWPAY_BEAT_MAX_LOOP_INTERVAL_SECONDS", default=5)
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler" if REDIS_URL else "celery.beat:PersistentScheduler"
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = env.str("FLOWPAY_BEAT_KEY_PREFIX", default="flowpay:beat:")
+CELERY_REDBEAT_LOCK_TIMEOUT = FLOWPAY_BEAT_LOCK_TIMEOUT_SECONDS
 
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "payments.purge_idempotency_keys",
-        "schedule": timedelta(hours=1),
+        "schedule": timedelta(seconds=FLOWPAY_IDEMPOTENCY_PURGE_INTERVAL_SECONDS),
     },
     # Payments whose gateway answer is missing are asked about at their gateway (the cadence
     # and FLOWPAY_STUCK_CHECK_AFTER_SECONDS settle "nothing sent" and "no record" in < 2 min).
@@ -60,7 +90,7 @@ CELERY_BEAT_SCHEDULE = {
     "refunds-requeue-stalled": {
         "task": "refunds.requeue_stalled", "schedule": timedelta(seconds=FLOWPAY_REFUND_REQUEUE_INTERVAL_SECONDS),
     },
-    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(minutes=5)},
+    "inbound-events-requeue-stalled": {"task": "payments.requeue_stalled_inbound_events", "schedule": timedelta(seconds=FLOWPAY_INBOUND_EVENT_REQUEUE_INTERVAL_SECONDS)},
     # Invoice due periods, queue due dunning retries, dispatch drains per billing frequency;
     # the reaper re-queues rebill jobs whose worker stopped heartbeating.
     "rebill-schedule": {
@@ -71,11 +101,29 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.rebill_reap",
         "schedule": timedelta(seconds=FLOWPAY_REBILL_REAP_INTERVAL_SECONDS),
     },
+    # Staff lockouts whose time is up are released (and audited) when it is, not at the next sign-in.
+    "staff-lockouts-release-expired": {"task": "accounts.release_expired_lockouts", "schedule": timedelta(minutes=1)},
     # Seal audit entries into the keyed hash chain within seconds (verify_audit_log checks it).
     "audit-seal": {"task": "audit.seal", "schedule": timedelta(seconds=FLOWPAY_AUDIT_SEAL_INTERVAL_SECONDS)},
+    # Reconcile the previous day of every enabled gateway (reconciliation.tasks).
+    "reconciliation-daily": {
+        "task": "reconciliation.schedule_daily",
+        "schedule": crontab(hour=FLOWPAY_RECONCILIATION_HOUR_UTC, minute=FLOWPAY_RECONCILIATION_MINUTE_UTC),
+    },
     # Relay outbox events a lost kick left behind; send due webhook retries.
     "webhooks-sweep": {
         "task": "webhooks.sweep",
         "schedule": timedelta(seconds=FLOWPAY_WEBHOOK_SWEEP_INTERVAL_SECONDS),
     },
+    # The ledger: captured funds become available after the merchant's delay; payouts whose
+    # call failed are sent again and payouts in transit followed up; the daily and weekly
+    # payout schedules; verify_ledger every night (its result is a metric with an alert).
+    "ledger-release-available-funds": {
+        "task": "ledger.release_available_funds", "schedule": timedelta(seconds=FLOWPAY_LEDGER_RELEASE_INTERVAL_SECONDS),
+    },
+    "ledger-sweep-payouts": {"task": "ledger.sweep_payouts", "schedule": timedelta(seconds=FLOWPAY_PAYOUT_CHECK_INTERVAL_SECONDS)},
+    "ledger-scheduled-payouts": {
+        "task": "ledger.create_scheduled_payouts", "schedule": crontab(minute=0, hour=FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC),
+    },
+    "ledger-verify": {"task": "backoffice.verify_ledger", "schedule": crontab(minute=0, hour=FLOWPAY_LEDGER_VERIFY_HOUR_UTC)},
 }

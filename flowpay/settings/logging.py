@@ -23,6 +23,8 @@ LOGGING = {
         # The Stripe SDK logs every request at INFO; our gateway calls are logged and measured already.
         "stripe": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        # django-axes logs each successful sign-in at INFO (the audit log has them); failures and lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -38,3 +40,9 @@ FLOWPAY_METRICS_ALLOWED_NETWORKS = env.list(
     default=["127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
 )
 FLOWPAY_METRICS_TOKEN = env.str("FLOWPAY_METRICS_TOKEN", default="")
+
+# OpenTelemetry tracing (core/observability/tracing.py): on only when an OTLP endpoint is set
+# (the exporter also reads OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT and the
+# sampler's OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG from the environment itself).
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="payment-service")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from gateways.base import (
     ChargeRequest,
@@ -41,7 +41,8 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     Outcome,
-    Settlement,
+    PaymentMethodDetails,
+    SettlementRecord,
     WebhookEvent,
     WebhookVerificationError,
 )
@@ -73,12 +74,10 @@ from gateways.paypal.mapping import (
     payment_from_capture,
     payment_from_order,
     paypal_money,
-    settlement_from_transaction,
-    transaction_search_params,
 )
+from gateways.paypal.reporting import transaction_search
 
 MAX_INVOICE_ID_LENGTH = 127
-SETTLEMENT_MAX_PAGES = 200
 
 
 class PayPalGateway:
@@ -90,6 +89,8 @@ class PayPalGateway:
     # not document per API; a payment may also stay PENDING there. "No record" is therefore
     # trusted only after the long, conservative grace.
     lookup_is_authoritative = False
+    # No file import: PayPal's reports are read through the Transaction Search API.
+    settlement_file_format = None
 
     def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
         self.client = PayPalClient(connect_timeout=connect_timeout, read_timeout=read_timeout)
@@ -228,20 +229,14 @@ class PayPalGateway:
             return self._fetch_by_key(idempotency_key)
         return None
 
-    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        """Balance-affecting payments and refunds of one UTC day, from the transaction
-        search (PayPal lists a transaction up to three hours after it happened)."""
-        settlements: list[Settlement] = []
-        page, total_pages = 1, 1
-        while page <= total_pages and page <= SETTLEMENT_MAX_PAGES:
-            body = self.client.get("/v1/reporting/transactions", params=transaction_search_params(date, page=page))
-            for detail in body.get("transaction_details") or []:
-                settlement = settlement_from_transaction(detail.get("transaction_info") or {})
-                if settlement is not None:
-                    settlements.append(settlement)
-            total_pages = int(body.get("total_pages") or 1)
-            page += 1
-        return settlements
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """PayPal says nothing about the card behind an order's payment source before the
+        payment: screening goes without card signals here."""
+        return None
+
+    def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
+        """Every row of the transaction search in [start, end) (gateways.paypal.reporting)."""
+        return transaction_search(self.client, start=start, end=end)
 
     # --- credentials, health, webhooks ------------------------------------------------
     def verify_credentials(self) -> bool:

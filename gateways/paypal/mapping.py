@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from core.money import currency_exponent
-from gateways.base import ChargeRequest, ChargeResult, GatewayPayment, GatewayRequestError, Outcome, Settlement
+from gateways.base import ChargeRequest, ChargeResult, GatewayPayment, GatewayRequestError, Outcome
 
 # PayPal refuses decimals for these even where ISO 4217 has a minor unit (JPY has none anyway).
 NO_DECIMAL_CURRENCIES = {"HUF", "JPY", "TWD"}
@@ -78,10 +78,6 @@ ORDER_STATUSES = {
 }
 COMPLETED_CAPTURE = {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}
 
-# Transaction search: event codes T00xx are payments received, T1107 is a refund.
-SETTLED_TRANSACTION_STATUSES = {"S", "F", "V"}  # success, partially refunded, reversed
-REFUND_EVENT_CODES = {"T1107"}
-SETTLEMENT_PAGE_SIZE = 500  # the transaction search maximum
 
 # The inert order that `fetch(idempotency_key=...)` sends (see the adapter's _fetch_by_key):
 # no payment source, so it can never charge anyone; the marker recognises it.
@@ -210,19 +206,6 @@ def is_probe_order(order: Mapping) -> bool:
     return unit.get("custom_id") == PROBE_MARKER or unit.get("reference_id") == PROBE_MARKER
 
 
-def transaction_search_params(date: dt.date, *, page: int) -> dict:
-    """One page of the transaction search over a UTC day."""
-    start = dt.datetime.combine(date, dt.time.min, tzinfo=dt.UTC)
-    end = start + dt.timedelta(days=1) - dt.timedelta(seconds=1)
-    return {
-        "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "end_date": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "fields": "transaction_info",
-        "page_size": SETTLEMENT_PAGE_SIZE,
-        "page": page,
-    }
-
-
 def order_request(payment: ChargeRequest, *, invoice_id: str) -> dict:
     """The create-order body of a payment: intent CAPTURE (automatic capture) or AUTHORIZE
     (manual), one purchase unit carrying FlowPay's transaction id."""
@@ -333,28 +316,3 @@ def payment_from_order(order: Mapping) -> GatewayPayment:
     status = ORDER_STATUSES.get(order.get("status"), "processing")
     return GatewayPayment(reference=order.get("id"), status=status, amount=amount, amount_captured=0,
                           currency=currency, flowpay_reference=flowpay_reference)
-
-
-def settlement_from_transaction(info: Mapping) -> Settlement | None:
-    """A transaction search entry (`transaction_info`) as a Settlement; None for what is not a
-    FlowPay payment or refund, or not settled."""
-    code = str(info.get("transaction_event_code") or "")
-    if info.get("transaction_status") not in SETTLED_TRANSACTION_STATUSES:
-        return None
-    money = info.get("transaction_amount") or {}
-    try:
-        amount = minor_units(money)
-    except GatewayRequestError:
-        return None
-    if code in REFUND_EVENT_CODES:
-        kind = "refund"
-    elif code.startswith("T00") and amount > 0:
-        kind = "charge"
-    else:
-        return None  # fees, transfers, holds, reversals: not a FlowPay payment or refund
-    created = parse_time(info.get("transaction_initiation_date") or info.get("transaction_updated_date"))
-    return Settlement(
-        reference=str(info.get("transaction_id") or ""), flowpay_reference=info.get("custom_field") or None,
-        amount=abs(amount), currency=money.get("currency_code", ""), type=kind,
-        created=(created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC),
-    )

@@ -6,15 +6,23 @@ It accepts Stripe's test payment-method ids:
 - pm_card_visa_chargeDeclined, pm_card_chargeCustomerFail → card_declined;
   pm_card_chargeDeclinedInsufficientFunds → insufficient_funds; other chargeDeclined* ids
   → their Stripe decline codes;
-- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action.
+- pm_card_threeDSecure2Required, pm_card_authenticationRequired → requires_action, and so
+  does any succeeding card when the charge asks for 3-D Secure (`three_d_secure`).
 Like a real PSP it honours idempotency keys: a repeated key returns the first result.
+describe_payment_method tells each test card's brand, funding, issuer country and a
+fingerprint (the same token, the same card), as Stripe's test cards do.
 
 Faults can be injected at runtime, shared by every process through the cache
 (`simulator_faults_set`, or `manage.py simulator_faults`): added latency, a share of calls
 failing with "unavailable" (nothing happened) or timing out before reaching the gateway,
 `timeout_after_charge` (the charge is made, then the response is lost) and
 `lost_responses` (the capture or void is made, then its response is lost), for demos,
-fault tests and load tests.
+fault tests and load tests; `payout_failure` (a code such as `account_closed`) makes the
+bank return every payout in transit.
+
+It reports no fees (FlowPay applies the merchant's fee schedule). Payouts are answered in
+transit and paid the first time their status is asked (the beat task that follows payouts
+up), as if the bank settled at once.
 
 Its look-up is authoritative: a charge is recorded before the call answers, so once a call
 is older than it could take, "no record" means it never reached the simulator.
@@ -23,8 +31,10 @@ is older than it could take, "no record" means it never reached the simulator.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
@@ -42,12 +52,16 @@ from gateways.base import (
     HealthStatus,
     OperationResult,
     Outcome,
-    Settlement,
+    PaymentMethodDetails,
+    PayoutResult,
+    PayoutState,
+    SettlementRecord,
     WebhookEvent,
     WebhookVerificationError,
 )
 from gateways.models import SimulatorCharge
 from gateways.models import SimulatorChargeStatus as ChargeStatus
+from gateways.simulator.settlements import SETTLEMENT_REPORT, settlement_report
 
 SUCCEEDING_TOKENS = {
     "pm_card_visa",
@@ -81,9 +95,13 @@ DECLINING_TOKENS = {
     "pm_card_chargeDeclinedProcessingError": ("processing_error", "An error occurred while processing your card."),
 }
 ACTION_TOKENS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
+# The issuer country of the country test cards (pm_card_gb, ...); the others are US cards.
+CARD_COUNTRIES = {"pm_card_us": "US", "pm_card_gb": "GB", "pm_card_de": "DE", "pm_card_fr": "FR", "pm_card_jp": "JP"}
+CARD_BRANDS = ("visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay")
 
 
 FAULTS_CACHE_KEY = "flowpay:simulator:faults"
+PAYOUT_STATUSES = (ChargeStatus.PAYOUT_IN_TRANSIT, ChargeStatus.PAYOUT_PAID, ChargeStatus.PAYOUT_FAILED)
 # Operations whose response `lost_responses` can lose after the simulator acted.
 LOSABLE_RESPONSES = ("capture", "void")
 
@@ -95,10 +113,12 @@ class SimulatorFaults:
     timeout_rate: float = 0.0  # share of calls timing out before reaching the gateway
     timeout_after_charge: bool = False  # authorize: charge made, response lost
     lost_responses: tuple[str, ...] = ()  # of LOSABLE_RESPONSES: operation made, response lost
+    payout_failure: str = ""  # a failure code: payouts in transit are returned by the bank
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge or self.lost_responses)
+        return bool(self.latency_ms or self.error_rate or self.timeout_rate or self.timeout_after_charge
+                    or self.lost_responses or self.payout_failure)
 
 
 def simulator_faults_get(name: str = "simulator") -> SimulatorFaults:
@@ -138,6 +158,7 @@ class SimulatorGateway:
 
     # fetch() sees every charge as soon as it is made (see the module's docstring).
     lookup_is_authoritative = True
+    settlement_file_format = SETTLEMENT_REPORT
 
     def __init__(self, name: str = "simulator"):
         self.name = name
@@ -153,7 +174,7 @@ class SimulatorGateway:
         decline_code, message = DECLINING_TOKENS.get(token, ("", ""))
         if decline_code:
             status = ChargeStatus.DECLINED
-        elif token in ACTION_TOKENS:
+        elif token in ACTION_TOKENS or payment.three_d_secure:
             status = ChargeStatus.REQUIRES_ACTION
         elif payment.capture:
             status = ChargeStatus.SUCCEEDED
@@ -247,6 +268,48 @@ class SimulatorGateway:
             charge.save(update_fields=["amount_refunded"])
             return OperationResult(succeeded=True, reference=refund.reference, amount=amount)
 
+    # --- payouts (gateways.base.PayoutGateway) -------------------------------------------
+    def payout(self, *, amount: int, currency: str, flowpay_reference: str, description: str,
+               idempotency_key: str) -> PayoutResult:
+        """Accepted at once and in transit; the same key again answers the same payout."""
+        _apply_faults("payout", self.name)
+        record = SimulatorCharge.create_once(
+            idempotency_key=idempotency_key,
+            defaults={
+                "reference": new_public_id("sim_po"), "flowpay_reference": flowpay_reference, "payment_method": "bank_account",
+                "amount": amount, "currency": currency, "status": ChargeStatus.PAYOUT_IN_TRANSIT,
+            },
+        )
+        return self._payout_result(record)
+
+    def fetch_payout(self, *, reference: str | None = None, idempotency_key: str | None = None) -> PayoutResult | None:
+        """The payout's state; one in transit settles now: paid, or failed with the
+        payout_failure fault (a read otherwise: no other fault applies)."""
+        lookup = {"reference": reference} if reference else {"idempotency_key": idempotency_key} if idempotency_key else None
+        if lookup is None:
+            return None
+        with transaction.atomic():
+            record = SimulatorCharge.objects.select_for_update().filter(
+                **lookup, status__in=PAYOUT_STATUSES).first()
+            if record is None:
+                return None
+            if record.status == ChargeStatus.PAYOUT_IN_TRANSIT:
+                failure = simulator_faults_get(self.name).payout_failure
+                record.status = ChargeStatus.PAYOUT_FAILED if failure else ChargeStatus.PAYOUT_PAID
+                record.decline_code = failure[:50]
+                record.save(update_fields=["status", "decline_code"])
+        return self._payout_result(record)
+
+    @staticmethod
+    def _payout_result(record: SimulatorCharge) -> PayoutResult:
+        state = {ChargeStatus.PAYOUT_IN_TRANSIT: PayoutState.IN_TRANSIT, ChargeStatus.PAYOUT_PAID: PayoutState.PAID,
+                 ChargeStatus.PAYOUT_FAILED: PayoutState.FAILED}[record.status]
+        return PayoutResult(
+            reference=record.reference, state=state, amount=record.amount, currency=record.currency,
+            arrival_date=record.created_at.date(), failure_code=record.decline_code or None,
+            failure_message="The bank returned the payout." if state == PayoutState.FAILED else "",
+        )
+
     def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
         """The refund made on charge `reference` under `idempotency_key`, without making one;
         None when there is none (a read: no faults, no call counted)."""
@@ -274,16 +337,22 @@ class SimulatorGateway:
             flowpay_reference=charge.flowpay_reference,
         )
 
-    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        records = SimulatorCharge.objects.filter(created_at__date=date, status__in=[ChargeStatus.SUCCEEDED, ChargeStatus.REFUND])
-        return [
-            Settlement(
-                reference=r.reference, flowpay_reference=r.flowpay_reference,
-                amount=r.amount_captured if r.status == ChargeStatus.SUCCEEDED else -r.amount,
-                currency=r.currency, type="charge" if r.status == ChargeStatus.SUCCEEDED else "refund", created=r.created_at,
-            )
-            for r in records.order_by("id")
-        ]
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """A test card's details, from its token alone (no faults: a read that moves nothing)."""
+        if not self.supports_payment_method(token):
+            return None
+        name = token.removeprefix("pm_card_").removeprefix("tok_").lower()
+        brand = next((brand for brand in CARD_BRANDS if name.startswith(brand)), "visa")
+        funding = "debit" if name.endswith("_debit") else "credit"
+        # One fingerprint per card number: a token and its declining or 3-D Secure variants
+        # are different test cards, hence different fingerprints.
+        fingerprint = hashlib.sha256(f"simulator-card:{token}".encode()).hexdigest()[:16]
+        return PaymentMethodDetails(fingerprint=fingerprint, brand=brand, funding=funding,
+                                    country=CARD_COUNTRIES.get(token, "US"))
+
+    def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
+        """Its settlement report, with any injected discrepancies (gateways.simulator.settlements)."""
+        return settlement_report(start=start, end=end, name=self.name)
 
     def verify_credentials(self) -> bool:
         return True

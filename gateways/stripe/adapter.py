@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import stripe
 
@@ -24,24 +24,30 @@ from gateways.base import (
     GatewayUnavailableError,
     HealthStatus,
     OperationResult,
-    Settlement,
+    PaymentMethodDetails,
+    PayoutResult,
+    SettlementRecord,
     WebhookEvent,
 )
 from gateways.credentials import GatewayCredentials, gateway_credentials, mask_secret
 from gateways.stripe.client import error_message, is_missing, stripe_client, stripe_error
 from gateways.stripe.events import verified_event, webhook_event
 from gateways.stripe.mapping import (
+    EXPAND_FEE,
     METADATA_IDEMPOTENCY_KEY,
+    charge_fee,
     charge_result,
     decline_code,
     declined_from_error,
     declined_from_intent_in_error,
     gateway_payment,
     payment_intent_params,
+    payment_method_details,
     plain,
     refund_result,
-    settlement_from_balance_transaction,
 )
+from gateways.stripe.payouts import create_payout, find_payout
+from gateways.stripe.settlements import ITEMIZED_REPORT, balance_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class StripeGateway:
     # The search by metadata lags writes by up to a minute (inside the no-record grace), and
     # a miss falls back to the strongly consistent list of the newest PaymentIntents.
     lookup_is_authoritative = True
+    settlement_file_format = ITEMIZED_REPORT
 
     def supports_payment_method(self, token: str) -> bool:
         """Stripe payment methods, legacy tokens, cards and sources."""
@@ -77,7 +84,8 @@ class StripeGateway:
         client, creds = self._client()
         params = payment_intent_params(payment, idempotency_key=idempotency_key)
         try:
-            intent = client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})
+            intent = client.v1.payment_intents.create(params={**params, "expand": EXPAND_FEE},
+                                                      options={"idempotency_key": idempotency_key})
         except stripe.CardError as exc:
             return declined_from_error(exc, amount=payment.amount)
         except stripe.StripeError as exc:
@@ -92,7 +100,8 @@ class StripeGateway:
         client, creds = self._client()
         try:
             intent = plain(client.v1.payment_intents.capture(
-                reference, params={"amount_to_capture": amount}, options={"idempotency_key": idempotency_key}
+                reference, params={"amount_to_capture": amount, "expand": EXPAND_FEE},
+                options={"idempotency_key": idempotency_key},
             ))
         except stripe.CardError as exc:
             return OperationResult(succeeded=False, reference=reference, error_code=decline_code(exc),
@@ -109,7 +118,7 @@ class StripeGateway:
                 message=f"The PaymentIntent is {intent.get('status')} after the capture.",
             )
         return OperationResult(succeeded=True, reference=intent.get("id", reference),
-                               amount=intent.get("amount_received", amount))
+                               amount=intent.get("amount_received", amount), fee=charge_fee(intent))
 
     def void(self, *, reference: str, idempotency_key: str) -> OperationResult:
         client, creds = self._client()
@@ -141,6 +150,17 @@ class StripeGateway:
             raise stripe_error(exc, operation="refund", creds=creds, money_moving=True,
                                idempotency_key=idempotency_key) from exc
         return refund_result(refund, amount=amount)
+
+    # --- payouts (gateways.base.PayoutGateway; gateways.stripe.payouts) ------------------
+    def payout(self, *, amount: int, currency: str, flowpay_reference: str, description: str,
+               idempotency_key: str) -> PayoutResult:
+        client, creds = self._client()
+        return create_payout(client, creds, amount=amount, currency=currency, flowpay_reference=flowpay_reference,
+                             description=description, idempotency_key=idempotency_key)
+
+    def fetch_payout(self, *, reference: str | None = None, idempotency_key: str | None = None) -> PayoutResult | None:
+        client, creds = self._client()
+        return find_payout(client, creds, reference=reference, idempotency_key=idempotency_key)
 
     def find_refund(self, *, reference: str, idempotency_key: str) -> OperationResult | None:
         """The refund of PaymentIntent `reference` created under FlowPay's idempotency key
@@ -177,37 +197,28 @@ class StripeGateway:
             raise stripe_error(exc, operation="fetch", creds=creds, money_moving=False) from exc
         return gateway_payment(intent)
 
-    def list_settlements(self, *, date: dt.date) -> list[Settlement]:
-        """Balance transactions created that UTC day (charges and refunds), newest first."""
-        start = dt.datetime.combine(date, dt.time.min, tzinfo=dt.UTC)
-        start_ts, end_ts = int(start.timestamp()), int((start + dt.timedelta(days=1)).timestamp())
+    def describe_payment_method(self, *, token: str) -> PaymentMethodDetails | None:
+        """The card behind a PaymentMethod (pm_…) or a legacy token (tok_…), retrieved from
+        Stripe: its fingerprint, brand, funding and issuer country. Other tokens: None."""
+        if not token.startswith(("pm_", "tok_")):
+            return None
         client, creds = self._client()
-        params = {"limit": 100, "expand": ["data.source"]}
-        settlements: list[Settlement] = []
         try:
-            try:
-                page = client.v1.balance_transactions.list(params={**params, "created": {"gte": start_ts, "lt": end_ts}})
-            except stripe.InvalidRequestError as exc:
-                # The `created` filter was refused (localstripe does not implement it): read
-                # the newest-first list and stop at the first transaction before that day.
-                logger.info(
-                    "stripe balance transactions: created filter refused, filtering by date locally",
-                    extra={"gateway": self.name, "status": exc.http_status},
-                )
-                page = client.v1.balance_transactions.list(params=params)
-            for item in page.auto_paging_iter():
-                txn = plain(item)
-                created = int(txn.get("created") or 0)
-                if created >= end_ts:
-                    continue
-                if created < start_ts:
-                    break
-                settlement = settlement_from_balance_transaction(txn)
-                if settlement is not None:
-                    settlements.append(settlement)
+            if token.startswith("pm_"):
+                found = client.v1.payment_methods.retrieve(token)
+            else:
+                found = client.v1.tokens.retrieve(token)
+        except stripe.InvalidRequestError as exc:
+            if is_missing(exc):
+                return None
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
         except stripe.StripeError as exc:
-            raise stripe_error(exc, operation="list_settlements", creds=creds, money_moving=False) from exc
-        return settlements
+            raise stripe_error(exc, operation="describe_payment_method", creds=creds, money_moving=False) from exc
+        return payment_method_details(plain(found))
+
+    def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
+        """Balance transactions created in [start, end) (gateways.stripe.settlements)."""
+        return balance_transactions(start=start, end=end)
 
     # --- credentials, health, webhooks -------------------------------------------------
     def verify_credentials(self) -> bool:

@@ -181,4 +181,13 @@ def _dispute(obj: dict) -> DisputeChange:
         currency=str(obj.get("currency") or "").upper(),
         reason=str(obj.get("reason") or "")[:500],
         evidence_due_by=dt.datetime.fromtimestamp(int(due_by), tz=dt.UTC) if due_by else None,
+        fee=_dispute_fee(obj),
     )
+
+
+def _dispute_fee(obj: dict) -> int | None:
+    """Stripe's dispute fee: the fees of the dispute's withdrawal balance transactions."""
+    withdrawals = [bt for bt in obj.get("balance_transactions") or [] if isinstance(bt, dict) and int(bt.get("amount") or 0) < 0]
+    if not withdrawals:
+        return None
+    return sum(int(bt.get("fee") or 0) for bt in withdrawals)

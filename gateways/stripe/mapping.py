@@ -11,7 +11,16 @@ import logging
 
 import stripe
 
-from gateways.base import ChargeRequest, ChargeResult, GatewayPayment, OperationResult, Outcome, Settlement
+from gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    GatewayPayment,
+    OperationResult,
+    Outcome,
+    PaymentMethodDetails,
+    PayoutResult,
+    PayoutState,
+)
 
 # The Stripe gateway's one log name (see gateways.stripe.client).
 logger = logging.getLogger("gateways.stripe.adapter")
@@ -20,6 +29,14 @@ logger = logging.getLogger("gateways.stripe.adapter")
 # can be found again by the key FlowPay sent.
 METADATA_TRANSACTION = "flowpay_transaction"
 METADATA_IDEMPOTENCY_KEY = "flowpay_idempotency_key"
+METADATA_PAYOUT = "flowpay_payout"
+# Asked for on every PaymentIntent create and capture: the charge's balance transaction
+# carries Stripe's fee (ChargeResult.fee).
+EXPAND_FEE = ["latest_charge.balance_transaction"]
+PAYOUT_STATES = {
+    "pending": PayoutState.IN_TRANSIT, "in_transit": PayoutState.IN_TRANSIT, "paid": PayoutState.PAID,
+    "failed": PayoutState.FAILED, "canceled": PayoutState.FAILED,
+}
 
 STATUS_FOR_FLOWPAY = {
     "succeeded": "succeeded",
@@ -34,7 +51,19 @@ STATUS_FOR_FLOWPAY = {
     # settling (not reachable with cards). Passed through so the caller keeps waiting.
     "processing": "processing",
 }
-SETTLEMENT_TYPES = {"charge": "charge", "payment": "charge", "refund": "refund", "payment_refund": "refund"}
+
+
+def payment_method_details(obj: dict) -> PaymentMethodDetails | None:
+    """The card of a PaymentMethod, Token or Card object: fingerprint, brand, funding and the
+    issuer's country (never its number)."""
+    card = obj.get("card") if obj.get("object") in ("payment_method", "token") else obj
+    if not isinstance(card, dict) or not card.get("fingerprint"):
+        return None
+    country = card.get("country")
+    return PaymentMethodDetails(
+        fingerprint=str(card["fingerprint"]), brand=(card.get("brand") or None) and str(card["brand"]).lower(),
+        funding=card.get("funding") or None, country=str(country).upper() if country else None,
+    )
 
 
 def utc(timestamp: int | float) -> dt.datetime:
@@ -73,6 +102,10 @@ def payment_intent_params(payment: ChargeRequest, *, idempotency_key: str) -> di
         "capture_method": "automatic" if payment.capture else "manual",
         "metadata": metadata,
     }
+    if payment.three_d_secure:
+        # Fraud screening's request_3ds: Stripe asks the issuer for authentication ("any"),
+        # and the PaymentIntent answers requires_action when the customer must complete it.
+        params["payment_method_options"] = {"card": {"request_three_d_secure": "any"}}
     if payment.description:
         # As metadata rather than Stripe's `description`: localstripe (our test and demo
         # peer) rejects that parameter, and metadata shows in Stripe's dashboard too.
@@ -85,6 +118,29 @@ def amount_received(intent: dict) -> int:
         return int(intent["amount_received"] or 0)
     # localstripe's PaymentIntents have no amount_received: a succeeded one took its amount.
     return int(intent.get("amount") or 0) if intent.get("status") == "succeeded" else 0
+
+
+def charge_fee(intent: dict) -> int | None:
+    """Stripe's fee on the PaymentIntent's charge, from its balance transaction (expanded,
+    EXPAND_FEE); None when Stripe did not include it."""
+    charge = intent.get("latest_charge")
+    balance_transaction = charge.get("balance_transaction") if isinstance(charge, dict) else None
+    if not isinstance(balance_transaction, dict) or balance_transaction.get("fee") is None:
+        return None
+    return int(balance_transaction["fee"])
+
+
+def payout_result(payout: dict) -> PayoutResult:
+    status = str(payout.get("status") or "")
+    arrival = payout.get("arrival_date")
+    state = PAYOUT_STATES.get(status, PayoutState.IN_TRANSIT)
+    return PayoutResult(
+        reference=str(payout.get("id") or ""), state=state, amount=int(payout.get("amount") or 0),
+        currency=str(payout.get("currency") or "").upper(),
+        arrival_date=utc(arrival).date() if arrival else None,
+        failure_code=(payout.get("failure_code") or f"payout_{status}") if state == PayoutState.FAILED else None,
+        failure_message=str(payout.get("failure_message") or "") if state == PayoutState.FAILED else "",
+    )
 
 
 def decline_code(exc: stripe.StripeError) -> str:
@@ -120,7 +176,7 @@ def charge_result(intent: dict, *, amount: int) -> ChargeResult:
     error = intent.get("last_payment_error") or {}
     if status == "succeeded":
         return ChargeResult(outcome=Outcome.SUCCEEDED, reference=reference, amount=amount,
-                            amount_captured=amount_received(intent))
+                            amount_captured=amount_received(intent), fee=charge_fee(intent))
     if status == "requires_capture":
         return ChargeResult(outcome=Outcome.SUCCEEDED, reference=reference, amount=amount, amount_captured=0)
     if status == "requires_action":
@@ -157,25 +213,4 @@ def gateway_payment(intent: dict) -> GatewayPayment:
         amount_captured=amount_received(intent),
         currency=str(intent.get("currency") or "").upper(),
         flowpay_reference=(intent.get("metadata") or {}).get(METADATA_TRANSACTION) or None,
-    )
-
-
-def settlement_from_balance_transaction(txn: dict) -> Settlement | None:
-    """A balance transaction as a Settlement; None for what is not a payment of ours."""
-    kind = SETTLEMENT_TYPES.get(str(txn.get("type")))
-    if kind is None:  # payouts, fees, transfers, adjustments: not a payment of ours
-        return None
-    source = txn.get("source")
-    if isinstance(source, dict):
-        reference = source.get("id")
-        metadata = source.get("metadata") if isinstance(source.get("metadata"), dict) else {}
-    else:
-        reference, metadata = source, {}
-    return Settlement(
-        reference=str(reference or txn.get("id")),
-        flowpay_reference=metadata.get(METADATA_TRANSACTION) or None,
-        amount=abs(int(txn.get("amount") or 0)),
-        currency=str(txn.get("currency") or "").upper(),
-        type=kind,
-        created=utc(txn.get("created") or 0),
     )

@@ -1,6 +1,7 @@
 """Input serializers of the merchant payments API (snake_case here; the camelCase parser
 translates at the edge). Outputs live in payments.representations."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.serializers import (
@@ -21,6 +22,15 @@ from gateways.registry import GATEWAY_CLASSES  # names only: no gateway module i
 from payments.models import CaptureMethod, TransactionStatus
 
 
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                      "description": "The IPv4 or IPv6 address the customer pays from."})
+class IpAddressField(serializers.IPAddressField):
+    """An IPv4 or IPv6 address (as the schema says: formats ipv4 or ipv6)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(protocol="both", **kwargs)
+
+
 class TransactionCreateInput(InputSerializer):
     amount = RawField()
     currency = CurrencyField()
@@ -30,6 +40,13 @@ class TransactionCreateInput(InputSerializer):
                                       error_messages={"invalid": "Must be a customer id (cus_…)."})
     description = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     metadata = MetadataField(required=False, default=dict)
+    # The paying customer, for fraud screening: their email (else the customer's), the IP
+    # address they pay from (else the request's client behind the trusted proxies) and the
+    # billing address's country.
+    email = EmailAddressField(max_length=254, required=False)
+    client_ip = IpAddressField(required=False)
+    billing_country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                             error_messages={"invalid": "Must be a two-letter country code (ISO 3166-1)."})
 
     def validate(self, attrs):
         attrs["amount"] = validate_amount(attrs.get("amount"), currency=attrs.get("currency"))

@@ -6,11 +6,13 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.selectors import merchant_visible_to
+from core.api.errors import exception_handler
 from core.api.permissions import MerchantOnly, capability_permission
 from core.api.schema import ERROR_STATUSES
 from core.api.serializers import EmptyInput
 from core.api.views import IDEMPOTENCY_HEADER, ApiView, idempotent
-from core.errors import CardDeclined
+from core.errors import CardDeclined, ErrorCode, FraudBlocked
+from core.network import client_ip
 from core.permissions import Capability
 from gateways.router import primary_gateway_name
 from payments.api.serializers import (
@@ -21,8 +23,14 @@ from payments.api.serializers import (
     TransactionCreateInput,
     TransactionListFilters,
 )
-from payments.models import TransactionStatus
-from payments.representations import CustomerDetailOutput, CustomerOutput, PaymentMethodOutput, TransactionOutput
+from payments.models import Transaction, TransactionStatus
+from payments.representations import (
+    CustomerDetailOutput,
+    CustomerOutput,
+    PaymentMethodOutput,
+    TransactionOutput,
+    transaction_representation,
+)
 from payments.selectors import (
     customer_get,
     customers_list,
@@ -31,6 +39,7 @@ from payments.selectors import (
     transactions_list,
 )
 from payments.services.customers import customer_create, payment_method_attach
+from payments.services.screening import ScreeningContext
 from payments.services.transactions import (
     PaymentInput,
     transaction_cancel,
@@ -41,30 +50,44 @@ from payments.services.transactions import (
 DECLINED = ERROR_STATUSES["402"]
 
 
+def transaction_created_response(txn: Transaction, representation: dict) -> Response:
+    """The answer to a create: 201 with the transaction, or 402 `card_declined` carrying it.
+    transaction_create stores it as the Idempotency-Key's result in the database transaction
+    that records the outcome."""
+    if txn.status == TransactionStatus.FAILED and txn.failure_code:
+        error = FraudBlocked if txn.failure_code == ErrorCode.FRAUD_BLOCKED else CardDeclined
+        declined = error(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code,
+                         transaction_payload=representation)
+        return exception_handler(declined, {})
+    return Response(representation, status=status.HTTP_201_CREATED)
+
+
 class TransactionListCreateApi(ApiView):
     def get_permissions(self):
         return [MerchantOnly()] if self.request.method == "POST" else [capability_permission(Capability.TRANSACTION_READ, merchant=True)()]
 
     @extend_schema(request=TransactionCreateInput, responses={201: TransactionOutput, 402: OpenApiResponse(description=DECLINED)},
                    parameters=[IDEMPOTENCY_HEADER], summary="Create a payment")
-    @idempotent
+    @idempotent(answered_by_service=transaction_created_response)
     def post(self, request):
         data = self.validated(TransactionCreateInput)
+        claim = self.idempotency_claim
         txn = transaction_create(
             merchant=request.merchant,
             payment=PaymentInput(
                 amount=data["amount"], currency=data["currency"], payment_method=data["payment_method"],
                 capture_method=data["capture_method"], customer=data.get("customer"),
                 description=data["description"], metadata=data["metadata"],
+                screening=ScreeningContext(email=data.get("email"), client_ip=data.get("client_ip") or _forwarded_client(request),
+                                           billing_country=data.get("billing_country")),
             ),
             actor=request.actor,
             livemode=request.livemode,
-            idempotency_record_id=self.idempotency_record_id,
+            idempotency=claim,
         )
-        body = TransactionOutput(txn).data
-        if txn.status == TransactionStatus.FAILED and txn.failure_code:
-            raise CardDeclined(txn.failure_message or "Your card was declined.", decline_code=txn.failure_code, transaction_payload=body)
-        return Response(body, status=status.HTTP_201_CREATED)
+        if claim is not None and claim.answered:
+            return claim.response  # rendered and stored with the outcome
+        return transaction_created_response(txn, transaction_representation(txn))
 
     @extend_schema(parameters=[TransactionListFilters], responses={200: TransactionOutput(many=True)}, summary="List payments")
     def get(self, request):
@@ -80,6 +103,14 @@ class TransactionListCreateApi(ApiView):
             created_lte=filters.get("created_lte"),
         )
         return self.paginate(query.select_related("merchant"), TransactionOutput)
+
+
+def _forwarded_client(request) -> str | None:
+    """The client address a trusted proxy forwarded (X-Forwarded-For), when there is one: a
+    payment created from the customer's browser through the proxies. A merchant's server
+    calling directly is not the customer: it sends `clientIp` instead."""
+    address = client_ip(request)
+    return address if address and address != request.META.get("REMOTE_ADDR") else None
 
 
 class TransactionDetailApi(ApiView):

@@ -94,6 +94,8 @@ class Transaction(FSMModelMixin, TimeStampedModel):
     finalized_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # The runbook's name: `payments.transactions` (schema payments, core/schema.py).
+        db_table = "transactions"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["merchant", "-created_at", "-id"]),

@@ -36,7 +36,13 @@ def gateway_key_base(*, idempotency_record_id: int | None) -> str | None:
     row = IdempotencyRecord.objects.filter(pk=idempotency_record_id).values_list("scope", "key", "fingerprint").first()
     if row is None:
         return None
-    digest = hashlib.sha256(json.dumps(list(row), separators=(",", ":")).encode("utf-8")).hexdigest()[:40]
+    return gateway_key_base_for(scope=row[0], key=row[1], fingerprint=row[2])
+
+
+def gateway_key_base_for(*, scope: str, key: str, fingerprint: str) -> str:
+    """gateway_key_base of the record with this scope, key and fingerprint (known to the
+    request that claims it, without reading it back)."""
+    digest = hashlib.sha256(json.dumps([scope, key, fingerprint], separators=(",", ":")).encode("utf-8")).hexdigest()[:40]
     return f"flowpay:ik_{digest}"
 
 

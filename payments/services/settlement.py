@@ -24,6 +24,7 @@ from audit.services import audit_record
 from core.actors import Actor
 from core.observability.metrics import payments_processed
 from payments.models import PaymentAttempt, Transaction, TransactionStatus
+from payments.services.ledger_postings import transaction_post_capture
 from payments.services.transaction_events import transaction_announce
 
 S = TransactionStatus
@@ -108,6 +109,8 @@ def transaction_apply_gateway_status(
             "reason": forced_reason, **(details or {}),
         },
     )
+    if txn.status == S.COMPLETED:  # captured now (the gateway's view reports no fee)
+        transaction_post_capture(txn, gateway_fee=None)
     transaction.on_commit(lambda: payments_processed.labels(gateway=txn.gateway, status=txn.status).inc())
     return GatewayStatusApplied(transaction=txn, previous_status=previous)
 

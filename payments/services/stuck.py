@@ -129,10 +129,10 @@ def transaction_gateway_view(*, transaction_id: int) -> GatewayView:
     reference = txn.gateway_reference or (attempt.gateway_reference if attempt else "")
     try:
         if reference:
-            found = observed_call(gateway=txn.gateway, operation="fetch", call=lambda: gateway.fetch(reference=reference))
+            found = observed_call(gateway=txn.gateway, operation="fetch", flowpay_id=txn.public_id, call=lambda: gateway.fetch(reference=reference))
         elif attempt is not None:
             found = observed_call(
-                gateway=txn.gateway, operation="fetch", call=lambda: gateway.fetch(idempotency_key=attempt.idempotency_key)
+                gateway=txn.gateway, operation="fetch", flowpay_id=txn.public_id, call=lambda: gateway.fetch(idempotency_key=attempt.idempotency_key)
             )
         else:
             found = None
@@ -203,7 +203,7 @@ def transaction_resolve_lost_operation(*, transaction_id: int, actor: Actor) -> 
         return txn
     gateway = gateway_named(txn.gateway)
     try:
-        found = observed_call(gateway=txn.gateway, operation="fetch", call=lambda: gateway.fetch(reference=txn.gateway_reference))
+        found = observed_call(gateway=txn.gateway, operation="fetch", flowpay_id=txn.public_id, call=lambda: gateway.fetch(reference=txn.gateway_reference))
     except GatewayError as exc:
         logger.warning("lost capture or void: gateway could not be asked", extra={"transaction": txn.public_id, "error": str(exc)})
         return txn

@@ -15,13 +15,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
 from accounts.models import Merchant
 from audit.actions import AuditAction
-from audit.services import audit_record
+from audit.services import audit_entry, audit_record, audit_record_all
 from core.actors import Actor
 from core.errors import (
     AmountTooLarge,
@@ -32,11 +32,13 @@ from core.errors import (
     NotFound,
     error_code_for,
 )
+from core.idempotency import IdempotencyClaim
 from core.observability.metrics import payment_processing_latency, payments_processed
 from core.selectors import Scope
 from gateways.base import (
     ChargeRequest,
     ChargeResult,
+    Gateway,
     GatewayError,
     GatewayRequestError,
     GatewayTimeout,
@@ -54,9 +56,25 @@ from gateways.router import (
     observed_call,
     primary_gateway_name,
 )
-from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
+from payments.models import CaptureMethod, Customer, PaymentAttempt, PaymentMethod, Transaction, TransactionStatus
+from payments.representations import transaction_representation
 from payments.selectors import customer_get, payment_method_get_saved
-from payments.services.gateway_keys import authorize_key, gateway_key_base, transaction_key
+from payments.services.authorization import OUTCOME_FIELDS, authorization_apply, latency_ms
+from payments.services.gateway_keys import (
+    AUTHORIZE,
+    authorize_key,
+    derived_key,
+    gateway_key_base,
+    gateway_key_base_for,
+    transaction_key,
+)
+from payments.services.ledger_postings import transaction_post_capture
+from payments.services.screening import (
+    ScreeningContext,
+    transaction_fraud_block,
+    transaction_screen,
+    transaction_screening_settle,
+)
 from payments.services.settlement import transaction_apply_gateway_status
 from payments.services.transaction_events import transaction_announce
 
@@ -74,40 +92,80 @@ class PaymentInput:
     customer: str | None = None  # public id
     description: str = ""
     metadata: dict | None = None
+    # The paying customer's side of the request: the payment is fraud-screened (API payments).
+    screening: ScreeningContext | None = None
 
 
 def transaction_create(
     *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool = False,
-    idempotency_record_id: int | None = None,
+    idempotency_record_id: int | None = None, idempotency: IdempotencyClaim | None = None,
 ) -> Transaction:
     """Create a payment and take it through the router. Returns the transaction in its
     resulting state (completed, authorized, requires_action, failed, or processing when
     the gateway's answer was lost).
 
+    Two short database transactions around the gateway call (request-then-confirm), and
+    the only two places where the create path writes: `_transaction_open` before the call
+    (the Idempotency-Key's claim, the transaction, its audit entries, its first attempt)
+    and `_transaction_record_authorization` after it (the outcome, its audit entry, the
+    merchant's event, the Idempotency-Key's answer). Work that must commit with either
+    belongs there.
+
+    Under a merchant's Idempotency-Key the API passes `idempotency`, which this service
+    claims and answers in those two transactions (core.idempotency.IdempotencyClaim);
+    `idempotency_record_id` is a record its caller claimed beforehand (the rebill jobs).
+
     Each gateway try is one PaymentAttempt with its own gateway idempotency key (derived
     from the merchant's Idempotency-Key when there is one: payments.services.gateway_keys).
     A try that failed with GatewayUnavailableError (nothing happened) is retried on the same
     gateway with backoff, then failed over to the next gateway the router offers. A decline
-    is final. A timeout leaves the transaction processing: it is never sent elsewhere."""
-    if idempotency_record_id is not None:
-        # A request re-run under the same Idempotency-Key after a crash: never charge again.
-        existing = Transaction.objects.filter(idempotency_record_id=idempotency_record_id).first()
+    is final. A timeout leaves the transaction processing: it is never sent elsewhere.
+    Fraud screening runs between the opening and the first try (payments.services.screening):
+    a payment it blocks is never sent, and its first attempt is closed unsent."""
+    record_id = idempotency.record_id if idempotency is not None else idempotency_record_id
+    if record_id is not None:
+        # A request re-run under a key already claimed (after a crash): never charge again.
+        existing = Transaction.objects.filter(idempotency_record_id=record_id).first()
         if existing is not None:
             return existing
-    key_base = gateway_key_base(idempotency_record_id=idempotency_record_id)
+    if idempotency is not None:
+        key_base = gateway_key_base_for(scope=idempotency.scope, key=idempotency.key, fingerprint=idempotency.fingerprint)
+    else:
+        key_base = gateway_key_base(idempotency_record_id=idempotency_record_id)
 
     started = time.perf_counter()
-    txn, pinned_gateway = _transaction_open(
-        merchant=merchant, payment=payment, actor=actor, livemode=livemode, idempotency_record_id=idempotency_record_id
+    source = _payment_source(merchant=merchant, payment=payment, livemode=livemode)
+    gateway = next_gateway_for_new_payment(payment_method=source.token, exclude=set(), only=source.pinned_gateway)
+    opening = dict(
+        merchant=merchant, payment=payment, source=source, gateway=gateway.name if gateway is not None else None,
+        actor=actor, livemode=livemode, idempotency=idempotency, idempotency_record_id=idempotency_record_id,
     )
-    txn, result, settled_meanwhile = _transaction_route(txn=txn, pinned_gateway=pinned_gateway, key_base=key_base, actor=actor)
+    try:
+        txn, attempt = _transaction_open(**opening, key_base=key_base)
+    except DerivedKeyUsed as used:
+        # An earlier request's, whose record is gone (gateway_keys' rule): the first
+        # attempt goes under the per-transaction key; nothing of the first opening stays.
+        if not PaymentAttempt.objects.filter(idempotency_key=used.key).exists():
+            raise used.__cause__ from None
+        if idempotency is not None:
+            idempotency.rolled_back()
+        txn, attempt = _transaction_open(**opening, key_base=None)
+    screening = transaction_screen(txn=txn, context=payment.screening, key_base=key_base, actor=actor)
+    if screening is not None and screening.blocked:
+        return transaction_fraud_block(transaction_id=txn.pk, attempt_id=attempt.pk if attempt else None,
+                                       screening=screening, actor=actor)
+    txn, result, settled_meanwhile = _transaction_route(
+        txn=txn, gateway=gateway, attempt=attempt, pinned_gateway=source.pinned_gateway, key_base=key_base, actor=actor,
+        idempotency=idempotency, three_d_secure=screening is not None and screening.three_d_secure,
+    )
     if settled_meanwhile:  # by the checker or a webhook, between two tries
-        return txn
+        return transaction_screening_settle(txn=txn, screening=screening, result=None, actor=actor)
     if result is None:
         txn = _transaction_fail(
             transaction_id=txn.pk, code="gateway_unavailable",
             message="No payment gateway could take the payment; nothing was charged.", actor=actor,
         )
+    txn = transaction_screening_settle(txn=txn, screening=screening, result=result, actor=actor)
     payment_processing_latency.labels(gateway=txn.gateway or "none", outcome=txn.status).observe(time.perf_counter() - started)
     payments_processed.labels(gateway=txn.gateway or "none", status=txn.status).inc()
     if isinstance(result, GatewayRequestError):
@@ -119,40 +177,88 @@ def transaction_create(
     return txn
 
 
+@dataclass(frozen=True)
+class PaymentSource:
+    """What a payment is charged with: its customer, and the token sent to the gateway (a
+    saved method's, which works only at the gateway that issued it, or the one sent)."""
+
+    customer: Customer | None
+    token: str
+    saved: PaymentMethod | None
+
+    @property
+    def pinned_gateway(self) -> str | None:
+        # A saved token only works at the gateway that issued it: no failover for it.
+        return self.saved.gateway if self.saved is not None else None
+
+
+def _payment_source(*, merchant: Merchant, payment: PaymentInput, livemode: bool) -> PaymentSource:
+    """The payment's customer and saved method, which must be the merchant's, of the
+    payment's mode (reads only: a bad reference is a 400 before anything is written)."""
+    scope = Scope(merchant=merchant, livemode=livemode)
+    customer = None
+    if payment.customer:
+        try:
+            customer = customer_get(public_id=payment.customer, scope=scope, param="customer")
+        except NotFound as exc:  # a bad reference in the body is a 400, as at Stripe
+            raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
+    token, saved = payment.payment_method, None
+    if _may_be_saved_method_id(token):
+        saved = payment_method_get_saved(public_id=token, scope=scope)
+    if saved is None and not any_gateway_supports(token):
+        raise InvalidRequest(f"No such payment method: '{token[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
+    if saved is not None:
+        if customer is not None and saved.customer_id != customer.pk:
+            raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
+        token, customer = saved.gateway_token, customer or saved.customer
+    return PaymentSource(customer=customer, token=token, saved=saved)
+
+
+def _may_be_saved_method_id(token: str) -> bool:
+    # Saved methods have generated ids: "pm_" then letters and digits (core.models.new_public_id).
+    # A gateway's own token with more underscores (pm_card_visa) cannot be one: not looked up.
+    rest = token[3:]
+    return token.startswith("pm_") and rest.isascii() and rest.isalnum()
+
+
 def _transaction_route(
-    *, txn: Transaction, pinned_gateway: str | None, key_base: str | None, actor: Actor
+    *, txn: Transaction, gateway: Gateway | None, attempt: PaymentAttempt | None, pinned_gateway: str | None,
+    key_base: str | None, actor: Actor, idempotency: IdempotencyClaim | None, three_d_secure: bool = False,
 ) -> tuple[Transaction, ChargeResult | GatewayError | None, bool]:
-    """Try the gateways the router offers (see transaction_create). Returns the transaction,
-    the last gateway answer (None: no gateway took the call) and whether the transaction was
-    settled meanwhile by the checker or a webhook (then no further try was made)."""
+    """Try the gateways the router offers (see transaction_create), starting with `gateway`
+    and its `attempt` recorded by _transaction_open. Returns the transaction, the last
+    gateway answer (None: no gateway took the call) and whether the transaction was settled
+    meanwhile by the checker or a webhook (then no further try was made)."""
     request = ChargeRequest(
         amount=txn.amount, currency=txn.currency, payment_method=txn.payment_method_token,
         capture=txn.capture_method == CaptureMethod.AUTOMATIC, flowpay_reference=txn.public_id,
         description=txn.description, customer_reference=txn.customer.public_id if txn.customer else None,
-        metadata={"flowpay_transaction": txn.public_id},
+        metadata={"flowpay_transaction": txn.public_id}, three_d_secure=three_d_secure,
     )
     result: ChargeResult | GatewayError | None = None
     tried: set[str] = set()
-    gateway = next_gateway_for_new_payment(payment_method=request.payment_method, exclude=tried, only=pinned_gateway)
     while gateway is not None and result is None:
         for retry in range(max_retries() + 1):
-            attempt = _attempt_begin(transaction_id=txn.pk, gateway=gateway.name, actor=actor, key_base=key_base)
-            if attempt is None:  # settled meanwhile by the checker or a webhook
-                return Transaction.objects.get(pk=txn.pk), None, True
+            if attempt is None:  # a retry or a failover: its own transaction, under the row lock
+                attempt = _attempt_begin(transaction_id=txn.pk, gateway=gateway.name, actor=actor, key_base=key_base)
+                if attempt is None:  # settled meanwhile by the checker or a webhook
+                    return Transaction.objects.get(pk=txn.pk), None, True
+                txn.gateway = attempt.gateway
             try:
                 result = observed_call(
-                    gateway=gateway.name, operation="authorize",
+                    gateway=gateway.name, operation="authorize", flowpay_id=txn.public_id,
                     call=lambda g=gateway, key=attempt.idempotency_key: g.authorize(payment=request, idempotency_key=key),
                 )
             except GatewayUnavailableError as exc:
                 _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=exc.code, message=str(exc))
+                attempt = None
                 if retry < max_retries() and breaker_for(gateway.name).allow_request():
                     time.sleep(backoff_delay(retry))
                     continue
                 break
             except GatewayError as exc:
                 result = exc
-            txn = _transaction_record_authorization(transaction_id=txn.pk, attempt_id=attempt.pk, result=result, actor=actor)
+            txn = _transaction_record_authorization(txn=txn, attempt=attempt, result=result, actor=actor, idempotency=idempotency)
             break
         tried.add(gateway.name)
         if result is None:
@@ -193,106 +299,95 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
 
 @transaction.atomic
 def _transaction_open(
-    *, merchant: Merchant, payment: PaymentInput, actor: Actor, livemode: bool, idempotency_record_id: int | None
-) -> tuple[Transaction, str | None]:
-    # The payment's customer and saved method must be the merchant's, of the payment's mode.
-    scope = Scope(merchant=merchant, livemode=livemode)
-    customer = None
-    if payment.customer:
-        try:
-            customer = customer_get(public_id=payment.customer, scope=scope, param="customer")
-        except NotFound as exc:  # a bad reference in the body is a 400, as at Stripe
-            raise InvalidRequest(exc.message, code=exc.code, param="customer") from None
-    token, saved = payment.payment_method, None
-    if payment.payment_method.startswith("pm_"):
-        saved = payment_method_get_saved(public_id=payment.payment_method, scope=scope)
-    if saved is None and not any_gateway_supports(token):
-        raise InvalidRequest(f"No such payment method: '{token[:60]}'", code=ErrorCode.RESOURCE_MISSING, param="payment_method")
-    if saved is not None:
-        if customer is not None and saved.customer_id != customer.pk:
-            raise InvalidRequest("This payment method belongs to another customer.", param="payment_method")
-        token, customer = saved.gateway_token, customer or saved.customer
-
+    *, merchant: Merchant, payment: PaymentInput, source: PaymentSource, gateway: str | None, actor: Actor,
+    livemode: bool, key_base: str | None, idempotency: IdempotencyClaim | None, idempotency_record_id: int | None,
+) -> tuple[Transaction, PaymentAttempt | None]:
+    """Before the gateway call, in one database transaction, what must exist before a
+    gateway may be asked to charge: the Idempotency-Key's claim (first, so that a concurrent
+    request with the same key waits here, then loses), the transaction, processing, with
+    its audit entries (one INSERT), and its first attempt, started, under the gateway key it
+    is sent with (none when no gateway can take the payment). A crash before the commit
+    leaves nothing; after it, a processing transaction with a started attempt, which the
+    stuck-transaction checker resolves by asking that gateway."""
+    record_id = idempotency.claim().pk if idempotency is not None else idempotency_record_id
     txn = Transaction(
-        merchant=merchant, customer=customer, livemode=livemode, amount=payment.amount,
+        merchant=merchant, customer=source.customer, livemode=livemode, amount=payment.amount,
         currency=payment.currency, capture_method=payment.capture_method,
-        payment_method=payment.payment_method, payment_method_token=token, saved_payment_method=saved,
+        payment_method=payment.payment_method, payment_method_token=source.token, saved_payment_method=source.saved,
         description=payment.description, metadata=payment.metadata or {},
-        idempotency_record_id=idempotency_record_id,
+        idempotency_record_id=record_id,
     )
-    txn.save()
-    audit_record(
-        actor=actor, action=AuditAction.TRANSACTION_CREATE, target=txn,
-        details={"amount": txn.amount, "currency": txn.currency, "capture_method": txn.capture_method},
-    )
-    # A saved token only works at the gateway that issued it: no failover for it.
-    pinned_gateway = saved.gateway if saved is not None else None
-    txn.start_processing(gateway=pinned_gateway or primary_gateway_name(), now=timezone.now())
-    txn.save()
-    audit_record(actor=actor, action=AuditAction.TRANSACTION_PROCESSING, target=txn, details={"gateway": txn.gateway})
-    return txn, pinned_gateway
+    txn.start_processing(gateway=gateway or source.pinned_gateway or primary_gateway_name(), now=timezone.now())
+    txn.save(force_insert=True)
+    audit_record_all([
+        audit_entry(
+            actor=actor, action=AuditAction.TRANSACTION_CREATE, target=txn,
+            details={"amount": txn.amount, "currency": txn.currency, "capture_method": txn.capture_method},
+        ),
+        audit_entry(actor=actor, action=AuditAction.TRANSACTION_PROCESSING, target=txn, details={"gateway": txn.gateway}),
+    ])
+    if gateway is None:
+        return txn, None
+    # The transaction was inserted by this database transaction: it has no attempt yet. Its
+    # key is not looked up first: the unique index refuses one already used (DerivedKeyUsed).
+    key = derived_key(base=key_base, number=1) if key_base is not None else transaction_key(txn=txn, operation=AUTHORIZE, number=1)
+    try:
+        attempt = _attempt_insert(txn=txn, operation=AUTHORIZE, amount=txn.amount, number=1, key=key)
+    except IntegrityError as exc:
+        if key_base is None:
+            raise
+        raise DerivedKeyUsed(key) from exc  # leaves (and rolls back) this database transaction
+    return txn, attempt
+
+
+class DerivedKeyUsed(Exception):
+    """The first attempt's derived gateway key is already an attempt's (see transaction_create)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
 
 
 @transaction.atomic
 def _transaction_record_authorization(
-    *, transaction_id: int, attempt_id: int, result: "ChargeResult | GatewayError", actor: Actor
+    *, txn: Transaction, attempt: PaymentAttempt, result: "ChargeResult | GatewayError", actor: Actor,
+    idempotency: IdempotencyClaim | None = None,
 ) -> Transaction:
-    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
-    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+    """After the gateway's answer, in one database transaction: the attempt's outcome, the
+    transaction's transition, its audit entry, the merchant's event (outbox) and the
+    Idempotency-Key's answer, all from one rendering of the transaction.
+
+    `txn` and `attempt` are this request's, as _transaction_open and the router left them.
+    The transaction's row is written by a conditional UPDATE, only while it is still
+    processing (which also takes its row lock, before the attempt's, the order every
+    settlement locks in); when the stuck-transaction checker or a gateway webhook settled
+    it during the call, it is locked and read instead, and the late answer recorded as such
+    (_record_after_settlement)."""
     now = timezone.now()
-    attempt.finished_at = now
-    attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
-    if txn.status != S.PROCESSING:
-        return _record_after_settlement(txn=txn, attempt=attempt, result=result, actor=actor)
-
-    if isinstance(result, GatewayTimeout):
-        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
-        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
-        attempt.save()
-        logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_OUTCOME_UNKNOWN, target=txn, result="failure", details={"error": result.code})
-        return txn
-    if isinstance(result, GatewayError):
-        attempt.outcome = PaymentAttempt.Outcome.ERROR
-        attempt.error_code, attempt.error_message = result.code, str(result)[:500]
-        attempt.save()
-        txn.mark_failed(code=result.code, message=str(result), reference=None, now=now)
-        txn.save()
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_FAILED, target=txn, result="failure", details={"error": result.code})
-        transaction_announce(txn)
-        return txn
-
-    attempt.gateway_reference = result.reference or ""
-    if result.outcome == Outcome.SUCCEEDED:
-        attempt.outcome = PaymentAttempt.Outcome.SUCCEEDED
-        if result.amount_captured:
-            txn.mark_completed(reference=result.reference, amount_captured=result.amount_captured, now=now)
-            action = AuditAction.TRANSACTION_COMPLETED
-        else:
-            txn.mark_authorized(reference=result.reference, now=now)
-            action = AuditAction.TRANSACTION_AUTHORIZED
-    elif result.outcome == Outcome.DECLINED:
-        attempt.outcome = PaymentAttempt.Outcome.DECLINED
-        attempt.error_code, attempt.error_message = result.decline_code or "card_declined", result.message[:500]
-        txn.mark_failed(code=result.decline_code or "card_declined", message=result.message, reference=result.reference, now=now)
-        action = AuditAction.TRANSACTION_FAILED
-    elif result.outcome == Outcome.REQUIRES_ACTION:
-        attempt.outcome = PaymentAttempt.Outcome.REQUIRES_ACTION
-        txn.mark_requires_action(reference=result.reference, next_action=result.next_action or {})
-        action = AuditAction.TRANSACTION_REQUIRES_ACTION
-    else:
-        attempt.outcome = PaymentAttempt.Outcome.UNKNOWN
-        attempt.save()
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_OUTCOME_UNKNOWN, target=txn, result="failure")
-        return txn
-    attempt.save()
-    txn.save()
-    audit_record(
-        actor=actor, action=action, target=txn,
-        result="failure" if txn.status == S.FAILED else "success",
-        details={"gateway": txn.gateway, "reference": txn.gateway_reference, "decline_code": result.decline_code},
+    recorded = authorization_apply(txn=txn, attempt=attempt, result=result, now=now)
+    txn.updated_at = now
+    still_processing = Transaction.objects.filter(pk=txn.pk, status=S.PROCESSING).update(
+        updated_at=now, **{field: getattr(txn, field) for field in OUTCOME_FIELDS}
     )
-    transaction_announce(txn)
+    if not still_processing:
+        locked = Transaction.objects.select_for_update().get(pk=txn.pk)
+        late = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        late.finished_at, late.latency_ms = now, latency_ms(late, now)
+        return _record_after_settlement(txn=locked, attempt=late, result=result, actor=actor)
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        outcome=attempt.outcome, gateway_reference=attempt.gateway_reference, error_code=attempt.error_code,
+        error_message=attempt.error_message, finished_at=attempt.finished_at, latency_ms=attempt.latency_ms,
+    )
+    if isinstance(result, GatewayTimeout):
+        logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
+    audit_record(actor=actor, action=recorded.action, target=txn, result=recorded.result, details=recorded.details)
+    if txn.status == S.COMPLETED:
+        transaction_post_capture(txn, gateway_fee=result.fee)
+    representation = transaction_representation(txn)
+    if recorded.announce:
+        transaction_announce(txn, representation=representation)
+    if idempotency is not None and not isinstance(result, GatewayRequestError):  # that one is answered 400 (released)
+        idempotency.complete(txn, representation)
     return txn
 
 
@@ -374,6 +469,7 @@ def _capture_finish(*, transaction_id: int, attempt_id: int, result: OperationRe
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
     transaction_announce(txn)
+    transaction_post_capture(txn, gateway_fee=result.fee)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 
@@ -436,7 +532,7 @@ def _call_gateway(*, txn: Transaction, attempt: PaymentAttempt, operation: str, 
     """The gateway's answer, or the GatewayError that stands for it (no lock or database
     transaction is held here)."""
     try:
-        return observed_call(gateway=txn.gateway, operation=operation, call=lambda: call(gateway_named(txn.gateway)))
+        return observed_call(gateway=txn.gateway, operation=operation, flowpay_id=txn.public_id, call=lambda: call(gateway_named(txn.gateway)))
     except GatewayError as exc:
         return exc
 
@@ -449,6 +545,10 @@ def _attempt_start(*, txn: Transaction, operation: str, amount: int, key_base: s
         key = authorize_key(txn=txn, number=number, base=key_base)
     else:
         key = transaction_key(txn=txn, operation=operation, number=number)
+    return _attempt_insert(txn=txn, operation=operation, amount=amount, number=number, key=key)
+
+
+def _attempt_insert(*, txn: Transaction, operation: str, amount: int, number: int, key: str) -> PaymentAttempt:
     return PaymentAttempt.objects.create(
         transaction=txn, number=number, operation=operation, gateway=txn.gateway,
         idempotency_key=key, amount=amount, started_at=timezone.now(),
@@ -462,7 +562,7 @@ def _attempt_finish(attempt: PaymentAttempt, *, outcome: str, reference: str | N
     attempt.error_code = error_code[:64]
     attempt.error_message = message[:500]
     attempt.finished_at = now
-    attempt.latency_ms = int((now - attempt.started_at).total_seconds() * 1000)
+    attempt.latency_ms = latency_ms(attempt, now)
     attempt.save()
 
 

@@ -27,6 +27,7 @@ from payments.models import Transaction
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import NOT_WON_STATES, Chargeback, ChargebackEvidence, ChargebackStatus
 from refunds.services.events import chargeback_announce
+from refunds.services.ledger_postings import chargeback_post_closed, chargeback_post_opened
 from refunds.services.policy import REASON_MAX_LENGTH
 from webhooks.events import EventType
 
@@ -61,6 +62,7 @@ def _withdraw(*, txn: Transaction, chargeback: Chargeback, actor: Actor) -> None
     if chargeback.amount_withdrawn:
         txn.record_funds_withdrawn(amount=chargeback.amount_withdrawn)
         txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
+    chargeback_post_closed(txn=txn, chargeback=chargeback)
     audit_record(
         actor=actor, action=AuditAction.TRANSACTION_DISPUTED, target=txn,
         details={"chargeback": chargeback.public_id, "amount_withdrawn": chargeback.amount_withdrawn,
@@ -79,12 +81,14 @@ def chargeback_create(
     evidence_due_by: dt.datetime | None = None,
     gateway: str = "",
     gateway_reference: str = "",
+    gateway_fee: int | None = None,
 ) -> tuple[Chargeback, bool]:
     """Record a chargeback on a captured payment. Returns (chargeback, created): the same
     reference on the same payment again (an API retry, a redelivered gateway event) returns
     the existing chargeback, never a duplicate. `amount=None` disputes what is not already
     disputed. Used by the API (staff, merchants) and by gateway dispute events (actor
-    type webhook, gateway and gateway_reference set)."""
+    type webhook, gateway and gateway_reference set; gateway_fee: the dispute fee the gateway
+    reported, else the merchant's scheduled dispute fee is charged)."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     _check_actor(actor, txn.merchant_id, "transaction", Capability.CHARGEBACK_RECORD)
     reference = (chargeback_reference or "").strip()
@@ -116,6 +120,7 @@ def chargeback_create(
         initiated_by_type=str(actor.type), initiated_by_id=actor.id[:150],
     )
     chargeback.save()
+    chargeback_post_opened(txn=txn, chargeback=chargeback, gateway_fee=gateway_fee)
     audit_record(
         actor=actor, action=AuditAction.CHARGEBACK_CREATE, target=chargeback,
         details={"transaction": txn.public_id, "reference": reference, "amount": amount, "currency": txn.currency,
@@ -200,6 +205,7 @@ def chargeback_record_outcome(*, chargeback_id: int, outcome: str, actor: Actor)
     chargeback.save()
     if outcome == C.WON:
         audit_record(actor=actor, action=AuditAction.CHARGEBACK_WON, target=chargeback, details={"amount_reinstated": chargeback.amount})
+        chargeback_post_closed(txn=txn, chargeback=chargeback)
     else:
         audit_record(actor=actor, action=AuditAction.CHARGEBACK_LOST, target=chargeback, details={"amount_withdrawn": chargeback.amount_withdrawn})
         _withdraw(txn=txn, chargeback=chargeback, actor=actor)

@@ -176,7 +176,7 @@ def _gateway_refund(*, gateway_name: str, reference: str, refund: Refund) -> Ope
     if not breaker_for(gateway_name).allow_request():
         raise GatewayUnavailableError(f"the {gateway_name} circuit breaker is open")
     return observed_call(
-        gateway=gateway_name, operation="refund",
+        gateway=gateway_name, operation="refund", flowpay_id=refund.public_id,
         call=lambda: gateway.refund(reference=reference, amount=refund.amount, idempotency_key=refund.idempotency_key),
     )
 

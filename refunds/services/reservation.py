@@ -21,6 +21,7 @@ from core.money import format_minor_units
 from payments.models import Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
 from refunds.models import Chargeback, ChargebackStatus, Refund
+from refunds.services.ledger_postings import chargeback_post_absorbed, refund_post
 
 
 def lock_refund(refund_id: int) -> tuple[Transaction, Refund]:
@@ -70,6 +71,7 @@ def disputes_absorb_released(*, transaction_id: int) -> None:
         if moved <= 0:
             return
         Chargeback.objects.filter(pk=chargeback.pk).update(amount_withdrawn=F("amount_withdrawn") + moved)
+        chargeback_post_absorbed(txn=txn, chargeback=chargeback, moved=moved, withdrawn_total=chargeback.amount_withdrawn + moved)
         txn.record_funds_withdrawn(amount=moved)
         txn.save(update_fields=["amount_disputed", "disputed", "updated_at"])
         audit_record(
@@ -95,6 +97,7 @@ def apply_to_transaction(*, txn: Transaction, refund: Refund, actor: Actor) -> N
     # only amount_refunded and the status are written.
     txn.apply_refund(amount=refund.amount)
     txn.save(update_fields=["amount_refunded", "status", "updated_at"])
+    refund_post(txn=txn, refund=refund)
     refunded = txn.status == TransactionStatus.REFUNDED  # else partially refunded (apply_refund's only targets)
     audit_record(
         actor=actor, action=AuditAction.TRANSACTION_REFUNDED if refunded else AuditAction.TRANSACTION_PARTIALLY_REFUNDED, target=txn,

@@ -55,6 +55,8 @@ def test_an_application_role_that_owns_no_table_passes_and_the_owner_is_warned_a
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE ROLE {app}")
         cursor.execute(f"CREATE ROLE {owner}")
+        # The tables are in FlowPay's schema: roles need USAGE on it (deploy/sql/roles.sql).
+        cursor.execute(f"GRANT USAGE ON SCHEMA payments TO {app}, {owner}")
         cursor.execute(f"GRANT SELECT, INSERT ON audit_entry, audit_seal TO {app}")
         cursor.execute(f"SET LOCAL ROLE {app}")
     assert check_audit_database_role(None) == []

@@ -64,3 +64,22 @@ def test_a_bad_month_is_a_usage_error():
 
     with pytest.raises(CommandError):
         call_command("generate_pci_audit_report", "--month=May 2023")
+
+
+def test_the_report_counts_staff_authentication_events_by_result(client, staff_user, staff_sign_in):
+    from tests.support.staff_auth import SIGN_IN_URL
+
+    user = staff_user("ursula", "support")
+    client.post(SIGN_IN_URL, {"username": "ursula", "password": "not her password"})
+    client.post(SIGN_IN_URL, {"username": "nobody-at-all", "password": "x"})
+    staff_sign_in(client, user)
+    client.post("/admin/logout/")
+
+    code, document = report(timezone.now().strftime("%Y-%m"))
+
+    rows = {row["action"]: row for row in document["authentication"]}
+    assert rows["staff_user.sign_in"]["success"] == 1 and rows["staff_user.sign_in"]["failure"] == 2
+    assert rows["staff_user.sign_in"]["total"] == 3 and rows["staff_user.sign_out"]["total"] == 1
+    assert rows["staff_user.locked"]["total"] == 0 and "staff_user.mfa_reset" in rows
+    _, empty = report("2020-01")
+    assert all(row["total"] == 0 for row in empty["authentication"])

@@ -81,3 +81,31 @@ def test_seed_demo_without_the_file_reissues_credentials_and_revokes_the_old(run
     assert Merchant.objects.filter(name="FlowMart Demo").count() == 1
     assert Transaction.objects.filter(merchant__name="FlowMart Demo").count() == 8  # not seeded twice
     assert json.loads((run_dir / "demo-credentials.json").read_text()) == second
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_signs_in_with_the_printed_secret_and_the_readme_one_liner(run_dir):
+    import base64
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.test import Client
+
+    first = _seed()
+    secret, uri = first["admin"]["totpSecret"], first["admin"]["otpauthUri"]
+    assert uri.startswith("otpauth://totp/FlowPay%3Aadmin?secret=") and f"secret={secret}" in uri
+    assert len(base64.b32decode(secret + "=" * (-len(secret) % 8))) == 20
+    # the same secret on the next run (the credentials file still checks out)
+    assert _seed()["admin"]["totpSecret"] == secret
+
+    # the README's one-liner computes the code the sign-in accepts
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    one_liner = re.search(r"^python3 -c '(.+)' \"\$SECRET\"$", readme, re.MULTILINE)
+    assert one_liner, "README.md shows the one-liner as: python3 -c '…' \"$SECRET\""
+    code = subprocess.run([sys.executable, "-c", one_liner.group(1), secret], capture_output=True, text=True, check=True).stdout.strip()
+    assert re.fullmatch(r"\d{6}", code)
+    response = Client().post("/admin/login/", {"username": "admin", "password": first["admin"]["password"], "otp_token": code})
+    assert response.status_code == 302 and response["Location"] == "/admin/"

@@ -61,11 +61,11 @@ def test_an_api_call_through_the_proxy_is_audited_with_the_clients_address(behin
 
 
 @pytest.mark.django_db
-def test_admin_actions_and_model_changes_are_recorded_with_the_clients_address(behind_proxy, admin_client, merchant_a,
+def test_admin_actions_and_model_changes_are_recorded_with_the_clients_address(behind_proxy, mfa_admin_client, merchant_a,
                                                                              make_payment):
     txn = make_payment(merchant_a, capture_method="manual")
     changelist = reverse("admin:payments_transaction_changelist")
-    admin_client.post(changelist, {"action": "capture_selected", "_selected_action": [txn.pk]},
+    mfa_admin_client.post(changelist, {"action": "capture_selected", "_selected_action": [txn.pk]},
                       REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=CLIENT)
     assert AuditEntry.objects.get(action="transaction.capture", object_id=txn.public_id).origin_ip == CLIENT
 
@@ -76,7 +76,7 @@ def test_admin_actions_and_model_changes_are_recorded_with_the_clients_address(b
     form.update({"api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys)})
     for index, key in enumerate(keys):
         form.update({f"api_keys-{index}-id": key.pk, f"api_keys-{index}-merchant": merchant.pk})
-    response = admin_client.post(reverse("admin:accounts_merchant_change", args=[merchant.pk]), form,
+    response = mfa_admin_client.post(reverse("admin:accounts_merchant_change", args=[merchant.pk]), form,
                                  REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"6.6.6.6, {CLIENT}")
     assert response.status_code == 302
     assert LogEntry.objects.filter(object_pk=str(merchant.pk)).latest("timestamp").remote_addr == CLIENT

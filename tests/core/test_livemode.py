@@ -11,9 +11,12 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from core.actors import Actor
+from fraud.models import Review
+from ledger.models import LedgerTransaction
 from payments.models import Customer, PaymentMethod, Transaction
 from refunds.models import Chargeback, Refund
 from subscriptions.models import Invoice, Plan, Subscription
+from tests.support.ledger import release_all
 from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +53,13 @@ def worlds(merchant_a, settings):
         "endpoint": post("/payment/webhook-endpoints", {"url": "https://merchant.example/live"})["id"],
         "endpoint_to_delete": post("/payment/webhook-endpoints", {"url": "https://merchant.example/old"})["id"],
     }
+    ids["rule"] = post("/payment/fraud/rules", {"rule": "review if :amount: > 90000"})["id"]
+    ids["rule_to_disable"] = post("/payment/fraud/rules", {"rule": "block if :amount: > 99000000"})["id"]
+    ids["list_item"] = post("/payment/fraud/lists/blocked_emails", {"value": "one@example.com"})["id"]
+    ids["list_item_to_remove"] = post("/payment/fraud/lists/blocked_emails", {"value": "two@example.com"})["id"]
+    for name in ("review", "review_to_reject"):  # payments held for review by the live rule
+        held = post("/payment/transactions", {**CARD, "amount": 95000})["id"]
+        ids[name] = Review.objects.get(transaction__public_id=held).public_id
     ids["payment_method"] = post(f"/payment/customers/{ids['customer']}/payment-methods", {"token": "pm_card_visa"})["id"]
     ids["subscription"] = post("/payment/subscriptions", {"customer": ids["customer"], "plan": ids["plan"],
                                                           "paymentMethod": "pm_card_visa"})["id"]
@@ -60,6 +70,9 @@ def worlds(merchant_a, settings):
     ids["chargeback"] = post(f"/payment/transactions/{ids['disputed']}/chargeback", {"chargebackReference": "CB-1", "amount": 50})["id"]
     ids["chargeback_to_accept"] = post(f"/payment/transactions/{ids['disputed']}/chargeback",
                                        {"chargebackReference": "CB-2", "amount": 50})["id"]
+    ids["balance_transaction"] = LedgerTransaction.objects.get(source_id=ids["completed"]).public_id
+    release_all()
+    ids["payout"] = post("/payment/payouts", {"amount": 100, "currency": "usd"})["id"]
     event = OutboxEvent.objects.filter(merchant=merchant_a.merchant, livemode=True).first()
     ids["event"] = event.public_id
     endpoint = WebhookEndpoint.objects.get(public_id=ids["endpoint"])
@@ -101,6 +114,15 @@ OBJECT_ROUTES = [
     ("webhook-endpoint-detail", "delete", "/payment/webhook-endpoints/{endpoint_to_delete}", None),
     ("webhook-delivery-resend", "post", "/payment/webhook-deliveries/{delivery}/resend", {}),
     ("event-detail", "get", "/payment/events/{event}", None),
+    ("balance-transaction-detail", "get", "/payment/balance-transactions/{balance_transaction}", None),
+    ("payout-detail", "get", "/payment/payouts/{payout}", None),
+    ("fraud-rule-detail", "get", "/payment/fraud/rules/{rule}", None),
+    ("fraud-rule-detail", "patch", "/payment/fraud/rules/{rule}", {"description": "live only"}),
+    ("fraud-rule-detail", "delete", "/payment/fraud/rules/{rule_to_disable}", None),
+    ("fraud-list-item-detail", "delete", "/payment/fraud/lists/blocked_emails/{list_item_to_remove}", None),
+    ("fraud-review-detail", "get", "/payment/fraud/reviews/{review}", None),
+    ("fraud-review-approve", "post", "/payment/fraud/reviews/{review}/approve", {}),
+    ("fraud-review-reject", "post", "/payment/fraud/reviews/{review_to_reject}/reject", {}),
 ]
 
 # (url name, path, the ids of live objects it lists).
@@ -115,11 +137,25 @@ LIST_ROUTES = [
     ("webhook-endpoints", "/payment/webhook-endpoints", ["endpoint", "endpoint_to_delete"]),
     ("webhook-deliveries", "/payment/webhook-deliveries", ["delivery"]),
     ("events", "/payment/events", ["event"]),
+    ("balance-transactions", "/payment/balance-transactions", ["balance_transaction"]),
+    ("payouts", "/payment/payouts", ["payout"]),
+    ("fraud-rules", "/payment/fraud/rules", ["rule", "rule_to_disable"]),
+    ("fraud-list-items", "/payment/fraud/lists/blocked_emails", ["list_item", "list_item_to_remove"]),
+    ("fraud-reviews", "/payment/fraud/reviews", ["review", "review_to_reject"]),
 ]
 
 # Routes that name no object of a mode: staff-only decisions (merchant keys get 403 whatever
-# the mode) and the merchant's own settings, shared by both modes.
-MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings"}
+# the mode), the merchant's own settings, shared by both modes, and the fraud lists' counts
+# and a rule's test against history, aggregates of the key's own mode (tests/fraud checks them).
+MODELESS_ROUTES = {"refund-approve", "refund-reject", "chargeback-outcome", "subscription-settings", "fraud-lists",
+                   "fraud-rule-test"}
+# Routes that sum up one mode's objects (checked below: a test key's balance holds no live money).
+MODE_SUMMARY_ROUTES = {"balance"}
+# Staff-only routes of objects that belong to no merchant or mode (a gateway account's
+# settlement day): a merchant key gets 403 whatever its mode (tests/reconciliation).
+MODELESS_ROUTES |= {"reconciliation-runs", "reconciliation-run-detail", "reconciliation-items", "reconciliation-item-detail",
+                    "reconciliation-item-investigate", "reconciliation-item-resolve", "reconciliation-item-approve",
+                    "reconciliation-item-reject"}
 
 
 def _call(client, method, path, body):
@@ -138,7 +174,7 @@ def test_every_merchant_route_is_in_the_matrix():
         for include in get_resolver().url_patterns if str(include.pattern) == "payment/" and hasattr(include, "url_patterns")
         for route in include.url_patterns
     }
-    covered = {row[0] for row in OBJECT_ROUTES} | {row[0] for row in LIST_ROUTES} | MODELESS_ROUTES
+    covered = {row[0] for row in OBJECT_ROUTES} | {row[0] for row in LIST_ROUTES} | MODELESS_ROUTES | MODE_SUMMARY_ROUTES
     assert "transaction-refund" in names and names - covered == set(), "add the new route to the live/test matrix"
 
 
@@ -160,6 +196,8 @@ def test_a_test_key_neither_sees_nor_changes_live_objects_and_a_live_key_does(wo
         assert response.json()["error"]["code"] == "resource_missing"
     for name, path, listed in LIST_ROUTES:
         assert not _listed(test, path) & {ids[key] for key in listed}, name
+    assert test.get("/payment/balance").json()["available"] == []
+    assert live.get("/payment/balance").json()["available"][0]["amount"] > 0
 
     assert dict(Transaction.objects.values_list("public_id", "status")) == before["transactions"]
     assert Refund.objects.count() == before["refunds"] and Chargeback.objects.count() == before["chargebacks"]

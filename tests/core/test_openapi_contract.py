@@ -112,9 +112,13 @@ def test_every_operation_documents_the_statuses_it_can_answer():
 
 # 400s a schema-valid request can get for what the schema cannot state: the card-data guard
 # refuses text and numbers that pass the Luhn check (one 16-digit number in ten); an amount
-# above what is left to refund, capture or dispute depends on the payment's history, and the
-# number of webhook endpoints a merchant may add on how many it has.
-REFUSED_BEYOND_THE_SCHEMA = {"card_data_not_allowed", "amount_too_large", "limit_reached"}
+# above what is left to refund, capture or dispute depends on the payment's history, a payout
+# above the available balance on the merchant's, and the number of webhook endpoints a
+# merchant may add on how many it has; a fraud rule must parse in the rules language (a
+# grammar, not a pattern), and a fraud list's value must be of the kind the list in the path
+# holds (an email, an IP address, a country...).
+REFUSED_BEYOND_THE_SCHEMA = {"card_data_not_allowed", "amount_too_large", "insufficient_funds", "limit_reached",
+                             "rule_invalid", "list_item_invalid"}
 
 WEBHOOK_HOST = "hooks.contract.example"
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_mastercard", "pm_card_visa_chargeDeclined")  # the simulator's
@@ -127,7 +131,8 @@ def client_like_a_merchant(live_merchant, monkeypatch):
     references name objects the merchant has (and payment methods the gateway knows: one that
     succeeds, one declined), a cursor is one FlowPay issued (none here),
     createdGte is not after createdLte, metadata keys have 1 to 40 characters (OpenAPI 3.0
-    cannot state a key length), and a webhook URL is one this deployment can deliver to."""
+    cannot state a key length), a webhook URL is one this deployment can deliver to, and a
+    fraud list item's expiry is in the future."""
     real_getaddrinfo = socket.getaddrinfo
 
     def getaddrinfo(host, port, *args, **kwargs):
@@ -149,6 +154,8 @@ def client_like_a_merchant(live_merchant, monkeypatch):
                 body["metadata"] = {key[:40]: value for key, value in body["metadata"].items() if key}
             if isinstance(body.get("url"), str) and case.operation.path == "/payment/webhook-endpoints":
                 body["url"] = f"https://{WEBHOOK_HOST}/flowpay"
+            if isinstance(body.get("expiresAt"), str) and body["expiresAt"]:
+                body["expiresAt"] = "2999-01-01T00:00:00Z"
         if isinstance(query, dict):
             query.pop("cursor", None)
             low, high = query.get("createdGte"), query.get("createdLte")

@@ -88,14 +88,14 @@ def test_replay_webhook_events_usage_errors(stripe_webhooks, deliver):
     assert "OK: 1 event(s) queued again." in out.getvalue()
 
 
-def test_the_admin_lists_inbound_events_and_replays_them(stripe_webhooks, admin_client, deliver):
+def test_the_admin_lists_inbound_events_and_replays_them(stripe_webhooks, mfa_admin_client, deliver):
     deliver.stripe(stripe_event("customer.created", {"id": "cus_1", "object": "customer"}))
     row = InboundEvent.objects.get()
 
-    assert admin_client.get("/admin/gateway_events/inboundevent/").status_code == 200
-    assert admin_client.get(f"/admin/gateway_events/inboundevent/{row.pk}/change/").status_code == 200
+    assert mfa_admin_client.get("/admin/gateway_events/inboundevent/").status_code == 200
+    assert mfa_admin_client.get(f"/admin/gateway_events/inboundevent/{row.pk}/change/").status_code == 200
     with deliver.capture(execute=True):
-        response = admin_client.post("/admin/gateway_events/inboundevent/", {"action": "replay_selected", "_selected_action": [row.pk]})
+        response = mfa_admin_client.post("/admin/gateway_events/inboundevent/", {"action": "replay_selected", "_selected_action": [row.pk]})
     assert response.status_code == 302
     assert AuditEntry.objects.filter(action="inbound_event.replay", actor_type="staff").count() == 1
     row.refresh_from_db()

@@ -17,7 +17,10 @@ from tests.support.processes import sibling_env
 
 
 @pytest.mark.django_db
-def test_breaker_opens_after_n_failures_then_new_payments_skip_the_primary(merchant_a, two_gateways):
+def test_breaker_opens_after_n_failures_then_new_payments_skip_the_primary(merchant_a, two_gateways, time_machine):
+    # The clock stands still: the three failures fall in one window of the breaker's count, and
+    # its one-second cooldown cannot elapse on a slow machine before the third payment.
+    time_machine.move_to(time.time(), tick=False)
     simulator_faults_set(SimulatorFaults(error_rate=1.0), "simulator")
     merchant_a.client.post(URL, BODY, format="json")  # 2 failures
     merchant_a.client.post(URL, BODY, format="json")  # 3rd failure opens the breaker

@@ -416,31 +416,69 @@ def test_fetch_by_a_key_paypal_never_saw_is_none(gateway, paypal):
 
 
 # --- settlements ----------------------------------------------------------------------
-def test_list_settlements_maps_payments_and_refunds_of_the_day(gateway, paypal):
-    settlements = gateway.list_settlements(date=dt.date(2014, 7, 11))
-
-    assert [(s.reference, s.type, s.amount, s.currency, s.flowpay_reference) for s in settlements] == [
-        ("5TY05013RG002845M", "charge", 46500, "USD", "Thank you for your business"),
-        ("1FN09943UW5736419", "refund", 4000, "USD", "Thank you for your business"),
-    ]  # the pending payment and the withdrawal are not settlements
-    assert settlements[0].created == dt.datetime(2014, 7, 11, 4, 3, 52, tzinfo=dt.UTC)
-    (request,) = paypal.received("GET", "/v1/reporting/transactions")
-    assert request.query["start_date"] == "2014-07-11T00:00:00Z"
-    assert request.query["end_date"] == "2014-07-11T23:59:59Z"
-    assert request.query["fields"] == "transaction_info"
+DAY = {"start": dt.datetime(2014, 7, 11, tzinfo=dt.UTC), "end": dt.datetime(2014, 7, 12, tzinfo=dt.UTC)}
+SEARCH = "/v1/reporting/transactions"
 
 
-def test_list_settlements_reads_every_page(gateway, paypal):
-    first, second = fixture("transaction_search"), fixture("transaction_search")
-    first["transaction_details"], first["total_pages"] = first["transaction_details"][:1], 2
-    second["transaction_details"], second["page"], second["total_pages"] = second["transaction_details"][1:2], 2, 2
-    paypal.queue("GET", "/v1/reporting/transactions", body=first)
-    paypal.queue("GET", "/v1/reporting/transactions", body=second)
+def test_settlement_records_map_the_transaction_search_rows_by_t_code(gateway, paypal):
+    paypal.queue("GET", SEARCH, fixture="transaction_search")  # the balance-affecting read
+    paypal.queue("GET", SEARCH, fixture="transaction_search")  # every row: the same four
 
-    settlements = gateway.list_settlements(date=dt.date(2014, 7, 11))
+    records = list(gateway.settlement_records(**DAY))
 
-    assert [s.type for s in settlements] == ["charge", "refund"]
-    assert [r.query["page"] for r in paypal.received("GET", "/v1/reporting/transactions")] == ["1", "2"]
+    assert [(r.reference, r.kind, r.amount, r.currency, r.status, r.fee) for r in records] == [
+        ("5TY05013RG002845M", "charge", 46500, "USD", "succeeded", 1379),
+        ("1FN09943UW5736419", "refund", -4000, "USD", "succeeded", -116),
+        ("3EM7162346836513K", "charge", 5000, "JPY", "pending", 214),
+        ("0RB51227U64553542", "payout", -20000, "USD", "succeeded", None),
+    ]
+    assert records[0].key == "5TY05013RG002845M:T0006:Y" and records[0].flowpay_reference == "Thank you for your business"
+    assert records[0].idempotency_key == "Invoice-005" and records[0].balance_affecting
+    assert records[1].parent_reference == "5TY05013RG002845M"
+    assert records[0].created == dt.datetime(2014, 7, 11, 4, 3, 52, tzinfo=dt.UTC)
+    first, second = paypal.received("GET", SEARCH)
+    assert (first.query["balance_affecting_records_only"], second.query["balance_affecting_records_only"]) == ("Y", "N")
+    assert first.query["start_date"] == "2014-07-11T00:00:00Z" and first.query["end_date"] == "2014-07-11T23:59:59Z"
+    assert first.query["fields"] == "transaction_info" and first.query["page_size"] == "500"
+
+
+def test_settlement_records_read_every_page_of_both_reads(gateway, paypal):
+    rows = fixture("transaction_search")["transaction_details"]
+    for part, (page, total) in zip((rows[:1], rows[1:2], rows[:1], rows[1:2]), ((1, 2), (2, 2), (1, 2), (2, 2)), strict=True):
+        body = fixture("transaction_search")
+        body.update(transaction_details=part, page=page, total_pages=total)
+        paypal.queue("GET", SEARCH, body=body)
+
+    records = list(gateway.settlement_records(**DAY))
+
+    assert [r.kind for r in records] == ["charge", "refund"]
+    assert [(r.query["balance_affecting_records_only"], r.query["page"]) for r in paypal.received("GET", SEARCH)] == [
+        ("Y", "1"), ("Y", "2"), ("N", "1"), ("N", "2")]
+
+
+def test_a_row_listed_only_among_all_rows_is_not_balance_affecting_and_keeps_its_own_key(gateway, paypal):
+    rows = fixture("transaction_search")["transaction_details"]
+    held = {"transaction_info": {**rows[0]["transaction_info"], "transaction_event_code": "T1503"}}
+    again = {"transaction_info": dict(rows[0]["transaction_info"])}  # same id and code, not balance-affecting
+    paypal.queue("GET", SEARCH, body={**fixture("transaction_search"), "transaction_details": rows[:1]})
+    paypal.queue("GET", SEARCH, body={**fixture("transaction_search"), "transaction_details": [rows[0], held, again]})
+
+    records = list(gateway.settlement_records(**DAY))
+
+    assert [(r.key, r.balance_affecting) for r in records] == [
+        ("5TY05013RG002845M:T0006:Y", True), ("5TY05013RG002845M:T1503:N", False), ("5TY05013RG002845M:T0006:N", False)]
+
+
+def test_a_range_longer_than_31_days_is_searched_in_windows(gateway, paypal):
+    empty = {**fixture("transaction_search"), "transaction_details": [], "total_pages": 1}
+    for _ in range(4):
+        paypal.queue("GET", SEARCH, body=empty)
+
+    start = dt.datetime(2014, 7, 1, tzinfo=dt.UTC)
+    assert list(gateway.settlement_records(start=start, end=start + dt.timedelta(days=40))) == []
+
+    windows = [(r.query["start_date"], r.query["end_date"]) for r in paypal.received("GET", SEARCH)]
+    assert windows == [("2014-07-01T00:00:00Z", "2014-07-31T23:59:59Z")] * 2 + [("2014-08-01T00:00:00Z", "2014-08-09T23:59:59Z")] * 2
 
 
 # --- webhooks -------------------------------------------------------------------------

@@ -268,7 +268,8 @@ def test_a_refused_connection_is_unavailable_for_every_call_because_nothing_was_
     with pytest.raises(GatewayUnavailableError):
         stripe_gateway.fetch(reference="pi_x")
     with pytest.raises(GatewayUnavailableError):
-        stripe_gateway.list_settlements(date=dt.date.today())
+        list(stripe_gateway.settlement_records(start=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+                                               end=dt.datetime.now(dt.UTC)))
     assert stripe_gateway.verify_credentials() is False
     health = stripe_gateway.health_check()
     assert health.healthy is False
@@ -370,22 +371,44 @@ def test_missing_key_is_unavailable(stripe_gateway, monkeypatch):
 
 
 # --- settlements ----------------------------------------------------------------------
-def test_settlements_of_the_day_list_charges_and_refunds(stripe_gateway, localstripe_url):
+def day_range(day: dt.date) -> dict:
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    return {"start": start, "end": start + dt.timedelta(days=1)}
+
+
+def test_settlement_records_of_the_day_are_balance_transactions_keyed_by_their_id(stripe_gateway, localstripe_url):
     completed = stripe_gateway.authorize(payment=charge(2600), idempotency_key=new_key())
     refund = stripe_gateway.refund(reference=completed.reference, amount=600, idempotency_key=new_key("refund"))
     intent = localstripe("GET", localstripe_url, f"/v1/payment_intents/{completed.reference}")
-    charge_id = intent["latest_charge"]["id"]
     day = dt.datetime.fromtimestamp(intent["created"], tz=dt.UTC).date()
 
-    settlements = {s.reference: s for s in stripe_gateway.list_settlements(date=day)}
+    records = {r.reference: r for r in stripe_gateway.settlement_records(**day_range(day))}
 
-    assert settlements[charge_id].type == "charge"
-    assert (settlements[charge_id].amount, settlements[charge_id].currency) == (2600, "USD")
-    assert settlements[charge_id].created.date() == day
-    assert settlements[refund.reference].type == "refund"
-    assert settlements[refund.reference].amount == 600
-    earlier = {s.reference for s in stripe_gateway.list_settlements(date=day - dt.timedelta(days=1))}
-    assert charge_id not in earlier and refund.reference not in earlier
+    # the charge is known by its PaymentIntent (what FlowPay stores), the refund by its id
+    paid = records[completed.reference]
+    assert (paid.kind, paid.amount, paid.currency, paid.status) == ("charge", 2600, "USD", "succeeded")
+    assert paid.key.startswith("txn_") and paid.created.date() == day and paid.fee == 0
+    refunded = records[refund.reference]
+    assert (refunded.kind, refunded.amount, refunded.parent_reference) == ("refund", -600, completed.reference)
+    assert refunded.idempotency_key.startswith("flowpay:txn_")  # the refund's metadata, echoed
+    earlier = {r.reference for r in stripe_gateway.settlement_records(**day_range(day - dt.timedelta(days=1)))}
+    assert completed.reference not in earlier and refund.reference not in earlier
+
+
+def test_a_balance_transaction_maps_every_reporting_category():
+    from gateways.stripe.settlements import settlement_record
+
+    base = {"id": "txn_1", "amount": -1500, "currency": "eur", "created": 1684108800, "fee": 1500}
+    dispute = settlement_record({**base, "reporting_category": "dispute", "source": {
+        "id": "dp_1", "object": "dispute", "charge": "ch_1", "payment_intent": "pi_1", "status": "needs_response"}})
+    payout = settlement_record({**base, "id": "txn_2", "reporting_category": "payout", "source": "po_1"})
+    reversal = settlement_record({**base, "id": "txn_3", "reporting_category": "partial_capture_reversal",
+                                  "source": {"id": "ch_1", "payment_intent": "pi_1"}})
+
+    assert (dispute.kind, dispute.reference, dispute.parent_reference, dispute.currency) == ("dispute", "dp_1", "pi_1", "EUR")
+    assert (payout.kind, payout.reference, payout.fee) == ("payout", "po_1", 1500)
+    assert (reversal.kind, reversal.reference) == ("partial_capture_reversal", "ch_1")
+    assert dispute.created == dt.datetime(2023, 5, 15, tzinfo=dt.UTC)
 
 
 # --- webhooks -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.idempotency import idempotency_records_purge
 from core.models import IdempotencyRecord
+from fraud.models import Decision
 from gateways.base import GatewayRequestError
 from gateways.models import SimulatorCharge
 from gateways.simulator.adapter import SimulatorGateway
@@ -43,8 +44,10 @@ def test_the_first_attempt_key_is_derived_from_the_merchants_key_and_stays_per_t
 
 def _lose_flowpay_rows(public_id: str, key: str) -> None:
     """What a database failover to a replica that missed the last commits does: FlowPay has
-    no trace of the payment (transaction, attempts, idempotency record); the gateway has its charge."""
+    no trace of the payment (transaction, attempts, fraud decision, idempotency record); the
+    gateway has its charge."""
     PaymentAttempt.objects.filter(transaction__public_id=public_id).delete()
+    Decision.objects.filter(transaction__public_id=public_id).delete()
     Transaction.objects.filter(public_id=public_id).delete()
     IdempotencyRecord.objects.filter(key=key).delete()
 

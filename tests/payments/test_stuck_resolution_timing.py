@@ -52,12 +52,14 @@ def test_the_no_record_grace_is_conservative_unless_the_gateways_look_up_is_auth
 def test_a_payment_whose_database_dropped_before_the_gateway_call_is_failed_within_two_minutes(
     merchant_a, monkeypatch, celery_eager,
 ):
-    # given a payment committed processing, whose first attempt could not be recorded (the
-    # database dropped before it): nothing was sent to the gateway
+    # given a payment committed processing that no gateway could take (its first attempt is
+    # recorded with the payment, so only a payment with no gateway to try has none), whose
+    # failure could not be recorded (the database dropped before it): nothing was sent
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(transaction_services, "_attempt_begin", database_gone)
+    monkeypatch.setattr(transaction_services, "next_gateway_for_new_payment", lambda **kwargs: None)
+    monkeypatch.setattr(transaction_services, "_transaction_fail", database_gone)
     response = merchant_a.client.post(URL, BODY, format="json")
     monkeypatch.undo()
     assert response.status_code == 503 and response.json()["error"]["code"] == "database_unavailable"
@@ -86,10 +88,12 @@ def test_a_payment_whose_every_try_failed_with_nothing_done_is_failed_even_if_th
 
     real_begin = transaction_services._attempt_begin
     monkeypatch.setattr(transaction_services, "_attempt_begin", unavailable_then_die)
+    # (the gateway down from the first try, recorded with the payment: the retry dies)
+    simulator_faults_set(SimulatorFaults(error_rate=1.0))
     merchant_a.client.post(URL, BODY, format="json")
     monkeypatch.undo()
-    # and the gateway down now, so that it cannot be asked
-    simulator_faults_set(SimulatorFaults(error_rate=1.0))
+    assert list(the_payment().attempts.values_list("outcome", flat=True)) == ["error", "error"]
+    # and the gateway still down, so that it cannot be asked
     try:
         assert checked_at(the_payment().processing_started_at + dt.timedelta(seconds=50)) == 1
     finally:

@@ -52,11 +52,11 @@ def test_transitions_refuse_illegal_moves_and_do_no_io(merchant_a, make_payment,
     assert authorized.status == "completed" and authorized.amount_captured == 500
 
 
-def test_admin_edits_are_recorded_by_auditlog(admin_client, merchant_a):
+def test_admin_edits_are_recorded_by_auditlog(mfa_admin_client, merchant_a):
     from auditlog.models import LogEntry
 
     merchant = merchant_a.merchant
-    response = admin_client.post(
+    response = mfa_admin_client.post(
         f"/admin/accounts/merchant/{merchant.pk}/change/", {"name": "Renamed", "is_active": "on",
                                                              "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
     )

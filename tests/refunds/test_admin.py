@@ -41,10 +41,10 @@ def support_limit(settings):
 
 
 @pytest.fixture
-def as_user(client, staff_user):
+def as_user(client, staff_user, staff_sign_in):
     def login(username: str, *roles: str):
         user = staff_user(username, *roles)
-        client.force_login(user)
+        staff_sign_in(client, user)
         return user
 
     return login

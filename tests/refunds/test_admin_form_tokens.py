@@ -36,10 +36,10 @@ def messages_of(response) -> list[str]:
 
 
 @pytest.fixture
-def as_user(client, staff_user):
+def as_user(client, staff_user, staff_sign_in):
     def login(username: str, *roles: str):
         user = staff_user(username, *roles)
-        client.force_login(user)
+        staff_sign_in(client, user)
         return user
 
     return login

@@ -81,7 +81,7 @@ def test_the_database_refuses_refunds_and_disputes_beyond_the_capture(merchant_a
     txn = make_payment(merchant_a, amount=5000)
     Transaction.objects.filter(pk=txn.pk).update(amount_refund_reserved=3000)
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE payments_transaction SET amount_disputed = 2001, disputed = true WHERE id = %s", [txn.pk])
+        cursor.execute("UPDATE transactions SET amount_disputed = 2001, disputed = true WHERE id = %s", [txn.pk])
 
 
 @pytest.mark.django_db(transaction=True)

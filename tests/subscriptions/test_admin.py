@@ -26,22 +26,22 @@ def subscription(merchant_a):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("model", [Plan, Subscription, Invoice, RebillJob, SubscriptionSettings], ids=lambda m: m.__name__)
-def test_subscription_admin_pages_open_and_money_is_read_only(admin_client, subscription, model):
+def test_subscription_admin_pages_open_and_money_is_read_only(mfa_admin_client, subscription, model):
     obj = model.objects.first()
     opts = model._meta
-    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
-    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])).status_code == 200
+    assert mfa_admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
+    assert mfa_admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])).status_code == 200
     if model is not SubscriptionSettings:
-        assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 403
+        assert mfa_admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 403
 
 
 @pytest.mark.django_db
-def test_admin_actions_go_through_the_services(admin_client, subscription):
+def test_admin_actions_go_through_the_services(mfa_admin_client, subscription):
     url = reverse("admin:subscriptions_subscription_changelist")
-    admin_client.post(url, {"action": "pause", "_selected_action": [subscription.pk]})
+    mfa_admin_client.post(url, {"action": "pause", "_selected_action": [subscription.pk]})
     subscription.refresh_from_db()
     assert subscription.status == "paused"
-    admin_client.post(url, {"action": "cancel_now", "_selected_action": [subscription.pk]})
+    mfa_admin_client.post(url, {"action": "cancel_now", "_selected_action": [subscription.pk]})
     subscription.refresh_from_db()
     assert subscription.status == "canceled"
     assert AuditEntry.objects.filter(action="subscription.canceled", object_id=subscription.public_id, actor_type="staff").exists()

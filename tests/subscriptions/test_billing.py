@@ -349,14 +349,15 @@ def test_a_charge_left_processing_is_resolved_by_asking_the_gateway(merchant_a, 
 
     with time_machine.travel(utc(2024, 1, 10, 12), tick=False) as traveller:
         job = _due_job(merchant_a, customer, traveller)
-        real_attempt_begin = txn_services._attempt_begin
-        monkeypatch.setattr(txn_services, "_attempt_begin", lambda **kw: (_ for _ in ()).throw(SystemExit("killed")))
+        # (killed once the transaction and its first attempt are committed, before the call)
+        real_observed_call = txn_services.observed_call
+        monkeypatch.setattr(txn_services, "observed_call", lambda **kw: (_ for _ in ()).throw(SystemExit("killed")))
         rebill_lease_batch(queue="rebill.monthly", merchant_id=None, owner="w1")
         from subscriptions.services import rebill
 
         with pytest.raises(SystemExit):
             rebill._run(job_id=job.pk, owner="w1", actor=Actor.worker("rebill"))
-        monkeypatch.setattr(txn_services, "_attempt_begin", real_attempt_begin)
+        monkeypatch.setattr(txn_services, "observed_call", real_observed_call)
         traveller.move_to(utc(2024, 2, 10, 12, 5))
         rebill_reap_stale()
         assert rebill_drain(queue="rebill.monthly", merchant_id=None, owner="w2") == {"paid": 1}

@@ -88,18 +88,34 @@ def localstripe_url(tmp_path_factory):
         _stop(process)
 
 
-@pytest.fixture
-def stripe_gateway(localstripe_url, db):
-    """A StripeGateway whose credentials (read per call) point at localstripe. Needs the
-    database: reading credentials checks the shared reload counter (core.runtime)."""
+def _gateway_at(url: str):
     from gateways.credentials import credentials_reload
     from gateways.stripe.adapter import StripeGateway
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STRIPE_API_KEY", f"sk_test_{secrets.token_hex(12)}")
-        patch.setenv("STRIPE_API_BASE", localstripe_url)
+        patch.setenv("STRIPE_API_BASE", url)
         patch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_test")
         patch.delenv("FLOWPAY_SECRETS_FILE", raising=False)
         credentials_reload()
         yield StripeGateway()
     credentials_reload()  # back to the credentials of the real environment
+
+
+@pytest.fixture
+def stripe_gateway(localstripe_url, db):
+    """A StripeGateway whose credentials (read per call) point at localstripe. Needs the
+    database: reading credentials checks the shared reload counter (core.runtime)."""
+    yield from _gateway_at(localstripe_url)
+
+
+@pytest.fixture
+def private_stripe_gateway(tmp_path, db):
+    """A StripeGateway on a localstripe of its own, started for this test: its balance
+    history holds this test's transactions only (reconciliation's golden days)."""
+    executable = Path(sys.executable).parent / "localstripe"
+    process, url = _start(executable, tmp_path / "localstripe.log")
+    try:
+        yield from _gateway_at(url)
+    finally:
+        _stop(process)

@@ -1,9 +1,13 @@
-"""Child processes for tests that need a second Django process or a real Celery worker:
-they see this test's database, Redis and cache namespace."""
+"""Child processes for tests that need a second Django process, a real Celery worker or the
+production web server (gunicorn with docker/gunicorn.conf.py): they see this test's
+database, Redis and cache namespace."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from django.conf import settings
@@ -45,3 +49,30 @@ def stop_process(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int, *, workers: int = 1, ready_seconds: float = 60, **env: str) -> subprocess.Popen:
+    """gunicorn serving FlowPay on 127.0.0.1:`port` with the image's configuration, once it
+    answers /healthz (stop it with stop_process)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "flowpay.wsgi:application", "-c", "docker/gunicorn.conf.py"],
+        cwd=Path(settings.BASE_DIR), env=sibling_env(PORT=str(port), WEB_CONCURRENCY=str(workers), **env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + ready_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    stop_process(process)
+    raise RuntimeError("gunicorn did not answer /healthz in time")

@@ -9,14 +9,19 @@ Rules:
   batches under SELECT … FOR UPDATE SKIP LOCKED, kicked on commit and swept by beat, so a
   relay that dies between the commit and the HTTP call loses nothing: its deliveries are
   committed rows that the delivery sweeper sends.
+- At most one kick waits in the queue: a commit made while one waits is relayed by it (that
+  relay has not started, so it reads the commit's events), and the relay clears the
+  pending kick as it starts, before it reads (`outbox_relay_kicked`).
 - In simplified-flow mode (disaster recovery) the fan-out pauses: events keep accumulating
   and are relayed, in order, once the mode is switched off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +34,10 @@ from webhooks.tasks import outbox_relay_task
 logger = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 200
+# Set while a relay kick waits in the queue (module docstring). Its lifetime bounds how long
+# kicks pause when a queued kick is lost; the beat sweep relays what it left meanwhile.
+RELAY_KICK_PENDING_KEY = "flowpay:outbox:relay-kick-pending"
+RELAY_KICK_PENDING_SECONDS = 10
 
 
 def outbox_publish(*, merchant_id: int, event_type: EventType, payload: dict, livemode: bool | None = None) -> OutboxEvent:
@@ -48,12 +57,24 @@ def outbox_publish(*, merchant_id: int, event_type: EventType, payload: dict, li
 
 
 def _kick_relay() -> None:
-    # Every commit kicks: relays run concurrently without conflict (SKIP LOCKED), and a
-    # dropped kick would leave the event to the beat sweep.
+    # Relays run concurrently without conflict (SKIP LOCKED); a kick already waiting will
+    # relay this commit's events, so none is added (the module's rule); a dropped kick
+    # leaves the event to the beat sweep.
     try:
+        if not cache.add(RELAY_KICK_PENDING_KEY, 1, timeout=RELAY_KICK_PENDING_SECONDS):
+            return
         outbox_relay_task.delay()
     except Exception:  # the beat sweep relays it anyway; never fail the committed change
         logger.warning("outbox relay kick failed; the beat sweep will relay", exc_info=True)
+        with contextlib.suppress(Exception):  # the cache may be what failed
+            cache.delete(RELAY_KICK_PENDING_KEY)  # no kick waits: let the next commit kick
+
+
+def outbox_relay_kicked() -> int:
+    """The relay a commit kicked: it clears the pending kick before it reads, so any commit
+    from now on kicks again (or is read by this relay)."""
+    cache.delete(RELAY_KICK_PENDING_KEY)
+    return outbox_relay()
 
 
 def outbox_relay(*, batch_size: int = RELAY_BATCH_SIZE, max_batches: int = 50) -> int:

@@ -1,5 +1,7 @@
-"""Demo data for `make run`: a merchant with a test API key, an admin, staff tokens for an
-operator and a support user, two customers and a handful of payments in every state.
+"""Demo data for `make run`: a merchant with a test API key, an admin with an authenticator
+(its TOTP secret and otpauth:// URI are printed with the password, so any authenticator app,
+or the README's one-liner, gives the code the sign-in asks for), staff tokens for an operator
+and a support user, two customers and a handful of payments in every state.
 
 Idempotent. Secrets exist in clear only when they are created (the database keeps their
 digests), so the first run writes them to <RUN_DIR>/demo-credentials.json (mode 600) and
@@ -19,6 +21,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiKey, Merchant, StaffToken
 from accounts.services import (
@@ -29,6 +33,7 @@ from accounts.services import (
     staff_token_create,
     staff_token_revoke,
 )
+from accounts.services.mfa import TOTP_DEVICE_NAME, totp_secret
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core import permissions as roles
@@ -108,7 +113,8 @@ class Command(BaseCommand):
         credentials = {
             "merchant": {"id": merchant.public_id, "name": merchant.name},
             "apiKey": _ensure_api_key(merchant, saved.get("apiKey"), actor),
-            "admin": {"username": ADMIN_USERNAME, "password": _ensure_admin(_nested(saved, "admin", "password"), actor)},
+            "admin": {"username": ADMIN_USERNAME, "password": _ensure_admin(_nested(saved, "admin", "password"), actor),
+                      **_ensure_admin_totp(_nested(saved, "admin", "totpSecret"))},
             "staffTokens": {
                 role: {"username": username, "token": _ensure_staff_token(username, role, _nested(saved, "staffTokens", role, "token"), actor)}
                 for role, username in STAFF_USERS
@@ -134,6 +140,8 @@ class Command(BaseCommand):
             f"Demo merchant    {credentials['merchant']['name']} ({credentials['merchant']['id']})",
             f"Merchant API key {credentials['apiKey']}",
             f"Admin login      {admin['username']} / {admin['password']}",
+            f"Admin TOTP       {admin['totpSecret']}  (add it to an authenticator app, or see README for a one-line code)",
+            f"Admin TOTP URI   {admin['otpauthUri']}",
         ]
         lines += [f"{(role.capitalize() + ' token'):<16} {staff[role]['token']}  (user {staff[role]['username']})" for role in staff]
         lines += [
@@ -184,7 +192,7 @@ def _ensure_admin(password: str | None, actor: Actor) -> str:
     if user is not None and password and user.is_superuser and user.is_active and user.check_password(password):
         result = password
     else:
-        result = secrets.token_urlsafe(18)
+        result = _demo_password()
         if user is None:
             user = User.objects.create_superuser(username=ADMIN_USERNAME, email=ADMIN_EMAIL, password=result)
             action = AuditAction.STAFF_USER_CREATE
@@ -199,10 +207,32 @@ def _ensure_admin(password: str | None, actor: Actor) -> str:
     return result
 
 
+def _demo_password() -> str:
+    """Random, and within the staff password rules (12+ characters, letters and digits)."""
+    while True:
+        candidate = secrets.token_urlsafe(18)
+        if any(ch.isalpha() for ch in candidate) and any(ch.isdigit() for ch in candidate):
+            return candidate
+
+
+@transaction.atomic
+def _ensure_admin_totp(secret: str | None) -> dict:
+    """The demo admin's authenticator: the saved one while its secret still checks out, else a
+    new confirmed TOTP device (enrolment done for the demo, its secret printed instead)."""
+    user = get_user_model().objects.get(username=ADMIN_USERNAME)
+    device = next((d for d in TOTPDevice.objects.filter(user=user, confirmed=True) if secret and totp_secret(d) == secret), None)
+    if device is None:
+        TOTPDevice.objects.filter(user=user).delete()
+        device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=True)
+        audit_record(actor=Actor.system("seed_demo"), action=AuditAction.STAFF_USER_MFA_ENROL, target=user,
+                     details={"username": ADMIN_USERNAME, "device": "totp", "enrolled_by": "seed_demo"})
+    return {"totpSecret": totp_secret(device), "otpauthUri": device.config_url}
+
+
 def _ensure_staff_token(username: str, role: str, secret: str | None, actor: Actor) -> str:
     if secret and StaffToken.objects.filter(
         user__username=username, user__is_active=True, user__groups__name=role,
-        key_hash=credential_digest(secret), revoked_at__isnull=True,
+        key_hash=credential_digest(secret), revoked_at__isnull=True, expires_at__gt=timezone.now(),
     ).exists():
         return secret
     for token_id in StaffToken.objects.filter(

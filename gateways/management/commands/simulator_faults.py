@@ -27,13 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--lost-responses", metavar="OPERATIONS",
                             help=f"comma-separated, of {', '.join(LOSABLE_RESPONSES)}: make it, then lose the response "
                                  "('' for none)")
+        parser.add_argument("--payout-failure", metavar="CODE",
+                            help="the bank returns payouts in transit with this failure code, e.g. account_closed ('' for none)")
         parser.add_argument("--clear", action="store_true", help="remove every fault")
 
-    def handle(self, *args, gateway, latency_ms, error_rate, timeout_rate, timeout_after_charge, lost_responses, clear,
-               **options):
+    def handle(self, *args, gateway, latency_ms, error_rate, timeout_rate, timeout_after_charge, lost_responses, payout_failure,
+               clear, **options):
         if clear:
             simulator_faults_clear(gateway)
-        elif any(v is not None for v in (latency_ms, error_rate, timeout_rate, timeout_after_charge, lost_responses)):
+        elif any(v is not None for v in (latency_ms, error_rate, timeout_rate, timeout_after_charge, lost_responses,
+                                         payout_failure)):
             current = simulator_faults_get(gateway)
             try:
                 simulator_faults_set(
@@ -45,6 +48,7 @@ class Command(BaseCommand):
                         if timeout_after_charge is None else timeout_after_charge == "on",
                         lost_responses=current.lost_responses if lost_responses is None
                         else tuple(op.strip() for op in lost_responses.split(",") if op.strip()),
+                        payout_failure=current.payout_failure if payout_failure is None else payout_failure.strip(),
                     ),
                     gateway,
                 )

@@ -51,7 +51,7 @@ class Command(RunbookCommand):
             gateway = gateway_named(name)
             started = time.perf_counter()
             try:
-                observed_call(gateway=name, operation="health", call=lambda g=gateway: _verify(g))
+                observed_call(gateway=name, operation="health", flowpay_id=None, call=lambda g=gateway: _verify(g))
                 row["result"] = "valid"
             except _KeyRejected:
                 row.update(result="FAILED", detail="the gateway refused the key or could not be reached")

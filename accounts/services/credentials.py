@@ -7,13 +7,16 @@ logged in clear; only its SHA-256 digest and a short prefix are kept.
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Merchant, StaffToken
+from accounts.models import STAFF_TOKEN_HARD_MAX_LIFETIME, ApiKey, Merchant, StaffToken
+from accounts.services.staff_users import StaffPrivileges, staff_privileges_changed
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
@@ -69,28 +72,71 @@ def api_key_revoke(*, api_key_id: int, actor: Actor) -> ApiKey:
     return _credential_revoke(model=ApiKey, pk=api_key_id, action=AuditAction.API_KEY_REVOKE, actor=actor)
 
 
+def staff_token_lifetime(expires_in: timedelta | None) -> timedelta:
+    """The lifetime of a new staff token: `expires_in`, or FLOWPAY_STAFF_TOKEN_DEFAULT_HOURS;
+    more than FLOWPAY_STAFF_TOKEN_MAX_DAYS (never more than 30 days) is refused."""
+    lifetime = expires_in if expires_in is not None else timedelta(hours=settings.FLOWPAY_STAFF_TOKEN_DEFAULT_HOURS)
+    longest = min(timedelta(days=settings.FLOWPAY_STAFF_TOKEN_MAX_DAYS), STAFF_TOKEN_HARD_MAX_LIFETIME)
+    if lifetime <= timedelta(0):
+        raise InvalidRequest("A staff token's lifetime must be positive.", param="expires_in")
+    if lifetime > longest:
+        raise InvalidRequest(f"A staff token may live at most {longest.days} days.", param="expires_in")
+    return lifetime
+
+
+def _staff_token_new(*, user, label: str, lifetime: timedelta) -> tuple[StaffToken, str]:
+    secret = _new_secret(STAFF_TOKEN_PREFIX)
+    now = timezone.now()
+    token = StaffToken.objects.create(
+        user=user, label=label[:100], prefix=secret[: len(STAFF_TOKEN_PREFIX) + _CLEAR_PREFIX_EXTRA],
+        key_hash=credential_digest(secret), expires_at=now + lifetime,
+    )
+    return token, secret
+
+
 @transaction.atomic
-def staff_token_create(*, username: str, role: str, label: str = "", actor: Actor) -> IssuedSecret:
-    """Create the staff user if needed, put them in the role's group, issue a token."""
+def staff_token_create(*, username: str, role: str, label: str = "", expires_in: timedelta | None = None,
+                       actor: Actor) -> IssuedSecret:
+    """Create the staff user if needed, put them in the role's group, issue a token (for
+    bootstrap and automation: create_staff_token, seed_demo). People issue their own tokens
+    after their second factor, with staff_token_issue."""
     if role not in STAFF_ROLES:
         raise InvalidRequest(f"Unknown role {role!r}; roles are: {', '.join(STAFF_ROLES)}.", param="role")
     username = username.strip()
     if not username:
         raise InvalidRequest("A staff token needs a username.", param="username")
+    lifetime = staff_token_lifetime(expires_in)
     user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+    before = StaffPrivileges.of(user) if not created else StaffPrivileges(
+        roles=frozenset(), is_staff=False, is_superuser=False, is_active=False,
+    )
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.add(group)
-    secret = _new_secret(STAFF_TOKEN_PREFIX)
-    token = StaffToken.objects.create(
-        user=user, label=label or role, prefix=secret[: len(STAFF_TOKEN_PREFIX) + _CLEAR_PREFIX_EXTRA],
-        key_hash=credential_digest(secret),
-    )
+    staff_privileges_changed(user=user, before=before, actor=actor)
+    token, secret = _staff_token_new(user=user, label=label or role, lifetime=lifetime)
     audit_record(
         actor=actor, action=AuditAction.STAFF_TOKEN_CREATE, target=token,
-        details={"username": username, "role": role, "prefix": token.prefix, "user_created": created},
+        details={"username": username, "role": role, "prefix": token.prefix, "user_created": created,
+                 "expires_at": token.expires_at.isoformat(), "issued_by": "command"},
+    )
+    return IssuedSecret(record=token, secret=secret)
+
+
+@transaction.atomic
+def staff_token_issue(*, user, label: str, expires_in: timedelta | None, actor: Actor) -> IssuedSecret:
+    """A personal token for a signed-in staff user who has just passed their second factor
+    (the caller checks that: backoffice's Staff tokens page). It acts with the user's roles."""
+    if not user.is_active or not user.is_staff:
+        raise InvalidRequest("Only active staff users hold staff tokens.")
+    lifetime = staff_token_lifetime(expires_in)
+    token, secret = _staff_token_new(user=user, label=label.strip() or "personal", lifetime=lifetime)
+    audit_record(
+        actor=actor, action=AuditAction.STAFF_TOKEN_CREATE, target=token,
+        details={"username": user.get_username(), "prefix": token.prefix, "expires_at": token.expires_at.isoformat(),
+                 "issued_by": "staff_page"},
     )
     return IssuedSecret(record=token, secret=secret)
 

@@ -1,0 +1,87 @@
+"""Look-ups of one row by a unique key, with their SQL built once: for the two every API
+request makes (its credential, its Idempotency-Key's record), where building the same
+query with the ORM on each call costs several times running it (bench/README.md).
+
+Rule: the rows are model instances exactly as the ORM makes them: every concrete field's
+column, the backend's and the fields' own database converters, Model.from_db, and, for a
+`related` foreign key, its object cached on the instance as select_related does. Anything
+else reads through the ORM.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from django.db import connections
+from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
+
+
+class _Columns:
+    """One model's columns in a SELECT (under a table alias) and how to turn them back into
+    an instance."""
+
+    def __init__(self, model: type[Model], alias: str, connection):
+        quote = connection.ops.quote_name
+        self.model, self.fields = model, list(model._meta.concrete_fields)
+        self.sql = ", ".join(f"{alias}.{quote(field.column)}" for field in self.fields)
+        self.attnames = [field.attname for field in self.fields]
+        self.converters = []
+        for field in self.fields:
+            column = field.get_col(alias)
+            self.converters.append((connection.ops.get_db_converters(column) + field.get_db_converters(connection), column))
+
+    def instance(self, values, *, using: str) -> Model:
+        converted = []
+        for value, (converters, column) in zip(values, self.converters, strict=True):
+            for converter in converters:
+                value = converter(value, column, connections[using])
+            converted.append(value)
+        return self.model.from_db(using, self.attnames, converted)
+
+
+class UniqueLookup(Generic[M]):
+    """`model` WHERE each of the `by` fields equals the given value (together a unique key),
+    or None; with `related`, the object of that non-null foreign key joined and cached."""
+
+    def __init__(self, model: type[M], *, by: tuple[str, ...], related: str | None = None, using: str = "default"):
+        self.model, self.by, self.related, self.using = model, by, related, using
+        self._compiled = None
+
+    def get(self, *values) -> M | None:
+        if len(values) != len(self.by):
+            raise TypeError(f"{self.model.__name__} is looked up by {', '.join(self.by)}")
+        sql, main, related = self._compile()
+        connection = connections[self.using]
+        fields = [self.model._meta.get_field(name) for name in self.by]
+        params = [field.get_db_prep_value(value, connection) for field, value in zip(fields, values, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        found = main.instance(row[:len(main.fields)], using=self.using)
+        if related is not None:
+            setattr(found, self.related, related.instance(row[len(main.fields):], using=self.using))
+        return found
+
+    def _compile(self):
+        if self._compiled is None:
+            connection = connections[self.using]
+            quote = connection.ops.quote_name
+            opts = self.model._meta
+            main = _Columns(self.model, "t", connection)
+            select, joins, related = main.sql, "", None
+            if self.related is not None:
+                foreign_key = opts.get_field(self.related)
+                if not foreign_key.many_to_one or foreign_key.null:
+                    raise ValueError(f"related must name a non-null foreign key of {self.model.__name__} (an inner join)")
+                target = foreign_key.related_model
+                related = _Columns(target, "r", connection)
+                select += ", " + related.sql
+                joins = (f" INNER JOIN {quote(target._meta.db_table)} r"
+                         f" ON r.{quote(foreign_key.target_field.column)} = t.{quote(foreign_key.column)}")
+            where = " AND ".join(f"t.{quote(opts.get_field(name).column)} = %s" for name in self.by)
+            self._compiled = (f"SELECT {select} FROM {quote(opts.db_table)} t{joins} WHERE {where}", main, related)
+        return self._compiled
