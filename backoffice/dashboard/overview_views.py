@@ -157,7 +157,7 @@ def dashboard_callback(request, context: dict) -> dict:
     """unfold's DASHBOARD_CALLBACK: the admin's home shows the overview to the roles that may
     see it, and the stock list of models to the others (support)."""
     if staff_can(request, Capability.BACKOFFICE_OVERVIEW):
-        context.update(overview_context(request))
+        context.update(overview_context(request), title="Overview")
     return context
 
 
