@@ -9,3 +9,5 @@ FLOWPAY_DASHBOARD_ROLLUP_RECENT_HOURS = env.int("FLOWPAY_DASHBOARD_ROLLUP_RECENT
 # The nightly settle re-aggregates this many days (outcomes that arrive days later).
 FLOWPAY_DASHBOARD_ROLLUP_SETTLE_DAYS = env.int("FLOWPAY_DASHBOARD_ROLLUP_SETTLE_DAYS", default=7)
 FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC = env.int("FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC", default=3)
+# Payments `make run` seeds for the dashboard's demo (seed_demo), over the last 30 days.
+FLOWPAY_DASHBOARD_DEMO_PAYMENTS = env.int("FLOWPAY_DASHBOARD_DEMO_PAYMENTS", default=300)
