@@ -35,8 +35,8 @@ from accounts.services import (
 )
 from accounts.services.mfa import TOTP_DEVICE_NAME, totp_secret
 from audit.actions import AuditAction
-from backoffice.dashboard.demo import dashboard_demo_seed
 from audit.services import audit_record
+from backoffice.dashboard.demo import dashboard_demo_seed
 from core import permissions as roles
 from core.actors import Actor
 from gateways.registry import enabled_gateway_names
