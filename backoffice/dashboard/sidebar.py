@@ -86,7 +86,7 @@ def _model_may_view(model_label: str) -> Callable:
 # dashboard_* pages other than the overview and gateways come with the lists helper's branch.
 PAGES: dict[str, list[tuple[str, str, str, Callable]]] = {
     "Money": [
-        ("admin:index", "Overview", "dashboard", _any_of(Capability.BACKOFFICE_OVERVIEW)),
+        ("admin:dashboard_overview", "Overview", "dashboard", _any_of(Capability.BACKOFFICE_OVERVIEW)),
         ("admin:dashboard_exports", "Exports", "download", _any_of(Capability.TRANSACTION_READ)),
     ],
     "Operations": [

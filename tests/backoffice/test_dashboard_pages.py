@@ -3,10 +3,12 @@ core.permissions says), the figures on known data, bad input, and the buttons' a
 (the same as the runbook's internal endpoints write)."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
@@ -178,3 +180,41 @@ def test_the_overview_figures_on_known_data(signed_in, merchant_a, two_gateways)
     assert {c["key"]: c["value"] for c in today.context["overview"]["cards"]}["payments"] == "0"
     euro = client.get(f"{OVERVIEW}?period=custom&from={(now - dt.timedelta(days=2)).date()}&to={now.date()}&currency=EUR&mode=test")
     assert {c["key"]: c["value"] for c in euro.context["overview"]["cards"]}["gross"] == "99.00 EUR"
+
+
+# --- the sidebar ---------------------------------------------------------------------------
+def sidebar_of(client) -> dict[str, list[tuple[str, str]]]:
+    """The sidebar as rendered for the client's user: group -> [(title, link)] it may open."""
+    response = client.get("/admin/")
+    groups = response.context["sidebar_navigation"]
+    return {group["title"]: [(item["title"], item["link"]) for item in group["items"] if item["has_permission"]]
+            for group in groups}
+
+
+def test_the_sidebar_groups_every_model_once_without_duplicate_or_misspelt_labels(mfa_admin_client):
+    from django.contrib import admin
+
+    sidebar = sidebar_of(mfa_admin_client)
+    assert list(sidebar) == ["Money", "Customers", "Subscriptions", "Operations", "Compliance"]
+    links = [link for items in sidebar.values() for _, link in items]
+    titles = [title for items in sidebar.values() for title, _ in items]
+    assert len(links) == len(set(links)) and len(titles) == len(set(titles))
+    for model in admin.site._registry:
+        changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert changelist in links, f"{model._meta.label} is not in the sidebar"
+    assert "Webhook deliveries" in titles and not any(re.search(r"[^aeiou]ys\b", title) for title in titles)
+    page = mfa_admin_client.get("/admin/webhooks/webhookdelivery/").content.decode()
+    assert "deliverys" not in page.lower()
+
+
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_each_sidebar_link_is_shown_only_to_who_may_open_it(signed_in, role):
+    client = signed_in(role)
+    for group in client.get("/admin/").context["sidebar_navigation"]:
+        for item in group["items"]:
+            status = client.get(item["link"]).status_code
+            assert status == (200 if item["has_permission"] else 403), (role, group["title"], item["title"], status)
+    shown = {title for items in sidebar_of(client).values() for title, _ in items}
+    assert ("Overview" in shown) is roles_can({role}, Capability.BACKOFFICE_OVERVIEW)
+    assert ("Gateways" in shown) is roles_can({role}, Capability.BACKOFFICE_GATEWAYS)
+    assert ("Reconciliation items" in shown) is roles_can({role}, Capability.RECONCILIATION_READ)
