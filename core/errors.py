@@ -104,7 +104,6 @@ class ErrorCode(StrEnum):
     # Reconciliation
     INVALID_SETTLEMENT_FILE = "invalid_settlement_file", "The settlement report file is not in the gateway's format (the message names the line)."
     RECONCILIATION_IN_PROGRESS = "reconciliation_in_progress", "Another run is reconciling the same gateway and day."
-    LEDGER_UNAVAILABLE = "ledger_unavailable", "The ledger is not available: a ledger adjustment cannot be posted."
 
     # Inbound gateway webhooks
     WEBHOOK_NOT_CONFIGURED = "webhook_not_configured", "The gateway's webhooks are not configured in this deployment."

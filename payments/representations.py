@@ -43,11 +43,18 @@ def transaction_representation(txn) -> dict:
         "failure_code": str(txn.failure_code) if txn.failure_code else None,
         "failure_message": str(txn.failure_message) if txn.failure_message else None,
         "next_action": txn.next_action,
+        "risk": _risk(txn),
         "livemode": bool(txn.livemode),
         "merchant": str(txn.merchant.public_id),
         "created_at": utc_iso(txn.created_at),
         "updated_at": utc_iso(txn.updated_at),
     }
+
+
+def _risk(txn) -> dict | None:
+    # Screening's decision, cached on the payment (or in this process) when it was just made.
+    decision = decision_of_transaction(txn)
+    return risk_payload(decision) if decision is not None else None
 
 
 # The declared fields are the OpenAPI schema's; the rendering is transaction_representation's.
@@ -85,8 +92,7 @@ class TransactionOutput(serializers.Serializer):
 
     @extend_schema_field(RiskOutput(allow_null=True))
     def get_risk(self, obj):
-        decision = decision_of_transaction(obj)
-        return risk_payload(decision) if decision is not None else None
+        return _risk(obj)
 
     def get_amount_refundable(self, obj) -> int:
         return obj.amount_refundable

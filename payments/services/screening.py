@@ -32,7 +32,7 @@ from fraud.screening.reviews import review_open
 from fraud.screening.screen import Screening, fraud_record_decline, fraud_screen
 from fraud.screening.signals import ScreeningRequest
 from gateways.base import ChargeResult, GatewayError, Outcome
-from payments.models import CaptureMethod, Transaction, TransactionStatus
+from payments.models import CaptureMethod, PaymentAttempt, Transaction, TransactionStatus
 from payments.selectors import customer_fraud_history
 from payments.services.transaction_events import transaction_announce
 
@@ -48,16 +48,11 @@ class ScreeningContext:
     billing_country: str | None = None
 
 
-def screening_applies(context: ScreeningContext | None) -> bool:
-    """Whether a payment with this context is screened (see the module's rules)."""
-    return context is not None and settings.FLOWPAY_FRAUD_SCREENING_ENABLED
-
-
 def transaction_screen(*, txn: Transaction, context: ScreeningContext | None, key_base: str | None,
                        actor: Actor) -> Screening | None:
     """Screen an opened (processing) transaction; None when it is not screened. A payment held
     for review is switched to manual capture here, on `txn` too (the route reads it)."""
-    if not screening_applies(context):
+    if context is None or not settings.FLOWPAY_FRAUD_SCREENING_ENABLED:
         return None
     customer = txn.customer
     request = ScreeningRequest(
@@ -94,11 +89,18 @@ def _transaction_hold_for_review(*, txn: Transaction, screening: Screening, acto
 
 
 @transaction.atomic
-def transaction_fraud_block(*, transaction_id: int, screening: Screening, actor: Actor) -> Transaction:
-    """Fail a transaction screening blocked. Nothing was sent to a gateway."""
+def transaction_fraud_block(*, transaction_id: int, attempt_id: int | None, screening: Screening,
+                            actor: Actor) -> Transaction:
+    """Fail a transaction screening blocked. Nothing was sent to a gateway: its first attempt,
+    recorded with the opening (`attempt_id`), is closed as an error that never reached it."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     if txn.status != S.PROCESSING:  # settled meanwhile (never by a gateway: nothing was sent)
         return txn
+    if attempt_id is not None:
+        PaymentAttempt.objects.filter(pk=attempt_id, outcome=PaymentAttempt.Outcome.STARTED).update(
+            outcome=PaymentAttempt.Outcome.ERROR, error_code=ErrorCode.FRAUD_BLOCKED.value, finished_at=timezone.now(),
+            error_message="Not sent: fraud screening blocked the payment before the gateway call.",
+        )
     txn.mark_failed(code=ErrorCode.FRAUD_BLOCKED, message=screening.block_message(), reference=None, now=timezone.now())
     txn.save()
     audit_record(actor=actor, action=AuditAction.TRANSACTION_FRAUD_BLOCKED, target=txn, result="failure",

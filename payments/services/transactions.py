@@ -71,7 +71,6 @@ from payments.services.gateway_keys import (
 from payments.services.ledger_postings import transaction_post_capture
 from payments.services.screening import (
     ScreeningContext,
-    screening_applies,
     transaction_fraud_block,
     transaction_screen,
     transaction_screening_settle,
@@ -122,7 +121,7 @@ def transaction_create(
     gateway with backoff, then failed over to the next gateway the router offers. A decline
     is final. A timeout leaves the transaction processing: it is never sent elsewhere.
     Fraud screening runs between the opening and the first try (payments.services.screening):
-    a screened payment's first attempt is recorded only once screening lets it go on."""
+    a payment it blocks is never sent, and its first attempt is closed unsent."""
     record_id = idempotency.record_id if idempotency is not None else idempotency_record_id
     if record_id is not None:
         # A request re-run under a key already claimed (after a crash): never charge again.
@@ -140,8 +139,6 @@ def transaction_create(
     opening = dict(
         merchant=merchant, payment=payment, source=source, gateway=gateway.name if gateway is not None else None,
         actor=actor, livemode=livemode, idempotency=idempotency, idempotency_record_id=idempotency_record_id,
-        # A payment to screen has no attempt before screening lets it go on (a blocked one never had one).
-        first_attempt=not screening_applies(payment.screening),
     )
     try:
         txn, attempt = _transaction_open(**opening, key_base=key_base)
@@ -155,7 +152,8 @@ def transaction_create(
         txn, attempt = _transaction_open(**opening, key_base=None)
     screening = transaction_screen(txn=txn, context=payment.screening, key_base=key_base, actor=actor)
     if screening is not None and screening.blocked:
-        return transaction_fraud_block(transaction_id=txn.pk, screening=screening, actor=actor)
+        return transaction_fraud_block(transaction_id=txn.pk, attempt_id=attempt.pk if attempt else None,
+                                       screening=screening, actor=actor)
     txn, result, settled_meanwhile = _transaction_route(
         txn=txn, gateway=gateway, attempt=attempt, pinned_gateway=source.pinned_gateway, key_base=key_base, actor=actor,
         idempotency=idempotency, three_d_secure=screening is not None and screening.three_d_secure,
@@ -303,14 +301,12 @@ def _transaction_fail(*, transaction_id: int, code: str, message: str, actor: Ac
 def _transaction_open(
     *, merchant: Merchant, payment: PaymentInput, source: PaymentSource, gateway: str | None, actor: Actor,
     livemode: bool, key_base: str | None, idempotency: IdempotencyClaim | None, idempotency_record_id: int | None,
-    first_attempt: bool = True,
 ) -> tuple[Transaction, PaymentAttempt | None]:
     """Before the gateway call, in one database transaction, what must exist before a
     gateway may be asked to charge: the Idempotency-Key's claim (first, so that a concurrent
     request with the same key waits here, then loses), the transaction, processing, with
     its audit entries (one INSERT), and its first attempt, started, under the gateway key it
-    is sent with (none when no gateway can take the payment, or before screening lets a
-    screened payment go on: transaction_create). A crash before the commit
+    is sent with (none when no gateway can take the payment). A crash before the commit
     leaves nothing; after it, a processing transaction with a started attempt, which the
     stuck-transaction checker resolves by asking that gateway."""
     record_id = idempotency.claim().pk if idempotency is not None else idempotency_record_id
@@ -330,7 +326,7 @@ def _transaction_open(
         ),
         audit_entry(actor=actor, action=AuditAction.TRANSACTION_PROCESSING, target=txn, details={"gateway": txn.gateway}),
     ])
-    if gateway is None or not first_attempt:
+    if gateway is None:
         return txn, None
     # The transaction was inserted by this database transaction: it has no attempt yet. Its
     # key is not looked up first: the unique index refuses one already used (DerivedKeyUsed).

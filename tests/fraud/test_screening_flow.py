@@ -46,7 +46,9 @@ def test_a_blocked_payment_fails_fraud_blocked_with_402_and_nothing_reaches_a_ga
                                      "mode": "active", "platform": False}]
     # nothing was sent to a gateway
     assert SimulatorCharge.objects.count() == 0
-    assert PaymentAttempt.objects.count() == 0
+    # its first attempt, recorded before screening, is closed as never sent (nothing left for the stuck checker)
+    (attempt,) = PaymentAttempt.objects.all()
+    assert (attempt.outcome, attempt.error_code) == ("error", "fraud_blocked") and attempt.finished_at is not None
     # audited, with the rule that blocked it
     entry = AuditEntry.objects.get(action="transaction.fraud_blocked")
     assert entry.object_id == txn["id"] and entry.details["rules"] == ["block if :amount: > 500000"]

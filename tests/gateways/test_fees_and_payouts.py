@@ -58,7 +58,8 @@ def test_simulator_payouts_honour_their_key_and_settle_when_asked():
     assert gateway.fetch_payout(reference=first.reference).state == PayoutState.PAID  # stays paid
     assert gateway.fetch_payout(reference="sim_po_unknown") is None
     # a payout record is not a settlement of a payment
-    assert gateway.list_settlements(date=dt.date.today()) == []
+    day = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time.min, tzinfo=dt.UTC)
+    assert list(gateway.settlement_records(start=day, end=day + dt.timedelta(days=1))) == []
 
 
 @pytest.mark.django_db

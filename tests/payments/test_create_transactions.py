@@ -42,7 +42,8 @@ class Killed(BaseException):
 def committed(sql: str, params=()) -> list[tuple]:
     """What another process sees now: a query on a second connection, in autocommit."""
     db = connection.settings_dict
-    with psycopg.connect(dbname=db["NAME"], host=db["HOST"], port=db["PORT"], user=db["USER"], autocommit=True) as other:
+    with psycopg.connect(dbname=db["NAME"], host=db["HOST"], port=db["PORT"], user=db["USER"], autocommit=True,
+                         options=db["OPTIONS"].get("options", "")) as other:  # FlowPay's search_path
         return other.execute(sql, params).fetchall()
 
 

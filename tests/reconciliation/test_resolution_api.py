@@ -1,16 +1,17 @@
 """The reconciliation API (finance and admin staff tokens only) and the resolution workflow:
 investigate, resolve and ignore with a reason, audited; the four-eyes ledger adjustment
-(requested by one person, approved by another, posted through the ledger seam); recording
+(requested by one person, approved by another, posted to the ledger); recording
 locally a payment the gateway made."""
 
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from audit.models import AuditEntry
 from core.actors import Actor
 from gateways.simulator.settlements import ExtraCharge, SettlementDiscrepancies, settlement_discrepancies_set
+from ledger.models import LedgerTransaction
 from payments.models import Transaction
 from reconciliation.models import ItemState, ReconciliationItem
 from reconciliation.services.runs import reconciliation_run
@@ -106,7 +107,7 @@ def test_investigate_then_ignore(day_with_items, staff_client):
         "reconciliation_item.investigate", "reconciliation_item.ignore"}
 
 
-def test_a_ledger_adjustment_needs_a_second_approver(day_with_items, staff_client, monkeypatch):
+def test_a_ledger_adjustment_needs_a_second_approver(day_with_items, merchant_a, staff_client):
     first, second = staff_client("finance", "fiona"), staff_client("admin", "adam")
     item = day_with_items["amount_mismatch"]
 
@@ -116,23 +117,26 @@ def test_a_ledger_adjustment_needs_a_second_approver(day_with_items, staff_clien
     # the requester cannot approve their own request
     own = first.post(f"{ITEMS}/{item.public_id}/approve", {}, format="json")
     assert own.status_code == 403
-    # a second person can, but the ledger is not there yet: nothing changes
-    unavailable = second.post(f"{ITEMS}/{item.public_id}/approve", {}, format="json")
-    assert unavailable.status_code == 409 and unavailable.json()["error"]["code"] == "ledger_unavailable"
-    item.refresh_from_db()
-    assert (item.state, item.pending_resolution, item.ledger_reference) == (ItemState.INVESTIGATING, "ledger_adjustment", "")
-
-    posted = []
-    monkeypatch.setattr("reconciliation.services.items.post_adjustment",
-                        lambda **kwargs: posted.append(kwargs) or "ltx_test_adjustment")
+    # a second person can: the gateway's 25 more posts to the ledger, the item is resolved
     approved = second.post(f"{ITEMS}/{item.public_id}/approve", {}, format="json")
 
     assert approved.status_code == 200, approved.json()
-    assert (approved.json()["state"], approved.json()["resolution"], approved.json()["ledgerReference"]) == (
-        "resolved", "ledger_adjustment", "ltx_test_adjustment")
-    (call,) = posted
-    assert (call["amount"], call["currency"]) == (25, "USD")
-    assert call["requested_by"].username == "fiona" and call["approved_by"].username == "adam"
+    body = approved.json()
+    assert (body["state"], body["resolution"]) == ("resolved", "ledger_adjustment")
+    ltx = LedgerTransaction.objects.get(public_id=body["ledgerReference"])
+    assert (ltx.kind, ltx.idempotency_key, ltx.source_type, ltx.source_id, ltx.currency) == (
+        "adjustment", f"reconciliation:{item.public_id}", "reconciliation_item", item.public_id, "USD")
+    assert (ltx.merchant_id, ltx.balance_type, ltx.amount, ltx.net) == (merchant_a.merchant.pk, "adjustment", 25, 25)
+    entries = {(e.account.code, e.account.gateway, e.side): e.amount for e in ltx.entries.select_related("account")}
+    assert entries == {("gateway_clearing", "simulator", "debit"): 25, ("merchant_available", "", "credit"): 25}
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the ledger's balance trigger runs now, not at COMMIT
+    # approving again posts nothing more
+    again = second.post(f"{ITEMS}/{item.public_id}/approve", {}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
+    assert LedgerTransaction.objects.filter(source_id=item.public_id).count() == 1
+    assert AuditEntry.objects.get(object_id=item.public_id, action="reconciliation_item.adjustment_approve").details[
+        "ledger_reference"] == ltx.public_id
     assert AuditEntry.objects.filter(action="reconciliation_item.adjustment_approve", actor_id="adam").count() == 1
 
 

@@ -1,7 +1,6 @@
 """Helpers of the reconciliation tests: running the runbook command for a day, reading its
-JSON, counting every table's rows, the fees "the ledger recorded" (until the ledger exists the
-seam reconciliation.ledger_link.recorded_fees_sql says fees are unknown; tests give it a
-known answer), and a clock that is not about to cross midnight (a golden day must not
+JSON, counting every table's rows, the fees "the ledger recorded" (a test that is not about
+the ledger gives reconciliation.ledger_link.recorded_fees_sql a known answer), and a clock that is not about to cross midnight (a golden day must not
 straddle two days). A pytest plugin (tests/conftest.py loads it)."""
 
 from __future__ import annotations
