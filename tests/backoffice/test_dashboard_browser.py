@@ -102,7 +102,7 @@ def test_finance_sees_the_figures_and_a_kpi_opens_its_list(seeded, open_as, brow
     screenshot(page, "3-finance-custom-eur")
 
 
-def test_auditor_and_support_homes(seeded, open_as, browser_server, screenshot):
+def test_auditor_support_and_admin_pages(seeded, open_as, browser_server, screenshot):
     week = expected(SPECS, days=30, currency="USD")
     auditor = open_as("auditor")
     auditor.goto(f"{browser_server}/admin/?period=30d&currency=USD&mode=test")
@@ -116,6 +116,15 @@ def test_auditor_and_support_homes(seeded, open_as, browser_server, screenshot):
     assert support.locator("#overview").count() == 0
     screenshot(support, "2-support-home")
     assert support.goto(f"{browser_server}/admin/dashboard/overview/").status == 403
+    assert support.goto(f"{browser_server}/admin/dashboard/gateways/").status == 403
+
+    # an admin sees both pages; the switches are the operators' (read-only for admins)
+    admin = open_as("admin")
+    assert admin.goto(f"{browser_server}/admin/dashboard/overview/?period=30d&currency=USD&mode=test").status == 200
+    assert figure(admin, "gross") == usd(week["gross"])
+    admin.goto(f"{browser_server}/admin/dashboard/gateways/")
+    assert admin.locator("#switches-read-only").count() == 1 and admin.locator("#gateway-action-form").count() == 0
+    screenshot(admin, "3-admin-gateways-read-only")
 
 
 def test_operator_switches_the_gateway_from_the_page_and_the_next_payment_goes_there(seeded, open_as, browser_server, screenshot):
