@@ -10,6 +10,9 @@ Definitions (docs/operations.md, "Dashboard: overview"):
   authorized or captured (completed, partially or fully refunded since);
 - refund rate: refunds / gross; dispute rate: disputes opened / successful payments;
 - MRR: the monthly equivalent of the plans of active subscriptions (now, not per period).
+
+Every selector returns plain values, so its reads may go to the read replica
+(DATABASE_REPLICA_URL) when one is configured.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.db.models import Count, Min, Sum
 from django.db.models.functions import TruncDay
 
 from backoffice.dashboard.models import HourlyRollup, RollupKind
+from core.db_routing import reads_from_replica
 from payments.models import TransactionStatus
 from reconciliation.models import UNRESOLVED_STATES, ReconciliationItem
 from refunds.models import OPEN_CHARGEBACK_STATES, Chargeback, RefundStatus
@@ -142,6 +146,7 @@ def _buckets(*, period: Period, currency: str, livemode: bool):
     return HourlyRollup.objects.filter(livemode=livemode, currency=currency, hour__gte=period.start, hour__lt=period.end)
 
 
+@reads_from_replica
 def period_figures(*, period: Period, currency: str, livemode: bool) -> PeriodFigures:
     figures = PeriodFigures()
     grouped = (
@@ -176,11 +181,13 @@ def period_figures(*, period: Period, currency: str, livemode: bool) -> PeriodFi
     return figures
 
 
+@reads_from_replica
 def rollup_currencies(*, livemode: bool) -> list[str]:
     return sorted(HourlyRollup.objects.filter(livemode=livemode).values_list("currency", flat=True).distinct().order_by())
 
 
 # --- charts ---------------------------------------------------------------------------------
+@reads_from_replica
 def volume_per_day(*, period: Period, currency: str, livemode: bool) -> dict[dt.date, int]:
     """Gross (captured) volume of each day of the period, every day present."""
     days = {period.first_day + dt.timedelta(days=n): 0 for n in range(period.days)}
@@ -193,6 +200,7 @@ def volume_per_day(*, period: Period, currency: str, livemode: bool) -> dict[dt.
     return days
 
 
+@reads_from_replica
 def success_rate_per_gateway(*, period: Period, currency: str, livemode: bool, hourly: bool) -> dict[str, dict[dt.datetime, GatewayRate]]:
     """Per gateway, successful and failed payments per hour (or per day for long periods)."""
     query = _buckets(period=period, currency=currency, livemode=livemode).filter(
@@ -211,6 +219,7 @@ def success_rate_per_gateway(*, period: Period, currency: str, livemode: bool, h
     return dict(sorted(series.items()))
 
 
+@reads_from_replica
 def declines_by_code(*, period: Period, currency: str, livemode: bool, limit: int = 10) -> list[tuple[str, int]]:
     rows = (
         _buckets(period=period, currency=currency, livemode=livemode).filter(kind=RollupKind.PAYMENT, status=S.FAILED)
@@ -219,6 +228,7 @@ def declines_by_code(*, period: Period, currency: str, livemode: bool, limit: in
     return [(row["code"] or "(no code)", row["n"]) for row in rows]
 
 
+@reads_from_replica
 def rebill_outcomes(*, period: Period, currency: str, livemode: bool) -> list[tuple[str, int]]:
     rows = (
         _buckets(period=period, currency=currency, livemode=livemode).filter(kind=RollupKind.REBILL)
@@ -238,6 +248,7 @@ class OpenFigures:
     dead_deliveries: int
 
 
+@reads_from_replica
 def open_figures(*, currency: str, livemode: bool) -> OpenFigures:
     subscriptions = (
         Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, livemode=livemode, plan__currency=currency)

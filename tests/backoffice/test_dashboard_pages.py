@@ -218,3 +218,29 @@ def test_each_sidebar_link_is_shown_only_to_who_may_open_it(signed_in, role):
     assert ("Overview" in shown) is roles_can({role}, Capability.BACKOFFICE_OVERVIEW)
     assert ("Gateways" in shown) is roles_can({role}, Capability.BACKOFFICE_GATEWAYS)
     assert ("Reconciliation items" in shown) is roles_can({role}, Capability.RECONCILIATION_READ)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_buttons_are_followed_by_a_second_process(signed_in, two_gateways, monkeypatch, tmp_path):
+    import json
+
+    from tests.backoffice.test_ops_endpoints import Watcher
+    from tests.support.processes import sibling_env
+
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"stripe": {"api_key": "sk_test_first0001", "created_at": "2026-10-01"}}))
+    monkeypatch.setenv("FLOWPAY_SECRETS_FILE", str(secrets))
+    client = signed_in("operator")
+    watcher = Watcher(sibling_env(FLOWPAY_GATEWAYS="simulator,backup", FLOWPAY_RUNTIME_REFRESH_SECONDS="1"))
+    try:
+        assert watcher.last["primary"] == "simulator"
+        assert client.post(GATEWAYS, action_body("switch-gateway")).status_code == 302
+        watcher.wait_for(lambda seen: seen["primary"] == "backup")
+        client.post(GATEWAYS, action_body("enable-fallback"))
+        client.post(GATEWAYS, action_body("enable-simplified-flow"))
+        watcher.wait_for(lambda seen: seen["fallback"] and seen["simplified"])
+        secrets.write_text(json.dumps({"stripe": {"api_key": "sk_test_second0002", "created_at": "2026-11-20"}}))
+        assert client.post(GATEWAYS, action_body("reload-api-keys")).status_code == 302
+        watcher.wait_for(lambda seen: seen["stripe_key_last4"] == "0002")
+    finally:
+        watcher.stop()
