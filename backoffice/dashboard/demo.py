@@ -62,11 +62,13 @@ def dashboard_demo_seed(*, merchant, customers, actor: Actor, now: dt.datetime |
             description=f"Demo order #{5000 + n}", metadata={DEMO_KEY: n}))
         created.append(txn)
     captured = [txn for txn in created if txn.status == TransactionStatus.COMPLETED]
-    for txn in captured[::9]:
+    refunded = captured[1::9]
+    for txn in refunded:
         refund_create(transaction_id=txn.pk, amount=max(txn.amount // 2, 1), reason="Demo: customer returned an item",
                       refund_to_original_method=False, actor=actor)
-    if captured:
-        chargeback_create(transaction_id=captured[3].pk, chargeback_reference="CB-DEMO-1", amount=captured[3].amount,
+    disputed = next((txn for txn in captured if txn.currency == "USD" and txn not in refunded), None)
+    if disputed is not None:
+        chargeback_create(transaction_id=disputed.pk, chargeback_reference="CB-DEMO-1", amount=disputed.amount,
                           reason="Demo: product not received", actor=actor)
     _date_back(created, rng=rng, now=now)
     _subscriptions(merchant=merchant, customers=customers, method=methods[gateways[0]], actor=actor)
@@ -76,10 +78,12 @@ def dashboard_demo_seed(*, merchant, customers, actor: Actor, now: dt.datetime |
 
 
 def _date_back(payments: list[Transaction], *, rng: random.Random, now: dt.datetime) -> None:
-    """Spread the payments (and their refunds, disputes, attempts) over the last DAYS days."""
+    """Spread the payments (and their refunds, disputes, attempts) over the last DAYS days,
+    today included, at random times of day before now."""
+    today = dt.datetime.combine(now.date(), dt.time.min, tzinfo=dt.UTC)
     for txn in payments:
-        when = now - dt.timedelta(days=rng.randint(0, DAYS - 1), hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
-        when = min(when, now)
+        when = today - dt.timedelta(days=rng.randint(0, DAYS - 1)) + dt.timedelta(seconds=rng.randint(0, 86_399))
+        when = min(when, now - dt.timedelta(minutes=15))
         Transaction.objects.filter(pk=txn.pk).update(created_at=when)
         Refund.objects.filter(transaction_id=txn.pk).update(created_at=when + dt.timedelta(minutes=5))
         Chargeback.objects.filter(transaction_id=txn.pk).update(created_at=when + dt.timedelta(minutes=10))

@@ -137,9 +137,13 @@ def _charts(picked: dict) -> dict:
     }
 
 
+def _refreshed(moment) -> str:
+    return when(moment) if moment else "not yet (beat refreshes it every minute)"
+
+
 def overview_context(request) -> dict:
     picked = _picker(request)
-    overview = {"picked": picked, "periods": PERIOD_CHOICES, "modes": MODE_CHOICES, "as_of": when(dashboard_rollup_lag())}
+    overview = {"picked": picked, "periods": PERIOD_CHOICES, "modes": MODE_CHOICES, "as_of": _refreshed(dashboard_rollup_lag())}
     if not picked["error"]:
         period, currency, livemode = picked["period"], picked["currency"], picked["livemode"]
         current = selectors.period_figures(period=period, currency=currency, livemode=livemode)

@@ -1,5 +1,6 @@
 """seed_demo: idempotent demo data whose printed credentials really work."""
 
+import datetime as dt
 import io
 import json
 import stat
@@ -7,6 +8,7 @@ import stat
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Merchant
@@ -137,3 +139,6 @@ def test_the_dashboard_demo_fills_every_figure_once(run_dir, staff_user, staff_s
     response = finance.get("/admin/?period=30d&currency=USD&mode=test")
     cards = {card["key"]: card["value"] for card in response.context["overview"]["cards"]}
     assert cards["gross"] != "0.00 USD" and cards["mrr"] != "0.00 USD" and cards["dead-deliveries"] == "1"
+    assert cards["disputes"] != "0.00 USD" and cards["open-disputes"] == "1" and cards["refunds"] != "0.00 USD"
+    # every demo payment is inside the 30 days: the previous period has none of them
+    assert not demo.filter(created_at__lt=timezone.now() - dt.timedelta(days=30)).exists()
