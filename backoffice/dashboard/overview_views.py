@@ -6,10 +6,12 @@ selectors, shape cards and charts for the template."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from backoffice.dashboard import overview_selectors as selectors
@@ -106,6 +108,26 @@ def _cards(picked: dict, now: selectors.PeriodFigures, before: selectors.PeriodF
     return cards
 
 
+def _openable(request, href: str) -> bool:
+    """Whether the user may open the changelist `href` (its admin's view permission)."""
+    if not href:
+        return False
+    try:
+        match = resolve(urlsplit(href).path)
+    except Resolver404:
+        return False
+    model_admin = getattr(match.func, "model_admin", None)
+    return bool(model_admin and model_admin.has_view_permission(request))
+
+
+def _linked(request, cards: list[dict]) -> list[dict]:
+    """A card links to its list only for who may open that list; others see the figure."""
+    for card in cards:
+        if not _openable(request, card["href"]):
+            card["href"] = ""
+    return cards
+
+
 def _chart(labels: list[str], datasets: list[dict]) -> str:
     return json.dumps({"labels": labels, "datasets": datasets})
 
@@ -150,7 +172,7 @@ def overview_context(request) -> dict:
         previous = selectors.period_figures(period=period.previous, currency=currency, livemode=livemode)
         open_now = selectors.open_figures(currency=currency, livemode=livemode)
         overview.update(
-            cards=_cards(picked, current, previous, open_now), charts=_charts(picked),
+            cards=_linked(request, _cards(picked, current, previous, open_now)), charts=_charts(picked),
             range=f"{period.first_day} to {period.last_day}",
             previous_range=f"{period.previous.first_day} to {period.previous.last_day}",
         )

@@ -244,3 +244,16 @@ def test_the_buttons_are_followed_by_a_second_process(signed_in, two_gateways, m
         watcher.wait_for(lambda seen: seen["stripe_key_last4"] == "0002")
     finally:
         watcher.stop()
+
+
+@pytest.mark.parametrize("role", ["finance", "operator", "auditor", "admin"])
+def test_a_card_links_only_to_a_list_its_viewer_may_open(signed_in, merchant_a, two_gateways, role):
+    seed_specs(merchant_a.merchant, SPECS[:4])
+    dashboard_rollup_rebuild(start=timezone.now() - dt.timedelta(days=3), end=timezone.now() + dt.timedelta(hours=1))
+    client = signed_in(role)
+    cards = client.get(f"{OVERVIEW}?period=7d&currency=USD&mode=test").context["overview"]["cards"]
+    # operators open none of the money lists (core.permissions): their cards are figures only
+    assert any(card["href"] for card in cards) is (role != "operator")
+    for card in cards:
+        if card["href"]:
+            assert client.get(card["href"]).status_code == 200, (role, card["key"], card["href"])
