@@ -151,3 +151,12 @@ def test_the_beat_task_refreshes_the_rollup_on_a_real_worker(merchant_a, two_gat
         stop_process(worker)
     assert rollup_payment_buckets() == raw_payment_buckets()
     assert HourlyRollup.objects.filter(kind="payment").exists()
+
+
+def test_beat_refreshes_every_minute_and_settles_nightly(settings):
+    from celery.schedules import crontab
+
+    refresh = settings.CELERY_BEAT_SCHEDULE["dashboard-rollup-refresh"]
+    settle = settings.CELERY_BEAT_SCHEDULE["dashboard-rollup-settle"]
+    assert refresh["task"] == "dashboard.rollup_refresh" and refresh["schedule"] == dt.timedelta(seconds=60)
+    assert settle["task"] == "dashboard.rollup_settle" and settle["schedule"] == crontab(minute=30, hour=3)
