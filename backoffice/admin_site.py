@@ -31,7 +31,24 @@ class FlowPayAdminSite(OTPAdminSite, UnfoldAdminSite):
         return [
             path("staff/enrol/", self._open(self._page("enrol")), name="staff_enrol"),
             path("staff/tokens/", self.admin_view(self._page("staff_tokens")), name="staff_tokens"),
+            # --- dashboard: overview and gateways (backoffice.dashboard) ---
+            path("dashboard/overview/", self.admin_view(self._dashboard_page("overview_views", "overview_page")),
+                 name="dashboard_overview"),
+            path("dashboard/gateways/", self.admin_view(self._dashboard_page("gateways_views", "gateways_page")),
+                 name="dashboard_gateways"),
+            # --- end dashboard: overview and gateways ---
         ]
+
+    # --- dashboard: overview and gateways (backoffice.dashboard) ---
+    def _dashboard_page(self, module: str, name: str):
+        """A dashboard page, imported when served (it reads models registered on this site)."""
+        def page(request, *args, **kwargs):
+            from importlib import import_module
+
+            return getattr(import_module(f"backoffice.dashboard.{module}"), name)(request, self, *args, **kwargs)
+
+        return page
+    # --- end dashboard: overview and gateways ---
 
     def _page(self, name: str):
         def page(request, *args, **kwargs):

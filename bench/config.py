@@ -27,17 +27,21 @@ class Sizes:
     vacuum: bool  # VACUUM ANALYZE between arms (full only: it takes seconds)
     profile_requests: int
     screening_pairs: int  # row 9: screened and unscreened requests per round, one of each per pair
+    dashboard_transactions: int  # row 10: transactions behind the overview
+    dashboard_requests: int  # row 10: overview requests (and SQL runs) per round
 
 
 FULL = Sizes(
     mode="full", rounds=5, wrk_seconds=10, warmup_seconds=3, connections=16, pool_connections=4, ops=50,
     rebill_sizes=(10_000, 100_000), rebill_calibrate=True, rebill_workers_n=10_000, rebill_probe=100, rebill_bound_seconds=120,
     rebill_workers=2, outbox_events=100_000, reconciliation_rows=1_000_000, vacuum=True, profile_requests=50, screening_pairs=300,
+    dashboard_transactions=1_000_000, dashboard_requests=20,
 )
 SMOKE = Sizes(
     mode="smoke", rounds=2, wrk_seconds=1, warmup_seconds=0, connections=16, pool_connections=4, ops=3,
     rebill_sizes=(2, 20), rebill_calibrate=False, rebill_workers_n=6, rebill_probe=0, rebill_bound_seconds=30,
     rebill_workers=2, outbox_events=2_000, reconciliation_rows=2_000, vacuum=False, profile_requests=3, screening_pairs=10,
+    dashboard_transactions=2_000, dashboard_requests=3,
 )
 
 

@@ -57,8 +57,14 @@ def staff_actor(request) -> Actor:
 
 def staff_can(request, capability: Capability) -> bool:
     """Whether the logged-in staff user's roles hold `capability` (core.permissions): staff
-    roles open admin pages and actions without per-model Django permissions."""
-    return roles_can(user_roles(request.user), capability)
+    roles open admin pages and actions without per-model Django permissions. The roles are
+    read once per request (a page asks for dozens of capabilities: sidebar, cards, actions)."""
+    user = request.user
+    cached = getattr(request, "_flowpay_staff_roles", None)
+    if cached is None or cached[0] != user.pk:
+        cached = (user.pk, user_roles(user))
+        request._flowpay_staff_roles = cached
+    return roles_can(cached[1], capability)
 
 
 def run_per_row(model_admin, request, rows: Iterable[tuple[int, str]], call: Callable[[int], object], done: str) -> None:

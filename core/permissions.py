@@ -49,6 +49,8 @@ a webhook for support, operator and admin).
 | ledger.adjust_approve | yes     |         |          |         | yes   | admin, service: approve / reject one (four-eyes: not  |
 |                       |         |         |          |         |       | the requester)                                        |
 | staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
+| backoffice.overview   | yes     |         | yes      | yes     | yes   | admin: the dashboard overview (the admin's home)      |
+| backoffice.gateways   |         |         | yes      |         | yes   | admin: the gateways page (its switches: ops.*)        |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -99,6 +101,10 @@ class Capability(StrEnum):
     LEDGER_ADJUST = "ledger.adjust"
     LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
     STAFF_SECURITY = "staff.security"
+    # --- dashboard pages (backoffice.dashboard) ---
+    BACKOFFICE_OVERVIEW = "backoffice.overview"
+    BACKOFFICE_GATEWAYS = "backoffice.gateways"
+    # --- end dashboard pages ---
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -142,6 +148,12 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.LEDGER_ADJUST: APPROVERS,
     Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
     Capability.STAFF_SECURITY: frozenset({ADMIN}),
+    # --- dashboard pages (backoffice.dashboard) ---
+    # The figures are for the people who watch the money and the platform; support works
+    # from the lists. The gateways page shows the switches to admins, who cannot flip them.
+    Capability.BACKOFFICE_OVERVIEW: frozenset({FINANCE, OPERATOR, AUDITOR, ADMIN}),
+    Capability.BACKOFFICE_GATEWAYS: frozenset({OPERATOR, ADMIN}),
+    # --- end dashboard pages ---
 })
 
 

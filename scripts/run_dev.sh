@@ -155,6 +155,7 @@ cat <<EOF
  API        $BASE/payment/
  API docs   $BASE/payment/docs      (OpenAPI: $BASE/payment/schema)
  Admin      $BASE/admin/
+ Dashboard  $BASE/admin/?period=30d&mode=test   (gateways: $BASE/admin/dashboard/gateways/)
  Health     $BASE/payment/health    ($BASE/healthz, $BASE/readyz)
  Metrics    $BASE/metrics
  Gateways   $FLOWPAY_GATEWAYS (in priority order)

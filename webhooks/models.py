@@ -113,6 +113,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_event_endpoint"),
             models.CheckConstraint(condition=models.Q(status__in=["pending", "delivering", "retrying", "succeeded", "dead"]),
@@ -121,6 +122,8 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "retrying"]), name="delivery_due_idx"),
             models.Index(fields=["endpoint", "-id"]),
+            # The dead letters the dashboard counts and lists.
+            models.Index(fields=["-id"], condition=models.Q(status="dead"), name="delivery_dead_idx"),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,7 @@ Order matters: later modules import values (env, DEBUG, RUN_DIR, REDIS_URL) from
 from flowpay.settings.base import *  # noqa: F403
 from flowpay.settings.database import *  # noqa: F403
 from flowpay.settings.reconciliation import *  # noqa: F403
+from flowpay.settings.dashboard import *  # noqa: F403
 from flowpay.settings.celery import *  # noqa: F403
 from flowpay.settings.api import *  # noqa: F403
 from flowpay.settings.gateways import *  # noqa: F403

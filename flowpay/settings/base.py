@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
-    "auditlog",
+    "backoffice.dashboard.apps.AdminEditHistoryConfig",  # django-auditlog, named apart from FlowPay's audit log
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "reconciliation",
     "gateway_events",
     "backoffice",
+    "backoffice.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -131,4 +132,13 @@ UNFOLD = {
     "SITE_HEADER": "FlowPay back-office",
     # The account menu: personal staff API tokens (issued after a fresh second factor).
     "ACCOUNT": {"navigation": [{"title": "Staff tokens", "link": "/admin/staff/tokens/"}]},
+    # The home page: the overview for finance, operators, auditors and admins (backoffice.dashboard).
+    "DASHBOARD_CALLBACK": "backoffice.dashboard.overview_views.dashboard_callback",
+    # Grouped by what staff do (Money, Customers, Subscriptions, Operations, Compliance), each
+    # link shown only to who may open it (backoffice.dashboard.sidebar).
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "backoffice.dashboard.sidebar.sidebar_navigation",
+    },
 }

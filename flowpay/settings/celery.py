@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery.schedules import crontab
 
 from flowpay.settings.base import RUN_DIR, env
+from flowpay.settings.dashboard import FLOWPAY_DASHBOARD_ROLLUP_INTERVAL_SECONDS, FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC
 from flowpay.settings.database import REDIS_URL
 from flowpay.settings.ledger import (
     FLOWPAY_LEDGER_RELEASE_INTERVAL_SECONDS,
@@ -126,4 +127,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.create_scheduled_payouts", "schedule": crontab(minute=0, hour=FLOWPAY_PAYOUT_SCHEDULE_HOUR_UTC),
     },
     "ledger-verify": {"task": "backoffice.verify_ledger", "schedule": crontab(minute=0, hour=FLOWPAY_LEDGER_VERIFY_HOUR_UTC)},
+    # The dashboard's hourly rollup: the recent hours (and late rows) every minute, the last
+    # days again every night for outcomes that arrive late (backoffice.dashboard.rollup).
+    "dashboard-rollup-refresh": {
+        "task": "dashboard.rollup_refresh", "schedule": timedelta(seconds=FLOWPAY_DASHBOARD_ROLLUP_INTERVAL_SECONDS),
+    },
+    "dashboard-rollup-settle": {
+        "task": "dashboard.rollup_settle", "schedule": crontab(minute=30, hour=FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC),
+    },
 }

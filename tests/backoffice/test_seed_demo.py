@@ -1,5 +1,6 @@
 """seed_demo: idempotent demo data whose printed credentials really work."""
 
+import datetime as dt
 import io
 import json
 import stat
@@ -7,6 +8,7 @@ import stat
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Merchant
@@ -28,6 +30,7 @@ def _client(secret: str) -> APIClient:
 @pytest.fixture
 def run_dir(settings, tmp_path):
     settings.RUN_DIR = tmp_path
+    settings.FLOWPAY_DASHBOARD_DEMO_PAYMENTS = 40  # `make run` seeds 300
     return tmp_path
 
 
@@ -68,6 +71,7 @@ def test_seed_demo_is_idempotent_and_its_api_key_works(run_dir):
 @pytest.mark.django_db
 def test_seed_demo_without_the_file_reissues_credentials_and_revokes_the_old(run_dir):
     first = _seed()
+    seeded = Transaction.objects.filter(merchant__name="FlowMart Demo").count()
     (run_dir / "demo-credentials.json").unlink()
 
     second = _seed()
@@ -79,7 +83,7 @@ def test_seed_demo_without_the_file_reissues_credentials_and_revokes_the_old(run
     assert _client(second["apiKey"]).get("/payment/transactions").status_code == 200
     assert get_user_model().objects.get(username="admin").check_password(second["admin"]["password"])
     assert Merchant.objects.filter(name="FlowMart Demo").count() == 1
-    assert Transaction.objects.filter(merchant__name="FlowMart Demo").count() == 8  # not seeded twice
+    assert Transaction.objects.filter(merchant__name="FlowMart Demo").count() == seeded  # not seeded twice
     assert json.loads((run_dir / "demo-credentials.json").read_text()) == second
 
 
@@ -109,3 +113,32 @@ def test_the_demo_admin_signs_in_with_the_printed_secret_and_the_readme_one_line
     assert re.fullmatch(r"\d{6}", code)
     response = Client().post("/admin/login/", {"username": "admin", "password": first["admin"]["password"], "otp_token": code})
     assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+@pytest.mark.django_db
+def test_the_dashboard_demo_fills_every_figure_once(run_dir, staff_user, staff_sign_in):
+    from django.test import Client
+
+    from backoffice.dashboard.models import HourlyRollup
+    from refunds.models import Chargeback, Refund
+    from subscriptions.models import Subscription
+    from webhooks.models import WebhookDelivery
+
+    _seed()
+    buckets = HourlyRollup.objects.count()
+    _seed()  # seeded once
+    demo = Transaction.objects.filter(metadata__has_key="dashboard_demo")
+    assert demo.count() == 40 and HourlyRollup.objects.count() == buckets > 0
+    assert demo.filter(status="failed").exists() and len(set(demo.values_list("currency", flat=True))) >= 3
+    assert Refund.objects.filter(status="succeeded").exists() and Chargeback.objects.count() == 1
+    assert Subscription.objects.filter(status="active").count() == 3
+    assert WebhookDelivery.objects.filter(status="dead").count() == 1
+
+    finance = Client()
+    staff_sign_in(finance, staff_user("demo-finance", "finance"))
+    response = finance.get("/admin/?period=30d&currency=USD&mode=test")
+    cards = {card["key"]: card["value"] for card in response.context["overview"]["cards"]}
+    assert cards["gross"] != "0.00 USD" and cards["mrr"] != "0.00 USD" and cards["dead-deliveries"] == "1"
+    assert cards["disputes"] != "0.00 USD" and cards["open-disputes"] == "1" and cards["refunds"] != "0.00 USD"
+    # every demo payment is inside the 30 days: the previous period has none of them
+    assert not demo.filter(created_at__lt=timezone.now() - dt.timedelta(days=30)).exists()

@@ -36,6 +36,7 @@ from accounts.services import (
 from accounts.services.mfa import TOTP_DEVICE_NAME, totp_secret
 from audit.actions import AuditAction
 from audit.services import audit_record
+from backoffice.dashboard.demo import dashboard_demo_seed
 from core import permissions as roles
 from core.actors import Actor
 from gateways.registry import enabled_gateway_names
@@ -126,6 +127,7 @@ class Command(BaseCommand):
 
         customers = _ensure_customers(merchant, actor)
         created_payments = _ensure_payments(merchant, customers, actor)
+        created_payments += dashboard_demo_seed(merchant=merchant, customers=customers, actor=actor)
 
         if json:
             self.stdout.write(jsonlib.dumps(credentials, indent=2))
@@ -147,6 +149,7 @@ class Command(BaseCommand):
         lines += [
             f"Data             {customers} customers, {payments} payments ({created_payments} created now)",
             f"Credentials file {path} ({'unchanged' if reused else 'written'}, mode 600)",
+            "Dashboard        /admin/ (the overview: ?period=30d&mode=test), /admin/dashboard/gateways/ (operators)",
         ]
         self.stdout.write("\n".join(lines))
 
