@@ -112,10 +112,10 @@ def payout_send(*, payout_id: int, actor: Actor) -> Payout:
     try:
         result = None
         if payout.outcome_unknown:
-            result = observed_call(gateway=payout.gateway, operation="fetch_payout",
+            result = observed_call(gateway=payout.gateway, operation="fetch_payout", flowpay_id=payout.public_id,
                                    call=lambda: gateway.fetch_payout(idempotency_key=payout.idempotency_key))
         if result is None:
-            result = observed_call(gateway=payout.gateway, operation="payout", call=lambda: gateway.payout(
+            result = observed_call(gateway=payout.gateway, operation="payout", flowpay_id=payout.public_id, call=lambda: gateway.payout(
                 amount=payout.amount, currency=payout.currency, flowpay_reference=payout.public_id,
                 description=payout.description, idempotency_key=payout.idempotency_key,
             ))
@@ -198,7 +198,7 @@ def payout_follow_up(*, payout_id: int, actor: Actor) -> Payout:
         return payout
     gateway = gateway_named(payout.gateway)
     try:
-        result = observed_call(gateway=payout.gateway, operation="fetch_payout",
+        result = observed_call(gateway=payout.gateway, operation="fetch_payout", flowpay_id=payout.public_id,
                                call=lambda: gateway.fetch_payout(reference=payout.gateway_reference))
     except GatewayError as exc:
         logger.warning("payout follow-up failed; asked again on the next run",
