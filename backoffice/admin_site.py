@@ -31,7 +31,15 @@ class FlowPayAdminSite(OTPAdminSite, UnfoldAdminSite):
         return [
             path("staff/enrol/", self._open(self._page("enrol")), name="staff_enrol"),
             path("staff/tokens/", self.admin_view(self._page("staff_tokens")), name="staff_tokens"),
+            # --- dashboard (issue 12: audit log, review queues, dead letters, exports) ---
+            *self._dashboard_pages(),
+            # --- end dashboard ---
         ]
+
+    def _dashboard_pages(self):
+        from backoffice.dashboard.urls import dashboard_urls
+
+        return dashboard_urls(self)
 
     def _page(self, name: str):
         def page(request, *args, **kwargs):

@@ -49,6 +49,9 @@ a webhook for support, operator and admin).
 | ledger.adjust_approve | yes     |         |          |         | yes   | admin, service: approve / reject one (four-eyes: not  |
 |                       |         |         |          |         |       | the requester)                                        |
 | staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
+| audit.read            | yes     |         |          | yes     | yes   | admin: the audit log browser, its entries and export  |
+| audit.verify          |         |         |          | yes     | yes   | admin: "verify now" on the audit log's chain          |
+| rebill.requeue        |         |         | yes      |         | yes   | admin: re-queue dead rebill jobs (dead letters)       |
 
 Admin pages not listed here (merchants and keys, payments' customers and attempts,
 subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
@@ -99,6 +102,11 @@ class Capability(StrEnum):
     LEDGER_ADJUST = "ledger.adjust"
     LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
     STAFF_SECURITY = "staff.security"
+    # --- dashboard (issue 12, lists, audit log, dead letters) ---
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    REBILL_REQUEUE = "rebill.requeue"
+    # --- end dashboard ---
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -142,6 +150,14 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.LEDGER_ADJUST: APPROVERS,
     Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
     Capability.STAFF_SECURITY: frozenset({ADMIN}),
+    # --- dashboard (issue 12, lists, audit log, dead letters) ---
+    # The evidence is read by the people who answer for the books and by the auditors; only
+    # the auditors (and admins) run the chain's verification from the page.
+    Capability.AUDIT_READ: frozenset({FINANCE, AUDITOR, ADMIN}),
+    Capability.AUDIT_VERIFY: frozenset({AUDITOR, ADMIN}),
+    # Dead rebill jobs failed for platform reasons: the operators who run the workers re-queue them.
+    Capability.REBILL_REQUEUE: frozenset({OPERATOR, ADMIN}),
+    # --- end dashboard ---
 })
 
 

@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
-    "auditlog",
+    "audit.field_history.FieldHistoryConfig",  # django-auditlog, renamed (dashboard, issue 12)
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -64,6 +64,9 @@ INSTALLED_APPS = [
     "reconciliation",
     "gateway_events",
     "backoffice",
+    # --- dashboard (issue 12, lists and exports) ---
+    "backoffice.dashboard.exports",
+    # --- end dashboard ---
 ]
 
 MIDDLEWARE = [
