@@ -14,7 +14,8 @@ a webhook for support, operator and admin).
 
 | capability            | finance | support | operator | auditor | admin | checked by                                            |
 |-----------------------|---------|---------|----------|---------|-------|-------------------------------------------------------|
-| transaction.read      | yes     | yes     | yes      | yes     | yes   | API: list / retrieve payments                         |
+| transaction.read      | yes     | yes     | yes      | yes     | yes   | API: list / retrieve payments; admin: the payments    |
+|                       |         |         |          |         |       | list and each payment's timeline                      |
 | transaction.capture   |         | yes     |          |         | yes   | API: capture a payment                                |
 | transaction.cancel    |         | yes     |          |         | yes   | API: cancel (void) a payment                          |
 | customer.read         | yes     | yes     | yes      | yes     | yes   | API: customers and their saved payment methods        |
@@ -28,7 +29,8 @@ a webhook for support, operator and admin).
 | chargeback.respond    | yes     | yes     |          |         | yes   | API, service, admin: submit evidence, accept          |
 | chargeback.outcome    | yes     |         |          |         | yes   | API, service, admin: record won / lost                |
 | backoffice.refunds    | yes     | yes     |          | yes     | yes   | admin: open the refund and chargeback pages           |
-| subscription.read     | yes     | yes     | yes      | yes     | yes   | API: plans, subscriptions, invoices                   |
+| subscription.read     | yes     | yes     | yes      | yes     | yes   | API: plans, subscriptions, invoices; admin: their     |
+|                       |         |         |          |         |       | lists, dead rebill jobs                               |
 | webhook.read          | yes     | yes     | yes      | yes     | yes   | API: webhook endpoints and deliveries                 |
 | event.read            | yes     | yes     | yes      | yes     | yes   | API: list / retrieve events                           |
 | webhook.resend        |         | yes     | yes      |         | yes   | API: re-send a webhook delivery                       |
@@ -53,8 +55,10 @@ a webhook for support, operator and admin).
 | audit.verify          |         |         |          | yes     | yes   | admin: "verify now" on the audit log's chain          |
 | rebill.requeue        |         |         | yes      |         | yes   | admin: re-queue dead rebill jobs (dead letters)       |
 
-Admin pages not listed here (merchants and keys, payments' customers and attempts,
-subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
+Admin pages not listed here (merchants and keys, payments' customers and attempts, plans,
+rebill jobs, webhooks) follow Django's per-model permissions only. The dashboard's pages
+(backoffice.dashboard) show each section to the roles holding its read capability and each
+button to those holding its action's.
 """
 
 from collections.abc import Iterable, Mapping

@@ -115,6 +115,8 @@ def dead_letters_replay(*, kind: DeadLetterKind, ids: list[int], actor: Actor) -
 
 
 def dead_letters_page(request, admin_site):
+    if not any(staff_can(request, kind.read) for kind in KINDS.values()):
+        raise PermissionDenied
     if request.method == "POST":
         return _replay(request)
     sections = [

@@ -25,6 +25,8 @@ from backoffice.dashboard.exports.columns import ExportColumn, money
 from backoffice.dashboard.exports.views import export_list
 from backoffice.dashboard.filters import ExactTextFilter, gateway_filter
 from backoffice.dashboard.timeline import timeline_page
+from core.admin import staff_can
+from core.permissions import Capability
 from ledger.admin import PayoutAdmin
 from ledger.models import Payout
 from payments.models import Transaction
@@ -39,13 +41,21 @@ def _column(header: str, path: str | None = None) -> ExportColumn:
 
 
 class DashboardList:
-    """What every dashboard list adds to its app's admin page. A subclass names its CSV
-    columns (`export_columns`)."""
+    """What every dashboard list adds to its app's admin page. A subclass names the
+    capability that reads it (`read_capability`, on top of the app's own access rules) and
+    its CSV columns (`export_columns`)."""
 
+    read_capability: Capability
     export_columns: list[ExportColumn] = []
     list_filter_submit = True  # the range filters need a submit button
     list_before_template = "admin/dashboard/list_export.html"
     actions_row = ["timeline"]
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or staff_can(request, self.read_capability)
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) or staff_can(request, self.read_capability)
 
     def get_custom_urls(self):
         opts = self.model._meta
@@ -63,6 +73,7 @@ def _reregister(model, admin_class) -> None:
 
 
 class TransactionList(DashboardList, TransactionAdmin):
+    read_capability = Capability.TRANSACTION_READ
     list_filter = [
         ("status", ChoicesDropdownFilter), gateway_filter(), ("currency", ExactTextFilter),
         ("merchant", RelatedDropdownFilter), ("customer__email", FieldTextFilter), ("amount", RangeNumericFilter),
@@ -85,6 +96,7 @@ class TransactionList(DashboardList, TransactionAdmin):
 
 
 class RefundList(DashboardList, RefundAdmin):
+    read_capability = Capability.BACKOFFICE_REFUNDS
     list_filter = [
         ("status", ChoicesDropdownFilter), gateway_filter(), ("currency", ExactTextFilter),
         ("merchant", RelatedDropdownFilter), ("transaction__customer__email", FieldTextFilter),
@@ -101,6 +113,7 @@ class RefundList(DashboardList, RefundAdmin):
 
 
 class ChargebackList(DashboardList, ChargebackAdmin):
+    read_capability = Capability.BACKOFFICE_REFUNDS
     list_filter = [
         ("status", ChoicesDropdownFilter), gateway_filter(), ("currency", ExactTextFilter),
         ("merchant", RelatedDropdownFilter), ("transaction__customer__email", FieldTextFilter),
@@ -118,6 +131,7 @@ class ChargebackList(DashboardList, ChargebackAdmin):
 
 
 class SubscriptionList(DashboardList, SubscriptionAdmin):
+    read_capability = Capability.SUBSCRIPTION_READ
     list_filter = [
         ("status", ChoicesDropdownFilter), ("plan__currency", ExactTextFilter), ("merchant", RelatedDropdownFilter),
         ("customer__email", FieldTextFilter), ("plan__amount", RangeNumericFilter), ("created_at", RangeDateTimeFilter),
@@ -134,6 +148,7 @@ class SubscriptionList(DashboardList, SubscriptionAdmin):
 
 
 class InvoiceList(DashboardList, InvoiceAdmin):
+    read_capability = Capability.SUBSCRIPTION_READ
     list_filter = [
         ("status", ChoicesDropdownFilter), ("currency", ExactTextFilter), ("merchant", RelatedDropdownFilter),
         ("customer__email", FieldTextFilter), ("amount", RangeNumericFilter), ("created_at", RangeDateTimeFilter),
@@ -151,6 +166,7 @@ class InvoiceList(DashboardList, InvoiceAdmin):
 
 
 class PayoutList(DashboardList, PayoutAdmin):
+    read_capability = Capability.LEDGER_READ
     list_filter = [
         ("status", ChoicesDropdownFilter), gateway_filter(), ("currency", ExactTextFilter),
         ("merchant", RelatedDropdownFilter), ("amount", RangeNumericFilter), ("created_at", RangeDateTimeFilter),

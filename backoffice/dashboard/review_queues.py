@@ -132,7 +132,13 @@ OPERATIONS: dict[tuple[str, str], Callable] = {
 }
 
 
+def review_queues_readable(request) -> bool:
+    return any(staff_can(request, read) for read, _ in SECTIONS.values())
+
+
 def review_queues_page(request, admin_site):
+    if not review_queues_readable(request):
+        raise PermissionDenied
     if request.method == "POST":
         return _decide(request)
     context = {
