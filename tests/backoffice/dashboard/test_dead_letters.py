@@ -13,8 +13,8 @@ from core.actors import Actor
 from gateway_events.models import InboundEvent
 from gateways.base import GatewayRequestError
 from refunds.services.create import refund_create
-from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from tests.support.refunds import fail_gateway_refunds, run_queued
+from webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
