@@ -28,6 +28,7 @@ class ExportJob(models.Model):
     file_name = models.CharField(max_length=200, blank=True)  # under FLOWPAY_EXPORT_DIR
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # claimed by a worker
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -13,6 +13,7 @@ the requester's permission are the list's own, applied again when the file is wr
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 from collections.abc import Iterable, Iterator
 
@@ -20,7 +21,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.test import RequestFactory
 from django.urls import reverse
@@ -30,6 +31,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from backoffice.dashboard.exports.columns import ExportColumn, export_headers, export_paths, export_rows
 from backoffice.dashboard.exports.models import ExportJob, ExportStatus
+from backoffice.dashboard.exports.tasks import EXPORT_TASK_TIME_LIMIT_SECONDS
 from core.actors import Actor
 from core.errors import InvalidRequest, NotFound
 
@@ -113,8 +115,14 @@ def _requester_queryset(job: ExportJob) -> tuple[object, QuerySet]:
 
 
 def export_job_run(*, export_id: int) -> ExportJob:
-    """Write a queued export's file (claimed once: a redelivered task finds it taken)."""
-    claimed = ExportJob.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING)
+    """Write a queued export's file. Claimed with one conditional UPDATE: a redelivered
+    task finds it taken, unless its claim is older than the task's hard time limit (the
+    worker that held it died), when it is taken over and written again from the start."""
+    now = timezone.now()
+    abandoned = now - dt.timedelta(seconds=EXPORT_TASK_TIME_LIMIT_SECONDS)
+    claimed = (ExportJob.objects.filter(pk=export_id)
+               .filter(Q(status=ExportStatus.QUEUED) | Q(status=ExportStatus.RUNNING, started_at__lt=abandoned))
+               .update(status=ExportStatus.RUNNING, started_at=now))
     job = ExportJob.objects.select_related("requested_by").get(pk=export_id)
     if not claimed:
         return job

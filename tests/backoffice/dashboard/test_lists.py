@@ -4,10 +4,12 @@ times, a large export is queued for a worker and downloaded by its requester onl
 row's timeline is one page of a constant number of queries."""
 
 import csv
+import datetime as dt
 import io
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from backoffice.dashboard.exports.models import ExportJob
@@ -157,6 +159,19 @@ def test_running_an_export_twice_writes_it_once(role_client, payments, settings,
     export_job_run(export_id=job.pk)
     export_job_run(export_id=job.pk)  # a redelivered task
     assert AuditEntry.objects.filter(action="export.complete").count() == 1
+
+
+def test_an_export_left_running_by_a_dead_worker_is_taken_over(role_client, payments, settings, tmp_path, monkeypatch):
+    settings.FLOWPAY_EXPORT_STREAM_MAX_ROWS = 1
+    settings.FLOWPAY_EXPORT_DIR = tmp_path
+    monkeypatch.setattr("backoffice.dashboard.exports.services._queue", lambda pk: None)
+    role_client("finance").get(EXPORT)
+    job = ExportJob.objects.get()
+    ExportJob.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now() - dt.timedelta(minutes=30))
+    assert export_job_run(export_id=job.pk).status == "running"  # a live claim is left alone
+    ExportJob.objects.filter(pk=job.pk).update(started_at=timezone.now() - dt.timedelta(hours=2))
+    job = export_job_run(export_id=job.pk)
+    assert (job.status, job.row_count) == ("ready", len(payments))
 
 
 def _payment_with(merchant_a, refunds: int) -> Transaction:
