@@ -8,6 +8,7 @@ are UTC ISO 8601 (`2026-12-01T17:05:00Z`)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,6 +66,8 @@ def _text(value) -> str:
         return utc_iso(value)
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
     if isinstance(value, str) and value[:1] in FORMULA_PREFIXES:
         # A spreadsheet would run "=HYPERLINK(…)" typed into a customer's name: keep it text.
         return f"'{value}"

@@ -5,6 +5,7 @@ as `verify_audit_log` does; the filtered entries export; one "Audit log" in the 
 
 import csv
 import io
+import json
 
 import pytest
 from django.contrib import admin
@@ -56,9 +57,12 @@ def test_each_filter_finds_the_entry(entries, role_client, query):
     assert [row["id"] for row in rows] == [str(entries.pk)]
 
 
-def test_an_entry_shows_its_details_redacted(entries, role_client):
-    page = role_client("finance").get(reverse("admin:audit_auditentry_change", args=[entries.pk])).content.decode()
+def test_an_entry_shows_and_exports_its_details_redacted(entries, role_client):
+    client = role_client("finance")
+    page = client.get(reverse("admin:audit_auditentry_change", args=[entries.pk])).content.decode()
     assert "operator asked" in page and "[redacted]" in page and "sk_live_should_never_show" not in page
+    (row,) = exported(client, "action__exact=refund.retry")
+    assert json.loads(row["details"]) == {"api_key": "[redacted]", "reason": "operator asked"}
 
 
 def test_the_chain_state_and_verify_now_record_the_verification_in_the_log(entries, role_client):
