@@ -146,7 +146,8 @@ def held(merchant_a):
     return Review.objects.get(transaction__public_id=body["id"])
 
 
-def test_a_fraud_review_approved_on_the_page_captures_once_and_is_audited_like_the_api(held, role_client):
+def test_a_fraud_review_approved_on_the_page_captures_once_and_is_audited_like_the_api(held, role_client, staff_api,
+                                                                                       merchant_a):
     client = role_client("support")
     assert held.public_id in client.get(QUEUES).content.decode()
     assert decide(client, "fraud", "approve", held, reason="known customer").status_code == 302
@@ -154,6 +155,13 @@ def test_a_fraud_review_approved_on_the_page_captures_once_and_is_audited_like_t
     held.transaction.refresh_from_db()
     assert held.status == "approved" and held.transaction.status == "completed"
     assert AuditEntry.objects.filter(object_id=held.public_id, actor_id="support-dash").exists()
+    # the API's approval of another held payment writes the same entry
+    other = Review.objects.get(transaction__public_id=pay(merchant_a, amount=8000).json()["id"])
+    assert staff_api("support").post(f"/payment/fraud/reviews/{other.public_id}/approve", {"note": "known customer"},
+                                     format="json").status_code == 200
+    page_entries = AuditEntry.objects.filter(object_id=held.public_id).order_by("id")
+    api_entries = AuditEntry.objects.filter(object_id=other.public_id).order_by("id")
+    assert [entry_shape(e) for e in page_entries] == [entry_shape(e) for e in api_entries]
     # a second approval (a page left open) finds it closed: nothing more happens
     client.post(QUEUES, {"queue": "fraud", "operation": "approve", "id": held.pk, "reason": "again"})
     assert held.transaction.attempts.filter(operation="capture", outcome="succeeded").count() == 1
