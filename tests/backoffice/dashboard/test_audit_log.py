@@ -10,6 +10,7 @@ import json
 import pytest
 from django.contrib import admin
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.test import RequestFactory
 from django.urls import reverse
 
@@ -93,3 +94,18 @@ def test_the_sidebar_names_the_audit_log_once(admin_user):
     request.user = admin_user
     names = [app["name"] for app in admin.site.get_app_list(request)]
     assert names.count("Audit log") == 1 and "Field history" in names
+
+
+def test_verify_now_on_a_tampered_log_says_so_and_records_the_failure(entries, role_client):
+    # what only someone past the application could do: the append-only trigger switched off
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE audit_entry SET actor_id = 'mallory' WHERE id = %s", [entries.pk])
+    auditor = role_client("auditor")
+    response = auditor.post(reverse("admin:dashboard_audit_log_verify"), follow=True)
+    assert "does NOT verify" in response.content.decode()
+    verification = AuditEntry.objects.get(action="audit_log.verify")
+    assert verification.result == "failure" and verification.details["problems"] == 1
+    assert f"entry {entries.pk}: altered" in verification.details["first_problems"][0]
+    page = auditor.get(PAGE).content.decode()
+    assert 'data-result="failure"' in page and "TAMPERING FOUND" in page
