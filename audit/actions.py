@@ -170,6 +170,12 @@ class AuditAction(StrEnum):
     REBILL_JOB_DEAD = "rebill_job.dead"
     REBILL_JOB_REQUEUE = "rebill_job.requeue"
 
+    # The audit log itself and the back office's exports
+    AUDIT_LOG_VERIFY = "audit_log.verify"
+    EXPORT_REQUEST = "export.request"
+    EXPORT_COMPLETE = "export.complete"
+    EXPORT_DOWNLOAD = "export.download"
+
 
 def audit_action_checked(action: object) -> AuditAction:
     """`action` itself when it is an AuditAction member. Anything else, a plain string that

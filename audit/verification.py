@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.db.models import Count
 
+from audit.actions import AuditAction
 from audit.chain import (
     ANCHOR_FIELDS,
     DEV_KEY_ID,
@@ -32,6 +34,8 @@ from audit.chain import (
     seal_hash,
 )
 from audit.models import AuditEntry, AuditSeal
+from audit.services import audit_record
+from core.actors import Actor
 
 ANCHOR_LOGGER = "flowpay.audit.anchor"
 
@@ -164,6 +168,25 @@ def audit_verify(*, anchor: dict | None = None) -> VerificationReport:
     _duplicated_nonces(report)
     if anchor is not None:
         _check_anchor(report, anchor, anchored, problems_up_to_anchor, last_sealed_id=after_id)
+    return report
+
+
+def audit_verify_recorded(*, actor: Actor, anchor: dict | None = None) -> VerificationReport:
+    """audit_verify, then its outcome appended to the log (`audit_log.verify`, result success
+    or failure): the back office shows the last verification, who ran it and what it found,
+    from the log itself. The entry is written after the walk, so it never counts itself."""
+    report = audit_verify(anchor=anchor)
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action=AuditAction.AUDIT_LOG_VERIFY,
+            result=AuditEntry.Result.SUCCESS if report.ok else AuditEntry.Result.FAILURE,
+            details={
+                "seals_checked": report.seals_checked, "entries_verified": report.entries_verified,
+                "entries_unsealed": report.entries_unsealed, "problems": len(report.problems),
+                "first_problems": [f"{p['where']}: {p['problem']}" for p in report.problems[:5]],
+                "anchor_holds": None if report.anchor is None else report.anchor["holds"],
+            },
+        )
     return report
 
 

@@ -31,15 +31,13 @@ class FlowPayAdminSite(OTPAdminSite, UnfoldAdminSite):
         return [
             path("staff/enrol/", self._open(self._page("enrol")), name="staff_enrol"),
             path("staff/tokens/", self.admin_view(self._page("staff_tokens")), name="staff_tokens"),
-            # --- dashboard: overview and gateways (backoffice.dashboard) ---
             path("dashboard/overview/", self.admin_view(self._dashboard_page("overview_views", "overview_page")),
                  name="dashboard_overview"),
             path("dashboard/gateways/", self.admin_view(self._dashboard_page("gateways_views", "gateways_page")),
                  name="dashboard_gateways"),
-            # --- end dashboard: overview and gateways ---
+            *self._dashboard_pages(),
         ]
 
-    # --- dashboard: overview and gateways (backoffice.dashboard) ---
     def _dashboard_page(self, module: str, name: str):
         """A dashboard page, imported when served (it reads models registered on this site)."""
         def page(request, *args, **kwargs):
@@ -48,7 +46,11 @@ class FlowPayAdminSite(OTPAdminSite, UnfoldAdminSite):
             return getattr(import_module(f"backoffice.dashboard.{module}"), name)(request, self, *args, **kwargs)
 
         return page
-    # --- end dashboard: overview and gateways ---
+
+    def _dashboard_pages(self):
+        from backoffice.dashboard.urls import dashboard_urls
+
+        return dashboard_urls(self)
 
     def _page(self, name: str):
         def page(request, *args, **kwargs):

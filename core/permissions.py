@@ -14,7 +14,8 @@ a webhook for support, operator and admin).
 
 | capability            | finance | support | operator | auditor | admin | checked by                                            |
 |-----------------------|---------|---------|----------|---------|-------|-------------------------------------------------------|
-| transaction.read      | yes     | yes     | yes      | yes     | yes   | API: list / retrieve payments                         |
+| transaction.read      | yes     | yes     | yes      | yes     | yes   | API: list / retrieve payments; admin: the payments    |
+|                       |         |         |          |         |       | list and each payment's timeline                      |
 | transaction.capture   |         | yes     |          |         | yes   | API: capture a payment                                |
 | transaction.cancel    |         | yes     |          |         | yes   | API: cancel (void) a payment                          |
 | customer.read         | yes     | yes     | yes      | yes     | yes   | API: customers and their saved payment methods        |
@@ -28,7 +29,8 @@ a webhook for support, operator and admin).
 | chargeback.respond    | yes     | yes     |          |         | yes   | API, service, admin: submit evidence, accept          |
 | chargeback.outcome    | yes     |         |          |         | yes   | API, service, admin: record won / lost                |
 | backoffice.refunds    | yes     | yes     |          | yes     | yes   | admin: open the refund and chargeback pages           |
-| subscription.read     | yes     | yes     | yes      | yes     | yes   | API: plans, subscriptions, invoices                   |
+| subscription.read     | yes     | yes     | yes      | yes     | yes   | API: plans, subscriptions, invoices; admin: their     |
+|                       |         |         |          |         |       | lists, dead rebill jobs                               |
 | webhook.read          | yes     | yes     | yes      | yes     | yes   | API: webhook endpoints and deliveries                 |
 | event.read            | yes     | yes     | yes      | yes     | yes   | API: list / retrieve events                           |
 | webhook.resend        |         | yes     | yes      |         | yes   | API: re-send a webhook delivery                       |
@@ -51,9 +53,14 @@ a webhook for support, operator and admin).
 | staff.security        |         |         |          |         | yes   | admin: reset a user's MFA, unlock a locked username   |
 | backoffice.overview   | yes     |         | yes      | yes     | yes   | admin: the dashboard overview (the admin's home)      |
 | backoffice.gateways   |         |         | yes      |         | yes   | admin: the gateways page (its switches: ops.*)        |
+| audit.read            | yes     |         |          | yes     | yes   | admin: the audit log browser, its entries and export  |
+| audit.verify          |         |         |          | yes     | yes   | admin: "verify now" on the audit log's chain          |
+| rebill.requeue        |         |         | yes      |         | yes   | admin: re-queue dead rebill jobs (dead letters)       |
 
-Admin pages not listed here (merchants and keys, payments' customers and attempts,
-subscriptions, webhooks, the audit log) follow Django's per-model permissions only.
+Admin pages not listed here (merchants and keys, payments' customers and attempts, plans,
+rebill jobs, webhooks) follow Django's per-model permissions only. The dashboard's pages
+(backoffice.dashboard) show each section to the roles holding its read capability and each
+button to those holding its action's.
 """
 
 from collections.abc import Iterable, Mapping
@@ -101,10 +108,11 @@ class Capability(StrEnum):
     LEDGER_ADJUST = "ledger.adjust"
     LEDGER_ADJUST_APPROVE = "ledger.adjust_approve"
     STAFF_SECURITY = "staff.security"
-    # --- dashboard pages (backoffice.dashboard) ---
     BACKOFFICE_OVERVIEW = "backoffice.overview"
     BACKOFFICE_GATEWAYS = "backoffice.gateways"
-    # --- end dashboard pages ---
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    REBILL_REQUEUE = "rebill.requeue"
 
 
 ANY_STAFF = frozenset(STAFF_ROLES)
@@ -148,12 +156,16 @@ CAPABILITY_ROLES: Mapping[Capability, frozenset[str]] = MappingProxyType({
     Capability.LEDGER_ADJUST: APPROVERS,
     Capability.LEDGER_ADJUST_APPROVE: APPROVERS,
     Capability.STAFF_SECURITY: frozenset({ADMIN}),
-    # --- dashboard pages (backoffice.dashboard) ---
     # The figures are for the people who watch the money and the platform; support works
     # from the lists. The gateways page shows the switches to admins, who cannot flip them.
     Capability.BACKOFFICE_OVERVIEW: frozenset({FINANCE, OPERATOR, AUDITOR, ADMIN}),
     Capability.BACKOFFICE_GATEWAYS: frozenset({OPERATOR, ADMIN}),
-    # --- end dashboard pages ---
+    # The evidence is read by the people who answer for the books and by the auditors; only
+    # the auditors (and admins) run the chain's verification from the page.
+    Capability.AUDIT_READ: frozenset({FINANCE, AUDITOR, ADMIN}),
+    Capability.AUDIT_VERIFY: frozenset({AUDITOR, ADMIN}),
+    # Dead rebill jobs failed for platform reasons: the operators who run the workers re-queue them.
+    Capability.REBILL_REQUEUE: frozenset({OPERATOR, ADMIN}),
 })
 
 

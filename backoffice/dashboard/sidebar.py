@@ -56,7 +56,7 @@ MODEL_GROUPS: dict[str, list[tuple[str, str, str]]] = {
     "Compliance": [
         ("Audit entries", "policy", "audit.AuditEntry"),
         ("Audit seals", "verified", "audit.AuditSeal"),
-        ("Admin edit history", "history", "auditlog.LogEntry"),
+        ("Field history", "history", "auditlog.LogEntry"),
         ("Ledger verifications", "task_alt", "ledger.LedgerVerificationRun"),
         ("Fraud rules", "shield", "fraud.Rule"),
         ("Fraud lists", "block", "fraud.ListItem"),
@@ -82,8 +82,9 @@ def _model_may_view(model_label: str) -> Callable:
     return may
 
 
-# Pages (URL name, title, icon, who may open them), placed at the top of their group; the
-# dashboard_* pages other than the overview and gateways come with the lists helper's branch.
+# Pages (URL name, title, icon, who may open them), placed at the top of their group. Who may
+# open a page is what the page itself checks (a queue or dead-letter page opens for whoever
+# may read one of its sections).
 PAGES: dict[str, list[tuple[str, str, str, Callable]]] = {
     "Money": [
         ("admin:dashboard_overview", "Overview", "dashboard", _any_of(Capability.BACKOFFICE_OVERVIEW)),
@@ -92,9 +93,10 @@ PAGES: dict[str, list[tuple[str, str, str, Callable]]] = {
     "Operations": [
         ("admin:dashboard_gateways", "Gateways", "hub", _any_of(Capability.BACKOFFICE_GATEWAYS)),
         ("admin:dashboard_review_queues", "Review queues", "inbox",
-         _any_of(Capability.RECONCILIATION_READ, Capability.REFUND_APPROVE, Capability.FRAUD_REVIEW)),
+         _any_of(Capability.RECONCILIATION_READ, Capability.BACKOFFICE_REFUNDS, Capability.FRAUD_READ)),
         ("admin:dashboard_dead_letters", "Dead letters", "report",
-         _any_of(Capability.INBOX_READ, Capability.WEBHOOK_RESEND, Capability.REFUND_RETRY)),
+         _any_of(Capability.BACKOFFICE_REFUNDS, Capability.SUBSCRIPTION_READ, Capability.WEBHOOK_READ,
+                 Capability.INBOX_READ)),
     ],
     "Compliance": [
         ("admin:dashboard_audit_log", "Audit log", "manage_search", _model_may_view("audit.AuditEntry")),

@@ -23,3 +23,4 @@ from flowpay.settings.audit import *  # noqa: F403
 from flowpay.settings.logging import *  # noqa: F403
 from flowpay.settings.security import *  # noqa: F403
 from flowpay.settings.staff import *  # noqa: F403
+from flowpay.settings.backoffice_pages import *  # noqa: F403  (dashboard lists and exports, issue 12)

@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
-    "backoffice.dashboard.apps.AdminEditHistoryConfig",  # django-auditlog, named apart from FlowPay's audit log
+    "audit.field_history.FieldHistoryConfig",  # django-auditlog, named apart from FlowPay's audit log
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "gateway_events",
     "backoffice",
     "backoffice.dashboard",
+    "backoffice.dashboard.exports",
 ]
 
 MIDDLEWARE = [

@@ -19,7 +19,8 @@ SETTINGS_DIR = ROOT / "flowpay" / "settings"
 DOC = ROOT / "docs" / "configuration.md"
 CODE_SPAN = re.compile(r"`([^`]*)`")
 # Defaults computed from other settings (RUN_DIR, REDIS_URL, DEBUG): the page describes them in words.
-COMPUTED_DEFAULTS = {"FLOWPAY_RUN_DIR", "DATABASE_URL", "CACHE_URL", "CELERY_BROKER_URL", "FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS"}
+COMPUTED_DEFAULTS = {"FLOWPAY_RUN_DIR", "DATABASE_URL", "CACHE_URL", "CELERY_BROKER_URL", "FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS",
+                     "FLOWPAY_EXPORT_DIR"}
 
 
 # --- the settings package, from its source ------------------------------------------------

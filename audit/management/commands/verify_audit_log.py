@@ -8,6 +8,9 @@ seal: seal id, last entry id, entry count, hash, key id and a signature over the
 against the last anchor detects what the database alone cannot show: the newest entries
 removed with their seals (tail truncation), or the whole chain rewritten.
 
+Each run appends its outcome to the log (`audit_log.verify`), which the back office's audit
+log page shows as the chain's last verification.
+
 Exit status (core.cli): 1 when tampering is found, 0 when the log verifies, 2 on a usage
 error (an anchor that does not parse, a file that cannot be read).
 """
@@ -15,7 +18,8 @@ error (an anchor that does not parse, a file that cannot be read).
 from django.core.management.base import CommandParser
 
 from audit.sealing import audit_seal_pending
-from audit.verification import audit_verify, last_anchor_in, parse_anchor
+from audit.verification import audit_verify_recorded, last_anchor_in, parse_anchor
+from core.actors import Actor
 from core.cli import Column, Report, RunbookCommand
 
 
@@ -48,7 +52,7 @@ class Command(RunbookCommand):
         checked_anchor = self._anchor(anchor, anchor_file)
         if seal_first:
             audit_seal_pending()
-        result = audit_verify(anchor=checked_anchor)
+        result = audit_verify_recorded(actor=Actor.system("verify_audit_log"), anchor=checked_anchor)
         report = Report(ok_message="OK: the audit log's entries and hash chain verify.")
         report.add_field("sealsChecked", "Seals checked", result.seals_checked)
         report.add_field("entriesVerified", "Entries verified in sealed ranges", result.entries_verified)
