@@ -351,7 +351,9 @@ class SimulatorGateway:
                                     country=CARD_COUNTRIES.get(token, "US"))
 
     def settlement_records(self, *, start: dt.datetime, end: dt.datetime) -> Iterator[SettlementRecord]:
-        """Its settlement report, with any injected discrepancies (gateways.simulator.settlements)."""
+        """Its settlement report, with any injected discrepancies (gateways.simulator.settlements);
+        the injected faults apply as to any call (an outage makes the report unavailable)."""
+        _apply_faults("settlement_records", self.name)
         return settlement_report(start=start, end=end, name=self.name)
 
     def verify_credentials(self) -> bool:

@@ -148,11 +148,8 @@ def _perturbed(record: SettlementRecord, d: SettlementDiscrepancies) -> Iterator
 
 
 def settlement_report(*, start: dt.datetime, end: dt.datetime, name: str = "simulator") -> Iterator[SettlementRecord]:
-    """The rows of [start, end), oldest first, streamed from the charge store. The simulator's
-    injected faults apply (an outage makes the report unavailable)."""
-    from gateways.simulator.adapter import _apply_faults  # the adapter imports this module
-
-    _apply_faults("settlement_records", name)
+    """The rows of [start, end), oldest first, streamed from the charge store (the adapter
+    applies the simulator's injected faults first: an outage makes the report unavailable)."""
     discrepancies = settlement_discrepancies_get(name)
     charges = SimulatorCharge.objects.filter(
         created_at__gte=start, created_at__lt=end, status__in=[ChargeStatus.SUCCEEDED, ChargeStatus.REFUND],
