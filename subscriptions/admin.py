@@ -8,10 +8,11 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 from unfold.decorators import action
 
-from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, staff_can
 from core.admin import run_per_row as _run_per_row
 from core.admin import staff_actor as _staff_actor
 from core.money import format_minor_units
+from core.permissions import Capability
 from subscriptions.models import Invoice, Plan, RebillCharge, RebillJob, Subscription, SubscriptionSettings
 from subscriptions.services.plans import plan_deactivate
 from subscriptions.services.scheduling import rebill_dispatch, rebill_job_requeue_dead
@@ -99,11 +100,15 @@ class RebillJobAdmin(ReadOnlyModelAdmin):
     search_fields = ["public_id", "invoice__public_id", "subscription__public_id", "lease_owner"]
     actions = ["requeue_dead"]
 
-    @action(description="Re-queue dead jobs")
+    @action(description="Re-queue dead jobs", permissions=["requeue"])
     def requeue_dead(self, request, queryset):
         _run_per_row(self, request, queryset.values_list("pk", "public_id"),
                      lambda pk: rebill_job_requeue_dead(job_id=pk, actor=_staff_actor(request)), "re-queued")
         rebill_dispatch()
+
+    def has_requeue_permission(self, request, obj=None):
+        # The same rule as the dead-letter page's replay (core.permissions).
+        return staff_can(request, Capability.REBILL_REQUEUE)
 
 
 @admin.register(SubscriptionSettings)
