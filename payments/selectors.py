@@ -226,6 +226,23 @@ def transactions_with_unknown_capture_or_void(*, older_than: dt.timedelta | None
     )
 
 
+def transactions_with_unknown_capture_or_void_and_attempt(*, older_than: dt.timedelta | None = None) -> QuerySet[Transaction]:
+    """transactions_with_unknown_capture_or_void, each annotated with its latest unanswered
+    capture or void (one statement however many rows): unanswered_number, unanswered_operation,
+    unanswered_error, unanswered_started_at."""
+    cutoff = timezone.now() - (older_than or stuck_check_threshold())
+    unanswered = PaymentAttempt.objects.filter(
+        unanswered_attempts(cutoff=cutoff), transaction=OuterRef("pk"),
+        operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID],
+    ).order_by("-number")
+    return transactions_with_unknown_capture_or_void(older_than=older_than).annotate(
+        unanswered_number=Subquery(unanswered.values("number")[:1]),
+        unanswered_operation=Subquery(unanswered.values("operation")[:1]),
+        unanswered_error=Subquery(unanswered.values("error_code")[:1]),
+        unanswered_started_at=Subquery(unanswered.values("started_at")[:1]),
+    )
+
+
 def transactions_stuck_with_last_attempt(*, older_than: dt.timedelta | None) -> QuerySet[Transaction]:
     """The stuck transactions (transactions_stuck) annotated with
     their last gateway attempt: last_attempt_number, last_attempt_operation,

@@ -153,6 +153,24 @@ def test_find_stuck_transactions_lists_an_authorized_payment_whose_capture_went_
     assert authorized in text and "capture or void unanswered" in text and "stuck checker settles" in text
 
 
+@pytest.mark.django_db
+def test_find_stuck_transactions_reads_the_unanswered_captures_in_a_fixed_number_of_queries(
+    merchant_a, make_payment, django_assert_max_num_queries,
+):
+    payments = [make_payment(merchant_a, amount=1000 + n, capture_method="manual").public_id for n in range(4)]
+    simulator_faults_set(SimulatorFaults(lost_responses=("capture",)))
+    for public_id in payments:
+        assert merchant_a.client.post(f"{URL}/{public_id}/capture", {}, format="json").status_code == 503
+    simulator_faults_clear()
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=11), tick=False):
+        with django_assert_max_num_queries(6):  # counts and pages of both tables, not one query per row
+            document = run_json("find_stuck_transactions", "--older-than", "10m", expect=1)
+
+    assert sorted(row["id"] for row in document["unknownCapturesAndVoids"]) == sorted(payments)
+    assert {(row["operation"], row["attemptNumber"]) for row in document["unknownCapturesAndVoids"]} == {("capture", 2)}
+
+
 class _ProcessDied(BaseException):
     """The process dying during the gateway call: not an Exception, so nothing on the way
     handles it and no code after the call runs."""

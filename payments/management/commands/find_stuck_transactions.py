@@ -12,12 +12,10 @@ from django.utils import timezone
 
 from core.cli import Column, Report, RunbookCommand, format_duration, parse_duration, positive_int
 from core.money import format_minor_units
-from payments.models import PaymentAttempt
 from payments.selectors import (
     stuck_threshold,
     transactions_stuck_with_last_attempt,
-    transactions_with_unknown_capture_or_void,
-    unanswered_attempts,
+    transactions_with_unknown_capture_or_void_and_attempt,
 )
 
 
@@ -94,19 +92,16 @@ class Command(RunbookCommand):
 
     @staticmethod
     def _unknown_captures_and_voids(*, older_than, limit: int, now) -> tuple[int, list[dict]]:
-        query = transactions_with_unknown_capture_or_void(older_than=older_than)
+        query = transactions_with_unknown_capture_or_void_and_attempt(older_than=older_than)
         total = query.count()
         rows = []
         for txn in query[:limit]:
-            attempt = (PaymentAttempt.objects.filter(unanswered_attempts(cutoff=now - older_than), transaction=txn,
-                                                     operation__in=[PaymentAttempt.Operation.CAPTURE, PaymentAttempt.Operation.VOID])
-                       .order_by("-number").first())
-            age = now - attempt.started_at
+            age = now - txn.unanswered_started_at
             rows.append({
                 "id": txn.public_id, "merchant": txn.merchant.public_id, "amount": txn.amount, "currency": txn.currency,
                 "amountDisplay": format_minor_units(txn.amount, txn.currency), "gateway": txn.gateway or None,
-                "status": txn.status, "operation": attempt.operation, "attemptNumber": attempt.number,
-                "errorCode": attempt.error_code or None, "startedAt": attempt.started_at,
+                "status": txn.status, "operation": txn.unanswered_operation, "attemptNumber": txn.unanswered_number,
+                "errorCode": txn.unanswered_error or None, "startedAt": txn.unanswered_started_at,
                 "ageSeconds": int(age.total_seconds()), "age": format_duration(age),
             })
         return total, rows
