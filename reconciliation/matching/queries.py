@@ -324,7 +324,9 @@ INSERT INTO {items} AS item (
     merchant_id, transaction_id, flowpay_amount, flowpay_currency, gateway_amount, gateway_currency, flowpay_fee,
     gateway_fee, diff, first_run_id, last_run_id, occurrences, note, resolution, resolution_reason, auto_cleared,
     ledger_reference, pending_resolution, pending_reason, created_at, updated_at)
-SELECT 'recitem_' || replace(gen_random_uuid()::text, '-', ''), %(gateway)s, %(settlement_date)s, category, 'open',
+-- The public id: a random UUID's 32 hex digits spelt as letters (0-9 -> g-p), so that no id
+-- holds a run of digits that the card-data guard would take for a card number in a URL.
+SELECT 'recitem_' || translate(replace(gen_random_uuid()::text, '-', ''), '0123456789', 'ghijklmnop'), %(gateway)s, %(settlement_date)s, category, 'open',
        min(kind), local_reference, gateway_reference, coalesce(jsonb_agg(key ORDER BY key) FILTER (WHERE key IS NOT NULL), '[]'),
        min(merchant_id), min(transaction_id),
        CASE WHEN category = 'duplicate_at_gateway' THEN 0 ELSE sum(l_amount) END, coalesce(min(l_currency), ''),
