@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Case, F, Value, When
 
 from core.errors import InsufficientFunds
+from core.lookups import LockedRowsById
 from ledger.models import (
     ACCOUNT_RULES,
     AccountCode,
@@ -231,6 +231,18 @@ def _claim(ltx: LedgerTransaction) -> bool:
     return True
 
 
+TOTALS_COLUMNS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending", "version")
+# Every touched account's new totals in one UPDATE, built once (the ORM's CASE per column
+# cost several times the statement itself on every captured payment).
+_UPDATE_ACCOUNTS_SQL = (
+    f"UPDATE {LedgerAccount._meta.db_table} AS a SET "
+    + ", ".join(f"{c} = v.{c}" for c in TOTALS_COLUMNS)
+    + " FROM (SELECT * FROM unnest(%s::bigint[], " + ", ".join("%s::bigint[]" for _ in TOTALS_COLUMNS)
+    + ") AS u(id, " + ", ".join(TOTALS_COLUMNS) + ")) AS v WHERE a.id = v.id"
+)
+ACCOUNTS_LOCKED = LockedRowsById(LedgerAccount)
+
+
 # Account ids by (merchant, mode, currency, code, gateway), per process: accounts are never
 # deleted, so a known id saves a look-up. Only committed accounts are remembered (on commit):
 # an id another thread created but has not committed yet would be invisible here, and the
@@ -249,8 +261,7 @@ def _lock_accounts(posting: Posting, legs: list[Leg]) -> dict[AccountRef, _Total
     keys = {ref: (posting.merchant_id, posting.livemode, posting.currency, str(ref.code), ref.gateway) for ref in refs}
     known = {ref: _ACCOUNT_IDS.get(key) for ref, key in keys.items()}
     if all(known.values()):
-        rows = LedgerAccount.objects.select_for_update().filter(pk__in=known.values()).order_by("id")
-        by_id = {row.pk: row for row in rows}
+        by_id = {row.pk: row for row in ACCOUNTS_LOCKED.get(known.values())}
         locked = {ref: by_id[pk] for ref, pk in known.items() if pk in by_id and _is(by_id[pk], keys[ref])}
         if len(locked) == len(refs):
             return {ref: _Totals.of(account) for ref, account in locked.items()}
@@ -323,17 +334,13 @@ def _resolve(legs: list[Leg], totals: dict[AccountRef, _Totals]) -> list[LedgerE
     return entries
 
 
+
 def _update_accounts(states: list[_Totals]) -> None:
-    columns = ("debits_posted", "credits_posted", "debits_pending", "credits_pending", "version")
-    if len(states) == 1:
-        state = states[0]
-        LedgerAccount.objects.filter(pk=state.account.pk).update(**{c: getattr(state, c) for c in columns})
-        return
-    LedgerAccount.objects.filter(pk__in=[s.account.pk for s in states]).update(**{
-        column: Case(*[When(pk=s.account.pk, then=Value(getattr(s, column))) for s in states], default=F(column),
-                     output_field=BigIntegerField())
-        for column in columns
-    })
+    params = [[s.account.pk for s in states]] + [[getattr(s, c) for s in states] for c in TOTALS_COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_ACCOUNTS_SQL, params)
+        if cursor.rowcount != len(states):
+            raise RuntimeError(f"ledger accounts updated: {cursor.rowcount} of {len(states)}")
 
 
 def _refusal_message(posting: Posting, ref: AccountRef, state: _Totals, broken: str) -> str:

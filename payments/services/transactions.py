@@ -381,13 +381,15 @@ def _transaction_record_authorization(
     if isinstance(result, GatewayTimeout):
         logger.warning("gateway timeout on authorize; transaction left processing", extra={"transaction": txn.public_id, "gateway": txn.gateway})
     audit_record(actor=actor, action=recorded.action, target=txn, result=recorded.result, details=recorded.details)
-    if txn.status == S.COMPLETED:
-        transaction_post_capture(txn, gateway_fee=result.fee)
     representation = transaction_representation(txn)
     if recorded.announce:
         transaction_announce(txn, representation=representation)
     if idempotency is not None and not isinstance(result, GatewayRequestError):  # that one is answered 400 (released)
         idempotency.complete(txn, representation)
+    # Last before the commit: the posting locks the merchant's ledger accounts, which every
+    # payment of the merchant needs, so they are held for the posting and the commit only.
+    if txn.status == S.COMPLETED:
+        transaction_post_capture(txn, gateway_fee=result.fee)
     return txn
 
 
