@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db import connection, models
+
+from core.lookups import ModelColumns
 
 
 class SimulatorChargeStatus:
@@ -48,10 +49,18 @@ class SimulatorCharge(models.Model):
     @classmethod
     def create_once(cls, *, idempotency_key: str, defaults: dict) -> SimulatorCharge:
         """Create the record, or return the one already made under this key (and count the
-        call): the simulator honours idempotency keys as a PSP does."""
-        try:
-            with transaction.atomic():
-                return cls.objects.create(idempotency_key=idempotency_key, **defaults)
-        except IntegrityError:
-            cls.objects.filter(idempotency_key=idempotency_key).update(call_count=F("call_count") + 1)
-            return cls.objects.get(idempotency_key=idempotency_key)
+        call): the simulator honours idempotency keys as a PSP does. One statement (INSERT …
+        ON CONFLICT DO UPDATE): outside a database transaction it is one by itself."""
+        charge = cls(idempotency_key=idempotency_key, **defaults)
+        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
+        values = [f.get_db_prep_save(f.pre_save(charge, add=True), connection) for f in fields]
+        quote = connection.ops.quote_name
+        returned = ModelColumns(cls, "c", connection)
+        sql = (
+            f"INSERT INTO {quote(cls._meta.db_table)} AS c ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('idempotency_key')}) "
+            f"DO UPDATE SET {quote('call_count')} = c.{quote('call_count')} + 1 RETURNING {returned.sql}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return returned.instance(cursor.fetchone(), using=connection.alias)
