@@ -13,6 +13,7 @@ one payment impossible.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -427,7 +428,7 @@ def transaction_capture(*, transaction_id: int, amount: int | None, actor: Actor
     txn, attempt = _capture_begin(transaction_id=transaction_id, amount=amount)
     result = _call_gateway(txn=txn, attempt=attempt, operation="capture", call=lambda gateway: gateway.capture(
         reference=txn.gateway_reference, amount=attempt.amount, idempotency_key=attempt.idempotency_key))
-    txn, error = _capture_finish(transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
+    txn, error = _operation_finish(operation=CAPTURE, transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
     if error is not None:
         raise error
     return txn
@@ -449,38 +450,20 @@ def _capture_begin(*, transaction_id: int, amount: int | None) -> tuple[Transact
     return txn, _attempt_start(txn=txn, operation=PaymentAttempt.Operation.CAPTURE, amount=amount)
 
 
-@transaction.atomic
-def _capture_finish(*, transaction_id: int, attempt_id: int, result: OperationResult | GatewayError, actor: Actor):
-    txn = Transaction.objects.select_for_update().get(pk=transaction_id)
-    attempt = PaymentAttempt.objects.get(pk=attempt_id)
-    amount = attempt.amount
-    if isinstance(result, GatewayError):
-        _attempt_finish(attempt, outcome=_error_outcome(result), error_code=result.code, message=str(result))
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.code})
-        return txn, _api_error_for(result, txn)
-    if not result.succeeded:
-        _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, result="failure", details={"amount": amount, "error": result.error_code})
-        return txn, InvalidState(f"The gateway refused the capture: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
-    _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
-    if not can_proceed(txn.capture):
-        # The stuck checker settled the payment from the gateway's record while the answer
-        # was on its way (it took this call for lost): the record already says what happened.
-        return txn, None
-    txn.capture(amount=result.amount or amount, now=timezone.now())
-    txn.save()
-    audit_record(actor=actor, action=AuditAction.TRANSACTION_CAPTURE, target=txn, details={"amount": txn.amount_captured})
-    transaction_announce(txn)
+def _capture_apply(txn: Transaction, *, attempt: PaymentAttempt, result: OperationResult) -> dict:
+    txn.capture(amount=result.amount or attempt.amount, now=timezone.now())
+    return {"amount": txn.amount_captured}
+
+
+def _capture_post(txn: Transaction, *, result: OperationResult) -> None:
     transaction_post_capture(txn, gateway_fee=result.fee)
-    payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
-    return txn, None
 
 
 def transaction_cancel(*, transaction_id: int, actor: Actor) -> Transaction:
     txn, attempt = _cancel_begin(transaction_id=transaction_id)
     result = _call_gateway(txn=txn, attempt=attempt, operation="void", call=lambda gateway: gateway.void(
         reference=txn.gateway_reference, idempotency_key=attempt.idempotency_key))
-    txn, error = _cancel_finish(transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
+    txn, error = _operation_finish(operation=VOID, transaction_id=transaction_id, attempt_id=attempt.pk, result=result, actor=actor)
     if error is not None:
         raise error
     return txn
@@ -498,25 +481,60 @@ def _cancel_begin(*, transaction_id: int) -> tuple[Transaction, PaymentAttempt]:
     return txn, _attempt_start(txn=txn, operation=PaymentAttempt.Operation.VOID, amount=txn.amount)
 
 
+def _cancel_apply(txn: Transaction, *, attempt: PaymentAttempt, result: OperationResult) -> dict:
+    txn.cancel(now=timezone.now())
+    return {}
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """What recording the answer to a capture or a void differs in."""
+
+    action: AuditAction
+    name: str  # in the refusal's message: "the capture", "the cancellation"
+    transition: str  # the Transaction's FSM transition applied on success
+    failure_details: Callable[[PaymentAttempt], dict]
+    apply: Callable[..., dict]  # applies the transition; the success entry's details
+    post: Callable[..., None] | None = None  # the ledger posting of the movement
+
+
+CAPTURE = _Operation(action=AuditAction.TRANSACTION_CAPTURE, name="capture", transition="capture",
+                     failure_details=lambda attempt: {"amount": attempt.amount}, apply=_capture_apply, post=_capture_post)
+VOID = _Operation(action=AuditAction.TRANSACTION_CANCEL, name="cancellation", transition="cancel",
+                  failure_details=lambda attempt: {}, apply=_cancel_apply)
+
+
 @transaction.atomic
-def _cancel_finish(*, transaction_id: int, attempt_id: int, result: OperationResult | GatewayError, actor: Actor):
+def _operation_finish(
+    *, operation: _Operation, transaction_id: int, attempt_id: int, result: OperationResult | GatewayError, actor: Actor,
+) -> tuple[Transaction, Exception | None]:
+    """Record the gateway's answer to a capture or void under the transaction's row lock:
+    the attempt's outcome, then, on success, the transition, its audit entry, the merchant's
+    event and the ledger posting. Returns the transaction and the error to raise, if any."""
     txn = Transaction.objects.select_for_update().get(pk=transaction_id)
     attempt = PaymentAttempt.objects.get(pk=attempt_id)
     if isinstance(result, GatewayError):
         _attempt_finish(attempt, outcome=_error_outcome(result), error_code=result.code, message=str(result))
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.code})
+        audit_record(actor=actor, action=operation.action, target=txn, result="failure",
+                     details={**operation.failure_details(attempt), "error": result.code})
         return txn, _api_error_for(result, txn)
     if not result.succeeded:
         _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.ERROR, error_code=result.error_code or "", message=result.message)
-        audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn, result="failure", details={"error": result.error_code})
-        return txn, InvalidState(f"The gateway refused the cancellation: {result.message}", code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
+        audit_record(actor=actor, action=operation.action, target=txn, result="failure",
+                     details={**operation.failure_details(attempt), "error": result.error_code})
+        return txn, InvalidState(f"The gateway refused the {operation.name}: {result.message}",
+                                 code=error_code_for(result.error_code or ErrorCode.INVALID_STATE))
     _attempt_finish(attempt, outcome=PaymentAttempt.Outcome.SUCCEEDED, reference=result.reference)
-    if not can_proceed(txn.cancel):
-        return txn, None  # settled meanwhile from the gateway's record (see _capture_finish)
-    txn.cancel(now=timezone.now())
+    if not can_proceed(getattr(txn, operation.transition)):
+        # The stuck checker settled the payment from the gateway's record while the answer
+        # was on its way (it took this call for lost): the record already says what happened.
+        return txn, None
+    details = operation.apply(txn, attempt=attempt, result=result)
     txn.save()
-    audit_record(actor=actor, action=AuditAction.TRANSACTION_CANCEL, target=txn)
+    audit_record(actor=actor, action=operation.action, target=txn, details=details or None)
     transaction_announce(txn)
+    if operation.post is not None:
+        operation.post(txn, result=result)
     payments_processed.labels(gateway=txn.gateway, status=txn.status).inc()
     return txn, None
 
