@@ -175,6 +175,7 @@ class AuditAction(StrEnum):
     EXPORT_REQUEST = "export.request"
     EXPORT_COMPLETE = "export.complete"
     EXPORT_DOWNLOAD = "export.download"
+    EXPORT_EXPIRE = "export.expire"
 
 
 def audit_action_checked(action: object) -> AuditAction:

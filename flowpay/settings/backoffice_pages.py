@@ -13,6 +13,11 @@ FLOWPAY_EXPORT_CHUNK_ROWS = env.int("FLOWPAY_EXPORT_CHUNK_ROWS", default=2000)
 FLOWPAY_EXPORT_DIR = Path(env.str("FLOWPAY_EXPORT_DIR", default=str(RUN_DIR / "exports")))
 # The queue of the export task (a worker must consume it; `default` is consumed by every worker).
 FLOWPAY_EXPORT_QUEUE = env.str("FLOWPAY_EXPORT_QUEUE", default="default")
+# A written export's file is deleted this many days after it was finished (the export is then
+# `expired`); files exports may hold customers' data, so they are not kept for ever.
+FLOWPAY_EXPORT_RETENTION_DAYS = env.int("FLOWPAY_EXPORT_RETENTION_DAYS", default=7)
+# The nightly removal of expired export files, at minute 15 of this hour (UTC).
+FLOWPAY_EXPORT_EXPIRY_HOUR_UTC = env.int("FLOWPAY_EXPORT_EXPIRY_HOUR_UTC", default=2)
 
 # The review queues list chargebacks whose evidence is due within this many days.
 FLOWPAY_CHARGEBACK_DUE_SOON_DAYS = env.int("FLOWPAY_CHARGEBACK_DUE_SOON_DAYS", default=7)

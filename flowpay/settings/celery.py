@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 
+from flowpay.settings.backoffice_pages import FLOWPAY_EXPORT_EXPIRY_HOUR_UTC
 from flowpay.settings.base import RUN_DIR, env
 from flowpay.settings.dashboard import FLOWPAY_DASHBOARD_ROLLUP_INTERVAL_SECONDS, FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC
 from flowpay.settings.database import REDIS_URL
@@ -134,5 +135,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "dashboard-rollup-settle": {
         "task": "dashboard.rollup_settle", "schedule": crontab(minute=30, hour=FLOWPAY_DASHBOARD_ROLLUP_SETTLE_HOUR_UTC),
+    },
+    # Export files past FLOWPAY_EXPORT_RETENTION_DAYS deleted (backoffice.dashboard.exports).
+    "dashboard-exports-expire": {
+        "task": "dashboard.exports_expire", "schedule": crontab(minute=15, hour=FLOWPAY_EXPORT_EXPIRY_HOUR_UTC),
     },
 }

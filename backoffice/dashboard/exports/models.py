@@ -16,6 +16,7 @@ class ExportStatus(models.TextChoices):
     RUNNING = "running"
     READY = "ready"
     FAILED = "failed"
+    EXPIRED = "expired"  # was ready; its file deleted after the retention period
 
 
 class ExportJob(models.Model):

@@ -36,6 +36,7 @@ from core.actors import Actor
 from core.errors import InvalidRequest, NotFound
 
 EXPORT_TASK_ACTOR = "dashboard.export_csv"
+EXPIRY_TASK_ACTOR = "dashboard.exports_expire"
 
 
 class _Line:
@@ -171,3 +172,42 @@ def export_job_download(*, public_id: str, user, actor: Actor) -> ExportJob:
     audit_record(actor=actor, action=AuditAction.EXPORT_DOWNLOAD, target=job,
                  details={"list": job.model_label, "rows": job.row_count})
     return job
+
+
+def exports_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire the ready exports finished more than FLOWPAY_EXPORT_RETENTION_DAYS ago: each is
+    marked `expired` by a conditional UPDATE (a download under way keeps the file it opened;
+    a second expiry run finds nothing) and audited, and its file deleted once that commits.
+    Also deletes the `.partial` files that workers which died mid-export left, once older
+    than twice the export task's time limit. Returns the number of exports expired."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.FLOWPAY_EXPORT_RETENTION_DAYS)
+    actor = Actor.worker(EXPIRY_TASK_ACTOR)
+    expired = 0
+    due = ExportJob.objects.filter(status=ExportStatus.READY, finished_at__lt=cutoff).values_list("pk", flat=True)
+    for export_id in list(due.iterator()):
+        with transaction.atomic():
+            if not ExportJob.objects.filter(pk=export_id, status=ExportStatus.READY).update(status=ExportStatus.EXPIRED):
+                continue
+            job = ExportJob.objects.get(pk=export_id)
+            audit_record(actor=actor, action=AuditAction.EXPORT_EXPIRE, target=job, details={
+                "list": job.model_label, "rows": job.row_count, "finished_at": job.finished_at.isoformat(),
+                "retention_days": settings.FLOWPAY_EXPORT_RETENTION_DAYS,
+            })
+            path = export_file_path(job)
+            transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
+        expired += 1
+    _partial_files_remove(older_than=now - dt.timedelta(seconds=2 * EXPORT_TASK_TIME_LIMIT_SECONDS))
+    return expired
+
+
+def _partial_files_remove(*, older_than: dt.datetime) -> None:
+    directory = settings.FLOWPAY_EXPORT_DIR
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.partial"):
+        try:
+            if path.stat().st_mtime < older_than.timestamp():
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # removed meanwhile (its export finished or failed)

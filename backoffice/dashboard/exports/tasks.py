@@ -13,3 +13,10 @@ def export_csv_task(export_id: int) -> None:
     from backoffice.dashboard.exports.services import export_job_run
 
     export_job_run(export_id=export_id)
+
+
+@shared_task(name="dashboard.exports_expire", ignore_result=True, time_limit=1800, soft_time_limit=1700)
+def exports_expire_task() -> None:
+    from backoffice.dashboard.exports.services import exports_expire
+
+    exports_expire()

@@ -62,6 +62,7 @@ def exports_page(request, admin_site):
         "title": "Exports",
         "jobs": export_jobs_of(request.user),
         "stream_max_rows": settings.FLOWPAY_EXPORT_STREAM_MAX_ROWS,
+        "retention_days": settings.FLOWPAY_EXPORT_RETENTION_DAYS,
     }
     return TemplateResponse(request, "admin/dashboard/exports.html", context)
 
