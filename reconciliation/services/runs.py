@@ -154,8 +154,9 @@ def _run_in_transaction(
         if file is not None:
             fmt = gateway_named(window.gateway).settlement_file_format
             loaded = staging.load_file(cursor, file, fmt, name=file_name or "the file")
+            gateway_rows = loaded.rows
         else:
-            staging.load_spool(cursor, spool)
+            gateway_rows = staging.load_spool(cursor, spool)
         attempt = (ReconciliationRun.objects.filter(gateway=window.gateway, settlement_date=window.settlement_date)
                    .aggregate(last=Max("attempt"))["last"] or 0) + 1
         run = ReconciliationRun.objects.create(
@@ -171,7 +172,7 @@ def _run_in_transaction(
                 outcome = match_day(
                     cursor, window=window, run_id=run.pk, now=now, settlement_delay=settlement_delay(window.gateway),
                     match_window_seconds=settings.FLOWPAY_RECONCILIATION_MATCH_WINDOW_SECONDS,
-                    recorded_fees=recorded_fees_sql(gateway=window.gateway),
+                    recorded_fees=recorded_fees_sql(gateway=window.gateway), gateway_rows=gateway_rows,
                 )
         except DataError as exc:
             if loaded is None:
