@@ -233,7 +233,8 @@ def _count_mismatches(gateway: str, outcome: MatchOutcome) -> None:
 
 def report_of_run(run: ReconciliationRun, *, window: DayWindow | None = None, already_reconciled: bool = False) -> RunReport:
     window = window or day_window(gateway=run.gateway, settlement_date=run.settlement_date, time_zone=run.time_zone)
-    items = run.items.select_related("merchant").order_by("category", "pk")
+    # Every relation the item's rendering reads, in the one query (not one query per item).
+    items = run.items.select_related("merchant", "first_run", "last_run", "resolved_by").order_by("category", "pk")
     limit = settings.FLOWPAY_RECONCILIATION_REPORT_ITEMS
     return RunReport(
         window=window, run=run, counts=dict(run.counts), totals=dict(run.totals),
