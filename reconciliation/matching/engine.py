@@ -24,8 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from psycopg import sql
-
 from payments.models import PaymentAttempt, Transaction
 from reconciliation.matching import queries
 from reconciliation.models import Category, ReconciliationItem
@@ -80,24 +78,15 @@ def _tables() -> dict[str, str]:
     }
 
 
-def _literal(cursor, value) -> str:
-    return sql.Literal(value).as_string(cursor.cursor.connection)
-
-
 def match_day(
     cursor, *, window: DayWindow, run_id: int, now: dt.datetime, settlement_delay: dt.timedelta,
-    match_window_seconds: int, recorded_fees: tuple[str, dict] | None,
+    match_window_seconds: int, recorded_fees: tuple[str, dict] | None, gateway_rows: int,
 ) -> MatchOutcome:
-    """Match recon_g against FlowPay's day and upsert the items of run `run_id`."""
+    """Match recon_g (`gateway_rows` rows) against FlowPay's day and upsert the items of run `run_id`."""
     tables = _tables()
     params = {"day_start": window.day_start, "day_end": window.day_end, "gateway": window.gateway,
               "window": match_window_seconds, "due_before": now - settlement_delay, "run_id": run_id, "now": now,
               "settlement_date": window.settlement_date}
-    cursor.execute(queries.LOCAL_RECORDS.format(
-        transactions=tables["transactions"], refunds=tables["refunds"], gateway=_literal(cursor, window.gateway),
-        day_start=_literal(cursor, window.day_start), day_end=_literal(cursor, window.day_end),
-    ))
-    cursor.execute("ANALYZE recon_l")
     cursor.execute(queries.WORK_TABLE)
     fee_column, fee_join = "NULL::bigint", ""
     if recorded_fees is not None:
@@ -105,13 +94,9 @@ def match_day(
         params.update(fees_params)
         fee_column = "f.fee"
         fee_join = f"LEFT JOIN ({fees_sql}) f ON l.local_type = 'transaction' AND f.transaction_id = l.local_id"
-    cursor.execute(queries.JOIN_BY_REFERENCE.format(fee_column=fee_column, fee_join=fee_join), params)
-    gateway_totals = [row[:5] for row in cursor.fetchall()]
-    cursor.execute(queries.KEPT_ROWS_DETAILS)
-    cursor.execute(queries.GATEWAY_ROWS_READ)
-    gateway_rows = cursor.fetchone()[0]
-    cursor.execute(queries.MATCHED_BY_JOIN)
-    matched_by_join = cursor.fetchone()[0]
+    join = _join_by_reference(cursor, params=params, tables=tables, fee_column=fee_column, fee_join=fee_join)
+    cursor.execute(queries.RECORDS_KEPT)
+    matched_by_join = join.local_records - cursor.fetchone()[0]
     _settle_leftovers(cursor, params=params, tables=tables, recorded_fees=recorded_fees)
     cursor.execute(queries.CLASSIFY, params)
     cursor.execute(queries.PARENT_STATUS_DIFF)
@@ -126,10 +111,50 @@ def match_day(
         counts[category] += 1
         if inserted:
             new_items[category] += 1
-    cursor.execute(queries.LOCAL_TOTALS)
-    totals, local_records = _totals(gateway_totals, cursor.fetchall())
+    totals, local_records = _totals(join.gateway_totals, join.local_totals)
     return MatchOutcome(counts=counts, new_items=dict(new_items), awaiting_settlement=found.get("awaiting", 0),
                         gateway_rows=gateway_rows, local_records=local_records, totals=totals)
+
+
+@dataclass
+class _Join:
+    gateway_totals: list[tuple]  # (currency, kind, count, gross, fee) of the rows of D
+    local_totals: list[tuple]  # (currency, kind, count, gross) of FlowPay's records of D
+    local_records: int
+
+
+def _join_by_reference(cursor, *, params: dict, tables: dict, fee_column: str, fee_join: str) -> _Join:
+    """The reference join (queries.JOIN_BY_REFERENCE): its direct form, and its careful form
+    when the direct one joined a record to more than one row or read a partial-capture
+    reversal (recon_jx is emptied first: the careful form keeps the same rows and more)."""
+    for form in (queries.GATEWAY_ROWS_DIRECT, queries.GATEWAY_ROWS_CAREFUL):
+        # The day's rows carry no statistics (they are read through the view's expressions), so
+        # the planner guesses millions of groups and sorts them on disk, where one pass
+        # hashing FlowPay's day and a handful of groups does: for this statement only.
+        cursor.execute(queries.HASHED_PLANS)
+        cursor.execute(queries.JOIN_BY_REFERENCE.format(
+            gateway_rows=form, fee_column=fee_column, fee_join=fee_join, **tables), params)
+        # (side, currency, kind, in_day, count, gross, fee, pairs, local_only)
+        rows = cursor.fetchall()
+        cursor.execute(queries.DEFAULT_PLANS)
+        gateway = [row[1:] for row in rows if row[0] == "gateway"]
+        local_totals = [row[1:3] + row[4:6] for row in rows if row[0] == "flowpay"]
+        local_records = sum(count for _, _, count, _ in local_totals)
+        # Every record appears once in the join's output unless rows shared its reference.
+        appearances = sum(pairs + local_only for *_, pairs, local_only in gateway)
+        reversals = sum(count for _, kind, _, count, *_ in gateway if kind == "partial_capture_reversal")
+        if form is queries.GATEWAY_ROWS_CAREFUL or (appearances == local_records and not reversals):
+            break
+        cursor.execute("DELETE FROM recon_jx")
+    for statement in queries.KEPT_ROWS_DETAILS:
+        cursor.execute(statement.format(**tables))
+    if form is queries.GATEWAY_ROWS_DIRECT:
+        cursor.execute(queries.MARK_DUPLICATED_KEPT)
+    # What is left is small (the discrepancies); its statistics let the later passes hash
+    # their self-joins instead of nesting loops over it.
+    cursor.execute("ANALYZE recon_jx")
+    gateway_totals = [(currency, kind, count, gross, fee) for currency, kind, in_day, count, gross, fee, *_ in gateway if in_day]
+    return _Join(gateway_totals=gateway_totals, local_totals=local_totals, local_records=local_records)
 
 
 def _settle_leftovers(cursor, *, params: dict, tables: dict, recorded_fees: tuple[str, dict] | None) -> None:

@@ -2,36 +2,33 @@
 
 Relations (temporary, one run):
 - recon_g: the gateway's rows of D-1 … D+1 (reconciliation.matching.staging);
-- recon_l: FlowPay's side of day D: payments captured and refunds succeeded on D at
-  the gateway, with their signed effect on the balance (a refund is negative);
 - recon_jx: what the reference join could not settle: gateway rows of D without a FlowPay
   record, FlowPay records of D without a gateway row, pairs that differ; the later passes
   work on it alone, so they cost what the discrepancies cost, not what the day costs.
-Parameters are named (`%(day_start)s`); literals baked into the views are quoted by the
-database driver (reconciliation.matching.engine).
+Parameters are named (`%(day_start)s`).
 """
 
 MATCHABLE_KINDS = "('charge', 'refund', 'dispute', 'dispute_reversal')"
 CAPTURED = "('completed', 'partially_refunded', 'refunded')"
 
+# FlowPay's side of day D, as narrow as the reference join needs it (the rest of a record
+# is read for the records the join keeps, by primary key): read once by the join and once
+# for the day's totals, in one statement (one snapshot).
 LOCAL_RECORDS = """
-CREATE TEMP TABLE recon_l AS
-SELECT 'charge'::text AS kind, 'transaction'::text AS local_type, t.id AS local_id, t.public_id, t.merchant_id,
-       t.id AS transaction_id, t.gateway_reference AS reference, t.amount_captured AS amount, t.currency,
-       t.finalized_at AS settled_at, t.status::text AS status
+SELECT 'charge'::text AS kind, 'transaction'::text AS local_type, t.id AS local_id, t.gateway_reference AS reference,
+       t.amount_captured AS amount, t.currency, t.status::text AS status
 FROM {transactions} t
-WHERE t.gateway = {gateway} AND t.status IN """ + CAPTURED + """ AND t.finalized_at >= {day_start} AND t.finalized_at < {day_end}
+WHERE t.gateway = %(gateway)s AND t.status IN """ + CAPTURED + """ AND t.finalized_at >= %(day_start)s AND t.finalized_at < %(day_end)s
 UNION ALL
-SELECT 'refund', 'refund', r.id, r.public_id, r.merchant_id, r.transaction_id, r.gateway_reference, -r.amount, r.currency,
-       r.succeeded_at, r.status::text
+SELECT 'refund', 'refund', r.id, r.gateway_reference, -r.amount, r.currency, r.status::text
 FROM {refunds} r
-WHERE r.gateway = {gateway} AND r.status = 'succeeded' AND r.refund_to_original_method
-  AND r.succeeded_at >= {day_start} AND r.succeeded_at < {day_end}
+WHERE r.gateway = %(gateway)s AND r.status = 'succeeded' AND r.refund_to_original_method
+  AND r.succeeded_at >= %(day_start)s AND r.succeeded_at < %(day_end)s
 """
 
 WORK_TABLE = """
 CREATE TEMP TABLE recon_jx (
-    row_no bigint, key text, reference text, parent_reference text, kind text, amount bigint, fee bigint,
+    raw_tid tid, row_no bigint, key text, reference text, parent_reference text, kind text, amount bigint, fee bigint,
     currency text, created timestamptz, status text, flowpay_reference text, idempotency_key text,
     in_day boolean NOT NULL DEFAULT false, duplicated boolean NOT NULL DEFAULT false,
     local_type text, local_id bigint, public_id text, merchant_id bigint, transaction_id bigint, l_reference text,
@@ -59,68 +56,109 @@ def status_agrees(*, kind: str, gateway_status: str, local_status: str) -> str:
     ELSE true END)"""
 
 
-# The reference join, FlowPay's records of D against every gateway row, in one statement so
-# that the gateway's rows are read (and a file's values translated) once, carrying only the
-# columns it compares: it keeps in
-# recon_jx only what it cannot settle (pairs that differ, rows without a record, records
-# without a row), and answers the day's totals per currency and kind, the rows kept and the
-# rows read. A reference listed more than once (balance-affecting, of a kind FlowPay
-# records) is never a clean match; a partial-capture reversal is added to its charge.
-JOIN_BY_REFERENCE = """
-WITH g AS MATERIALIZED (
-    SELECT row_no, reference, kind, amount, fee, currency, status,
+# The reference join: FlowPay's records of D against every gateway row, in one statement,
+# so that the gateway's rows are read (and a file's values translated) once and FlowPay's
+# day is hashed once, carrying only the columns it compares. It keeps in recon_jx only what
+# it cannot settle (pairs that differ, rows without a record, records without a row), the
+# rest of their columns read for them alone (a gateway row by its tuple id, a record by its
+# primary key), and answers the day's totals per currency and kind on both sides and the
+# counts that tell whether a record was joined to more than one row.
+#
+# A reference listed more than once (balance-affecting, of a kind FlowPay records) is never
+# a clean match, and a partial-capture reversal is added to its charge: GATEWAY_ROWS_CAREFUL
+# finds both with two more passes over the rows. GATEWAY_ROWS_DIRECT reads the rows once and
+# assumes neither; the engine checks afterwards, from the counts of the same statement, that
+# no record was joined twice and no reversal was read, and otherwise runs the careful form.
+# Its equalities over a million values are made in the "C" collation (see staging._kind).
+GATEWAY_ROWS_DIRECT = """
+gs AS (
+    SELECT row_no, raw_tid, reference, kind, amount, amount AS match_amount, fee, currency, status,
+           false AS duplicated, CASE WHEN kind COLLATE "C" IN """ + MATCHABLE_KINDS + """ THEN kind END AS match_kind,
+           (created >= %(day_start)s AND created < %(day_end)s) AS in_day
+    FROM recon_g WHERE balance_affecting
+    OFFSET 0
+)"""
+GATEWAY_ROWS_CAREFUL = """
+g AS MATERIALIZED (
+    SELECT row_no, raw_tid, reference, kind, amount, fee, currency, status,
            (created >= %(day_start)s AND created < %(day_end)s) AS in_day
     FROM recon_g WHERE balance_affecting
 ),
 dups AS (SELECT kind, reference FROM g WHERE kind IN """ + MATCHABLE_KINDS + """ GROUP BY kind, reference HAVING count(*) > 1),
 reversals AS (SELECT reference, sum(amount) AS amount FROM g WHERE kind = 'partial_capture_reversal' GROUP BY reference),
 gs AS (
-    SELECT g.row_no, g.reference, g.kind, g.amount + coalesce(p.amount, 0) AS amount, g.fee, g.currency, g.status,
-           g.in_day, (d.reference IS NOT NULL) AS duplicated
+    SELECT g.row_no, g.raw_tid, g.reference, g.kind, g.amount, g.amount + coalesce(p.amount, 0) AS match_amount, g.fee,
+           g.currency, g.status, (d.reference IS NOT NULL) AS duplicated,
+           CASE WHEN g.kind COLLATE "C" IN """ + MATCHABLE_KINDS + """ THEN g.kind END AS match_kind, g.in_day
     FROM g
     LEFT JOIN reversals p ON g.kind = 'charge' AND p.reference = g.reference
     LEFT JOIN dups d ON d.kind = g.kind AND d.reference = g.reference
-    WHERE g.kind IN """ + MATCHABLE_KINDS + """
-),
+)"""
+_KEPT = ["raw_tid", "row_no", "l_kind", "local_type", "local_id", "match_amount", "in_day", "duplicated", "recorded_fee"]
+JOIN_BY_REFERENCE = """
+WITH l AS NOT MATERIALIZED (""" + LOCAL_RECORDS + """),
+{gateway_rows},
 j AS (
-    SELECT gs.*, l.kind AS l_kind, l.local_type, l.local_id, l.public_id, l.merchant_id, l.transaction_id,
-           l.reference AS l_reference, l.amount AS l_amount, l.currency AS l_currency, l.settled_at,
-           l.status AS l_status, {fee_column} AS recorded_fee,
+    SELECT gs.row_no, gs.raw_tid, gs.kind, gs.match_kind, gs.amount, gs.match_amount, gs.fee, gs.currency, gs.in_day,
+           gs.duplicated, l.kind AS l_kind, l.local_type, l.local_id, {fee_column} AS recorded_fee,
            coalesce(gs.row_no IS NOT NULL AND l.local_id IS NOT NULL AND NOT gs.duplicated
-                    AND gs.currency = l.currency AND gs.amount = l.amount
+                    AND gs.currency = l.currency COLLATE "C" AND gs.match_amount = l.amount
                     AND """ + status_agrees(kind="gs.kind", gateway_status="gs.status", local_status="l.status") + """
                     AND ({fee_column} IS NULL OR gs.fee IS NULL OR {fee_column} = gs.fee), false) AS clean
-    FROM gs FULL OUTER JOIN recon_l l ON gs.kind = l.kind AND gs.reference = nullif(l.reference, '')
+    FROM gs FULL OUTER JOIN l ON gs.match_kind = l.kind COLLATE "C" AND gs.reference = nullif(l.reference, '') COLLATE "C"
     {fee_join}
 ),
+found AS MATERIALIZED (
+    SELECT currency, kind, in_day, count(row_no) AS n_rows, sum(amount) AS gross, sum(fee) AS fee,
+           count(*) FILTER (WHERE row_no IS NOT NULL AND local_id IS NOT NULL) AS pairs,
+           count(*) FILTER (WHERE row_no IS NULL) AS local_only,
+           """ + ",\n           ".join(f"array_agg({c}) FILTER (WHERE keep) AS k_{c}" for c in _KEPT) + """
+    FROM (SELECT *, NOT clean AND (row_no IS NULL OR match_kind IS NOT NULL) AS keep FROM j OFFSET 0) j
+    GROUP BY currency, kind, in_day
+),
 kept AS (
-    INSERT INTO recon_jx (row_no, reference, kind, amount, fee, currency, status, in_day, duplicated, local_type,
-                          local_id, public_id, merchant_id, transaction_id, l_reference, l_amount, l_currency,
-                          settled_at, l_status, recorded_fee, in_l, from_join, method)
-    SELECT row_no, reference, coalesce(kind, l_kind), amount, fee, currency, status, coalesce(in_day, false),
-           coalesce(duplicated, false), local_type, local_id, public_id, merchant_id, transaction_id, l_reference,
-           l_amount, l_currency, settled_at, l_status, recorded_fee, local_id IS NOT NULL,
-           row_no IS NOT NULL AND local_id IS NOT NULL,
-           CASE WHEN row_no IS NOT NULL AND local_id IS NOT NULL THEN 'reference' END
-    FROM j WHERE NOT clean
-    RETURNING 1
+    INSERT INTO recon_jx (raw_tid, row_no, kind, local_type, local_id, amount, in_day, duplicated, recorded_fee, in_l,
+                          from_join, method)
+    SELECT k.raw_tid, k.row_no, k.l_kind, k.local_type, k.local_id, k.match_amount, coalesce(k.in_day, false),
+           coalesce(k.duplicated, false), k.recorded_fee, k.local_id IS NOT NULL,
+           k.row_no IS NOT NULL AND k.local_id IS NOT NULL,
+           CASE WHEN k.row_no IS NOT NULL AND k.local_id IS NOT NULL THEN 'reference' END
+    FROM found f
+    CROSS JOIN LATERAL unnest(""" + ", ".join(f"f.k_{c}" for c in _KEPT) + """) AS k(""" + ", ".join(_KEPT) + """)
 )
-SELECT currency, kind, count(*), sum(amount), sum(fee), (SELECT count(*) FROM kept) FROM g
-WHERE in_day GROUP BY currency, kind
+SELECT 'gateway', currency, kind, in_day, n_rows, gross, fee, pairs, local_only FROM found
+UNION ALL
+SELECT 'flowpay', currency, kind, NULL, count(*), sum(amount), NULL, NULL, NULL FROM l GROUP BY currency, kind
 """
-# The rest of the kept gateway rows (the join carries only what it compares): their keys,
-# times, parents and the FlowPay ids they echo, read for those rows alone.
-KEPT_ROWS_DETAILS = """
-UPDATE recon_jx j SET key = g.key, created = g.created, parent_reference = g.parent_reference,
-    flowpay_reference = g.flowpay_reference, idempotency_key = g.idempotency_key
-FROM recon_g g WHERE g.row_no = j.row_no
+# The rest of the kept rows' columns, read for them alone: a gateway row by its tuple id, a
+# FlowPay record by its primary key (recon_jx.kind is the record's until the row's is read).
+KEPT_ROWS_DETAILS = [
+    """UPDATE recon_jx j SET key = g.key, reference = g.reference, parent_reference = g.parent_reference, kind = g.kind,
+        fee = g.fee, currency = g.currency, created = g.created, status = g.status, flowpay_reference = g.flowpay_reference,
+        idempotency_key = g.idempotency_key
+    FROM recon_g g WHERE j.raw_tid IS NOT NULL AND g.raw_tid = j.raw_tid""",
+    """UPDATE recon_jx j SET public_id = t.public_id, merchant_id = t.merchant_id, transaction_id = t.id,
+        l_reference = t.gateway_reference, l_amount = t.amount_captured, l_currency = t.currency, settled_at = t.finalized_at,
+        l_status = t.status
+    FROM {transactions} t WHERE j.local_type = 'transaction' AND t.id = j.local_id""",
+    """UPDATE recon_jx j SET public_id = r.public_id, merchant_id = r.merchant_id, transaction_id = r.transaction_id,
+        l_reference = r.gateway_reference, l_amount = -r.amount, l_currency = r.currency, settled_at = r.succeeded_at,
+        l_status = r.status
+    FROM {refunds} r WHERE j.local_type = 'refund' AND r.id = j.local_id""",
+]
+HASHED_PLANS = "SET LOCAL enable_mergejoin = off; SET LOCAL enable_sort = off"
+DEFAULT_PLANS = "SET LOCAL enable_mergejoin TO DEFAULT; SET LOCAL enable_sort TO DEFAULT"
+# Rows of one reference the direct join kept (FlowPay has no record of it, or the pair
+# differs): the careful form's `duplicated`, for those rows alone.
+MARK_DUPLICATED_KEPT = """
+UPDATE recon_jx j SET duplicated = true FROM (
+    SELECT kind, reference FROM recon_jx WHERE row_no IS NOT NULL AND kind IN """ + MATCHABLE_KINDS + """
+    GROUP BY kind, reference HAVING count(*) > 1
+) d
+WHERE j.row_no IS NOT NULL AND j.kind = d.kind AND j.reference = d.reference
 """
-# Pairs the join found clean: every record of D that is not in recon_jx.
-MATCHED_BY_JOIN = """
-SELECT (SELECT count(*) FROM recon_l)
-     - (SELECT count(*) FROM (SELECT DISTINCT local_type, local_id FROM recon_jx WHERE local_id IS NOT NULL) d)
-"""
-GATEWAY_ROWS_READ = "SELECT count(*) FROM recon_g"
+# Records of D that are in recon_jx: the others were paired clean by the join.
+RECORDS_KEPT = "SELECT count(*) FROM (SELECT DISTINCT local_type, local_id FROM recon_jx WHERE local_id IS NOT NULL) d"
 
 LOCAL_ONLY_SNAPSHOT = """
 CREATE TEMP TABLE recon_lonly AS SELECT local_type, local_id FROM recon_jx WHERE row_no IS NULL
@@ -348,4 +386,3 @@ ON CONFLICT (gateway, local_reference, gateway_reference, category) DO UPDATE SE
 RETURNING item.id, item.category, (item.xmax = 0) AS inserted
 """
 
-LOCAL_TOTALS = "SELECT currency, kind, count(*), sum(amount) FROM recon_l GROUP BY currency, kind"

@@ -4,11 +4,15 @@ Python's memory.
 
 - From a gateway's API: the records are spooled, as they arrive, to a temporary file in COPY's
   CSV form (`spool_records`, before any database transaction), then copied into the table
-  `recon_g` (`load_spool`). A gateway that fails while being read leaves nothing behind.
+  `recon_api`, which the view `recon_g` shows (`load_spool`). A gateway that fails while
+  being read leaves nothing behind.
 - From a file in the gateway's own format (SettlementFileFormat): the file's bytes are copied
   as they are into `recon_raw` (one text column per CSV column, line numbers kept) and
   `recon_g` is a view translating them (major units to minor with the currency's exponent,
-  the gateway's categories to kinds), after a validation pass that names the first bad line.
+  the gateway's categories to kinds); a value it cannot translate stops the matcher's query,
+  and a validation pass then names the first bad line.
+Either way recon_g has the column `raw_tid`, the tuple id of the row it shows, by which the
+matcher reads again the few rows it keeps (a TID scan, not a pass over the day).
 
 Temporary relations live in the run's database transaction and are dropped before it ends.
 """
@@ -31,9 +35,10 @@ from gateways.base import SettlementFileFormat, SettlementKind, SettlementRecord
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024  # then the spool is a file on disk
 COPY_CHUNK_BYTES = 1024 * 1024
+WORK_MEM = "128MB"  # per sort or hash of the run's statements (twice that for a hash: hash_mem_multiplier)
 RECORD_COLUMNS = ["key", "reference", "parent_reference", "kind", "amount", "fee", "currency", "created", "status",
                   "flowpay_reference", "idempotency_key", "balance_affecting"]
-TEMP_RELATIONS = ["recon_found", "recon_context", "recon_lonly", "recon_jx", "recon_l", "recon_g", "recon_raw", "recon_exponents"]
+TEMP_RELATIONS = ["recon_found", "recon_context", "recon_lonly", "recon_jx", "recon_g", "recon_api", "recon_raw", "recon_exponents"]
 
 
 class InvalidSettlementFile(FlowPayError):
@@ -70,6 +75,11 @@ def create_temp_relations(cursor) -> None:
     drop_temp_relations(cursor)
     # A time without an offset in a report file is UTC.
     cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+    # For the run's transaction: the reference join hashes FlowPay's day (a million records
+    # are about 150 MB) in memory rather than in batches on disk, and its statements are
+    # planned for one execution each, which JIT compilation would only delay (by seconds).
+    cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    cursor.execute("SET LOCAL jit = off")
     cursor.execute("CREATE TEMP TABLE recon_exponents (code text PRIMARY KEY, exponent int NOT NULL, factor numeric NOT NULL)")
     codes, exponents = zip(*sorted(CURRENCY_EXPONENTS.items()), strict=True)
     cursor.execute("INSERT INTO recon_exponents SELECT code, exponent, 10::numeric ^ exponent "
@@ -90,7 +100,7 @@ def drop_temp_relations(cursor) -> None:
 
 
 GATEWAY_ROWS_TABLE = """
-CREATE TEMP TABLE recon_g (
+CREATE TEMP TABLE recon_api (
     row_no bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     key text NOT NULL UNIQUE CHECK (key <> ''), reference text NOT NULL, parent_reference text NOT NULL,
     kind text NOT NULL, amount bigint NOT NULL, fee bigint, currency text NOT NULL, created timestamptz NOT NULL,
@@ -103,13 +113,14 @@ def load_spool(cursor, spool: Spool) -> int:
     columns = ", ".join(RECORD_COLUMNS)
     try:
         # A fee the gateway did not give is written "" (QUOTE_NONNUMERIC) and read as NULL.
-        with cursor.cursor.copy(f"COPY recon_g ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (fee))") as copy:
+        with cursor.cursor.copy(f"COPY recon_api ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (fee))") as copy:
             while chunk := spool.file.read(COPY_CHUNK_BYTES):
                 copy.write(chunk)
     except pg_errors.UniqueViolation as exc:
         raise FlowPayError(f"The gateway listed one settlement row twice ({exc.diag.message_detail}).",
                            code=ErrorCode.GATEWAY_INVALID_REQUEST) from None
-    cursor.execute("ANALYZE recon_g")
+    cursor.execute("ANALYZE recon_api")
+    cursor.execute("CREATE TEMP VIEW recon_g AS SELECT ctid AS raw_tid, * FROM recon_api")
     return spool.rows
 
 
@@ -147,10 +158,14 @@ def _minor(column_sql: str, fmt: SettlementFileFormat, *, required: bool) -> str
 
 def _kind(column_sql: str, kinds: dict[str, str]) -> str:
     """The kind of a row from the gateway's category: one hashed IN when the gateway's names
-    are FlowPay's (Stripe's reporting categories), else a CASE."""
+    are FlowPay's (Stripe's reporting categories), else a CASE.
+
+    Comparisons of a million raw values are made in the "C" collation (byte equality, the
+    same answer as any deterministic collation's without looking the locale up per call);
+    the values themselves keep the database's collation, for the orderings made of them."""
     if all(k == v for k, v in kinds.items()):
         names = ", ".join(_quoted(k) for k in kinds)
-        return f"(CASE WHEN {column_sql} IN ({names}) THEN {column_sql} ELSE {_quoted(str(SettlementKind.OTHER))} END)"
+        return f"(CASE WHEN {column_sql} COLLATE \"C\" IN ({names}) THEN {column_sql} ELSE {_quoted(str(SettlementKind.OTHER))} END)"
     return _case(column_sql, kinds, str(SettlementKind.OTHER))
 
 
@@ -164,6 +179,7 @@ class LoadedFile:
     fmt: SettlementFileFormat
     positions: dict[str, str]  # the header's column -> its recon_raw column
     name: str
+    rows: int  # the file's data lines
 
 
 def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> LoadedFile:
@@ -182,9 +198,11 @@ def load_file(cursor, stream: BinaryIO, fmt: SettlementFileFormat, *, name: str)
                 copy.write(chunk)
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire, pg_errors.UntranslatableCharacter) as exc:
         raise InvalidSettlementFile(f"{name} is not a {fmt.name} file: {_copy_error(exc, header)}.") from None
-    cursor.execute("ANALYZE recon_raw")  # its size, for the matcher's plans
+    rows = cursor.cursor.rowcount
+    # Not analyzed: the planner takes its size from its pages, and the matcher's plans need no
+    # more (its values are read through the view, whose columns have no statistics anyway).
     cursor.execute(f"CREATE TEMP VIEW recon_g AS {_translation(fmt, positions)}")
-    return LoadedFile(fmt=fmt, positions=positions, name=name)
+    return LoadedFile(fmt=fmt, positions=positions, name=name, rows=rows)
 
 
 def explain_bad_file(cursor, loaded: LoadedFile, error: Exception) -> NoReturn:
@@ -220,7 +238,7 @@ def _header(stream: BinaryIO, fmt: SettlementFileFormat, *, name: str) -> list[s
 
 
 def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
-    """SELECT translating recon_raw's text into recon_g's columns (in RECORD_COLUMNS' order, the line first)."""
+    """SELECT translating recon_raw's text into recon_g's columns (the line and the tuple id, then RECORD_COLUMNS' order)."""
     col = {name: f"r.{pos}" for name, pos in positions.items()}
     kinds = {k: str(v) for k, v in fmt.kinds.items()}
     raw_kind = col[fmt.kind]
@@ -230,7 +248,8 @@ def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
     for target, columns in fmt.references.items():
         names = [k for k, v in kinds.items() if target is not None and v == str(target)]
         if names:
-            whens.append(f"WHEN {raw_kind} IN ({', '.join(_quoted(n) for n in names)}) THEN {_first_non_empty(columns, positions)}")
+            whens.append(f"WHEN {raw_kind} COLLATE \"C\" IN ({', '.join(_quoted(n) for n in names)}) "
+                         f"THEN {_first_non_empty(columns, positions)}")
     reference = f"(CASE {' '.join(whens)} ELSE {_first_non_empty(default_refs, positions)} END)" if whens \
         else _first_non_empty(default_refs, positions)
     key = col[fmt.key[0]] if len(fmt.key) == 1 else "concat_ws(':', " + ", ".join(col[c] for c in fmt.key) + ")"
@@ -251,12 +270,12 @@ def _translation(fmt: SettlementFileFormat, positions: dict[str, str]) -> str:
     currency = (f"(CASE WHEN e.code IS NOT NULL THEN e.code "
                 f"ELSE ({col[fmt.currency]} || ' is not a currency')::bigint::text END)")
     return f"""
-        SELECT r.line AS row_no, {key} AS key, {reference} AS reference,
+        SELECT r.line AS row_no, r.ctid AS raw_tid, {key} AS key, {reference} AS reference,
                {_first_non_empty(fmt.parent_reference, positions)} AS parent_reference, {kind} AS kind,
                {_minor(col[fmt.amount], fmt, required=True)} AS amount, {fee} AS fee, {currency} AS currency, {timestamp} AS created,
                {status} AS status, {_first_non_empty(fmt.flowpay_reference, positions)} AS flowpay_reference,
                {_first_non_empty(fmt.idempotency_key, positions)} AS idempotency_key, {affecting} AS balance_affecting
-        FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]})"""
+        FROM recon_raw r LEFT JOIN recon_exponents e ON e.code = upper({col[fmt.currency]} COLLATE "C")"""
 
 
 def _validate(cursor, fmt: SettlementFileFormat, positions: dict[str, str], *, name: str) -> None:

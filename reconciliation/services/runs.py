@@ -154,8 +154,9 @@ def _run_in_transaction(
         if file is not None:
             fmt = gateway_named(window.gateway).settlement_file_format
             loaded = staging.load_file(cursor, file, fmt, name=file_name or "the file")
+            gateway_rows = loaded.rows
         else:
-            staging.load_spool(cursor, spool)
+            gateway_rows = staging.load_spool(cursor, spool)
         attempt = (ReconciliationRun.objects.filter(gateway=window.gateway, settlement_date=window.settlement_date)
                    .aggregate(last=Max("attempt"))["last"] or 0) + 1
         run = ReconciliationRun.objects.create(
@@ -171,7 +172,7 @@ def _run_in_transaction(
                 outcome = match_day(
                     cursor, window=window, run_id=run.pk, now=now, settlement_delay=settlement_delay(window.gateway),
                     match_window_seconds=settings.FLOWPAY_RECONCILIATION_MATCH_WINDOW_SECONDS,
-                    recorded_fees=recorded_fees_sql(gateway=window.gateway),
+                    recorded_fees=recorded_fees_sql(gateway=window.gateway), gateway_rows=gateway_rows,
                 )
         except DataError as exc:
             if loaded is None:
@@ -232,7 +233,8 @@ def _count_mismatches(gateway: str, outcome: MatchOutcome) -> None:
 
 def report_of_run(run: ReconciliationRun, *, window: DayWindow | None = None, already_reconciled: bool = False) -> RunReport:
     window = window or day_window(gateway=run.gateway, settlement_date=run.settlement_date, time_zone=run.time_zone)
-    items = run.items.select_related("merchant").order_by("category", "pk")
+    # Every relation the item's rendering reads, in the one query (not one query per item).
+    items = run.items.select_related("merchant", "first_run", "last_run", "resolved_by").order_by("category", "pk")
     limit = settings.FLOWPAY_RECONCILIATION_REPORT_ITEMS
     return RunReport(
         window=window, run=run, counts=dict(run.counts), totals=dict(run.totals),

@@ -150,3 +150,28 @@ def test_a_large_file_is_streamed_not_held_in_memory(tmp_path):
 
     assert report.gateway_rows == rows and report.discrepancies == 0
     assert size > 15_000_000 and peak < 8_000_000, (size, peak)
+
+
+def test_a_partial_capture_reversal_in_a_file_is_added_to_its_charge(tmp_path, merchant_a):
+    settled_payment(merchant_a.merchant, gateway="stripe", reference="ch_partial", amount=1000, settled_at=AT)
+    path = write(tmp_path, itemized([
+        {"balance_transaction_id": "txn_1", "currency": "usd", "gross": "15.00", "fee": "0", "source_id": "ch_partial"},
+        {"balance_transaction_id": "txn_2", "currency": "usd", "gross": "-5.00", "fee": "0", "source_id": "ch_partial",
+         "reporting_category": "partial_capture_reversal"},
+    ]))
+
+    document = reconcile("stripe", DAY, "--file", path, expect=0)
+
+    assert document["counts"]["matched"] == 1
+    assert discrepancy_counts(document) == {}
+
+
+def test_a_reference_listed_twice_that_flowpay_does_not_know_is_missing_once_and_duplicated_once(tmp_path, merchant_a):
+    row = {"balance_transaction_id": "txn_1", "currency": "usd", "gross": "15.00", "fee": "0", "source_id": "ch_1",
+           "payment_intent_id": "pi_unknown"}
+    path = write(tmp_path, itemized([row, {**row, "balance_transaction_id": "txn_2"}]))
+
+    document = reconcile("stripe", DAY, "--file", path, expect=1)
+
+    assert discrepancy_counts(document) == {"missing_locally": 1, "duplicate_at_gateway": 1}
+    assert by_category(document)["duplicate_at_gateway"][0]["gatewayRows"] == ["txn_2"]
