@@ -19,3 +19,7 @@ class EventType(StrEnum):
     SUBSCRIPTION_CANCELED = "subscription.canceled"
     PAYOUT_PAID = "payout.paid"
     PAYOUT_FAILED = "payout.failed"
+    # A payment fraud screening held for review: the review opened, and decided (approved or
+    # rejected: the payload's status and result say which and what became of the payment).
+    REVIEW_OPENED = "review.opened"
+    REVIEW_CLOSED = "review.closed"

@@ -32,11 +32,13 @@ from audit.services import audit_record
 from core.actors import Actor
 from core.errors import InvalidState
 from fraud.models import CLAIMED_STATES, CLOSED_STATES, Review
+from fraud.screening.reviews import review_announce
 from payments.models import Transaction, TransactionStatus
 from payments.models.transactions import CAPTURED_STATES
 from payments.services.transactions import transaction_cancel, transaction_capture
 from refunds.models import RefundStatus
 from refunds.services.create import refund_create
+from webhooks.events import EventType
 
 S = TransactionStatus
 NOTE_MAX_LENGTH = 500
@@ -146,4 +148,5 @@ def _review_close(*, review_id: int, approve: bool, actor: Actor, note: str, res
         details={"transaction": review.transaction.public_id, "result": result, "note": note, "refund": refund_id or None,
                  "reviewer_type": str(actor.type), "reviewer": actor.id[:150]},
     )
+    review_announce(review, event_type=EventType.REVIEW_CLOSED)
     return review

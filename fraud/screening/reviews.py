@@ -10,6 +10,10 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import Actor
 from fraud.models import Decision, Review
+from fraud.screening.representations import ReviewOutput
+from webhooks.events import EventType
+from webhooks.payloads import api_payload
+from webhooks.services import outbox_publish
 
 
 @transaction.atomic
@@ -24,4 +28,12 @@ def review_open(*, decision_id: int, actor: Actor) -> Review:
         audit_record(actor=actor, action=AuditAction.FRAUD_REVIEW_OPEN, target=review, merchant_id=review.merchant_id,
                      details={"decision": decision.public_id, "score": decision.score,
                               "rules": [rule["predicate"] for rule in decision.rules]})
+        review_announce(review, event_type=EventType.REVIEW_OPENED)
     return review
+
+
+def review_announce(review: Review, *, event_type: EventType) -> None:
+    """The merchant's event for a review opened or closed, its payload the review as the API
+    renders it; inside the database transaction that opened or closed it (outbox)."""
+    outbox_publish(merchant_id=review.merchant_id, livemode=review.livemode, event_type=event_type,
+                   payload=api_payload(ReviewOutput, review))

@@ -143,3 +143,29 @@ def test_two_reviewers_deciding_at_once_one_wins_and_the_other_gets_409(live_ser
     else:
         assert review.status == "rejected" and charge.status == "canceled" and captures_of(review) == 0
     assert AuditEntry.objects.filter(action__in=["fraud_review.approve", "fraud_review.reject"]).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_merchant_is_told_when_a_review_opens_and_when_it_is_decided(merchant_a, held, settings):
+    from webhooks.models import OutboxEvent
+
+    settings.FLOWPAY_WEBHOOKS_ALLOW_PRIVATE_URLS = True  # the endpoint below is local
+
+    (opened,) = OutboxEvent.objects.filter(type="review.opened")
+    assert opened.merchant_id == merchant_a.merchant.pk and opened.livemode is False
+    assert opened.payload["id"] == held.public_id and opened.payload["status"] == "open"
+    assert opened.payload["transactionStatus"] == "authorized" and opened.payload["closedAt"] is None
+    assert not OutboxEvent.objects.filter(type="review.closed").exists()
+    # a merchant may subscribe to them like to any event
+    endpoint = merchant_a.client.post("/payment/webhook-endpoints", {
+        "url": "http://127.0.0.1:9/hooks", "enabledEvents": ["review.opened", "review.closed"]}, format="json")
+    assert endpoint.status_code == 201, endpoint.content
+
+    decided = _decide(merchant_a, held, "approve", note="known customer").json()
+
+    (closed,) = OutboxEvent.objects.filter(type="review.closed")
+    assert closed.payload == decided  # the review as the API answered the decision
+    assert closed.payload["status"] == "approved" and closed.payload["result"] == "captured"
+    assert closed.payload["transactionStatus"] == "completed"
+    # the API's own rendering of the review now is the same object
+    assert merchant_a.client.get(f"/payment/fraud/reviews/{held.public_id}").json() == closed.payload
