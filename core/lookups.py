@@ -113,3 +113,17 @@ class LockedRowsById(Generic[M]):
             self._compiled = (f"SELECT {columns.sql} FROM {quote(opts.db_table)} t WHERE t.{pk} = ANY(%s) "
                               f"ORDER BY t.{pk} FOR UPDATE", columns)
         return self._compiled
+
+
+def row_insert_sql(instance: Model, *, connection, alias: str | None = None) -> tuple[str, list]:
+    """`INSERT INTO <table> [AS alias] (<its concrete columns but the primary key>) VALUES (…)`
+    for `instance`, with its values prepared as the ORM prepares them for an insert
+    (pre_save, get_db_prep_save): the start of a statement the ORM cannot express, such as
+    INSERT … ON CONFLICT … RETURNING, to which the caller appends the rest."""
+    opts = instance._meta
+    fields = [f for f in opts.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    target = quote(opts.db_table) + (f" AS {alias}" if alias else "")
+    return (f"INSERT INTO {target} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"), values

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import connection, models
 
-from core.lookups import ModelColumns
+from core.lookups import ModelColumns, row_insert_sql
 
 
 class SimulatorChargeStatus:
@@ -52,15 +52,11 @@ class SimulatorCharge(models.Model):
         call): the simulator honours idempotency keys as a PSP does. One statement (INSERT …
         ON CONFLICT DO UPDATE): outside a database transaction it is one by itself."""
         charge = cls(idempotency_key=idempotency_key, **defaults)
-        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
-        values = [f.get_db_prep_save(f.pre_save(charge, add=True), connection) for f in fields]
+        insert, values = row_insert_sql(charge, connection=connection, alias="c")
         quote = connection.ops.quote_name
         returned = ModelColumns(cls, "c", connection)
-        sql = (
-            f"INSERT INTO {quote(cls._meta.db_table)} AS c ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('idempotency_key')}) "
-            f"DO UPDATE SET {quote('call_count')} = c.{quote('call_count')} + 1 RETURNING {returned.sql}"
-        )
+        sql = (f"{insert} ON CONFLICT ({quote('idempotency_key')}) "
+               f"DO UPDATE SET {quote('call_count')} = c.{quote('call_count')} + 1 RETURNING {returned.sql}")
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
             return returned.instance(cursor.fetchone(), using=connection.alias)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from core.errors import InsufficientFunds
-from core.lookups import LockedRowsById
+from core.lookups import LockedRowsById, row_insert_sql
 from ledger.models import (
     ACCOUNT_RULES,
     AccountCode,
@@ -213,14 +213,9 @@ def _claim(ltx: LedgerTransaction) -> bool:
     """INSERT the ledger transaction unless its idempotency key exists (then False). One
     statement: a concurrent insert of the same key waits for the first to commit or roll
     back, then inserts nothing (or claims the key itself)."""
-    fields = [f for f in LedgerTransaction._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(ltx, add=True), connection) for f in fields]
+    insert, values = row_insert_sql(ltx, connection=connection)
     quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(LedgerTransaction._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('idempotency_key')}) DO NOTHING "
-        f"RETURNING {quote('id')}"
-    )
+    sql = f"{insert} ON CONFLICT ({quote('idempotency_key')}) DO NOTHING RETURNING {quote('id')}"
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone()
